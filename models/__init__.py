@@ -1,0 +1,1 @@
+"""Models, training and evaluation of vidshard (installed as ``vidshard.models``)."""

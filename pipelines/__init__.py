@@ -1,0 +1,1 @@
+"""Apache Beam pipelines of vidshard (installed as ``vidshard.pipelines``)."""

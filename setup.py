@@ -1,0 +1,44 @@
+"""Packaging for vidshard.
+
+The user's top-level layout (``vidshard/``, ``pipelines/``, ``models/``) is kept, but the
+code installs under one ``vidshard`` namespace (``vidshard.pipelines``, ``vidshard.models``) so
+that generic names such as ``models`` never land in site-packages.  Beam workers on Dataflow,
+Flink or Spark install the package through this file (``--setup_file ./setup.py``).
+"""
+from setuptools import setup
+
+setup(
+    name="vidshard",
+    version="0.1.0",
+    description="Shard video classification datasets into TFRecords with Apache Beam, train from them.",
+    python_requires=">=3.10",
+    packages=["vidshard", "vidshard.cli", "vidshard.pipelines", "vidshard.models"],
+    package_dir={
+        "vidshard": "vidshard",
+        "vidshard.cli": "vidshard/cli",
+        "vidshard.pipelines": "pipelines",
+        "vidshard.models": "models",
+    },
+    install_requires=[
+        "apache-beam>=2.60,<3",
+        # Beam's TFRecord framing needs a CRC32C implementation at write time.
+        "google-crc32c>=1.5",
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.3,<4",
+        "protobuf>=4.25",
+        "opencv-python-headless>=4.9,<6",
+        "remotezip>=0.12,<1",
+        "requests>=2.31",
+        "einops>=0.7",
+        "numpy>=1.26",
+        "click>=8.1",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.2"],
+        "jax": ["jax[cpu]>=0.4.30"],
+        "torch": ["torch>=2.3"],
+    },
+    entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
+)

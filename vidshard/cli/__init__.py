@@ -1,0 +1,31 @@
+"""The ``vidshard`` command: one module per sub-command, registered here."""
+import click
+
+from vidshard import __version__
+from vidshard.errors import VidshardError
+
+
+class _Group(click.Group):
+    """Turns :class:`VidshardError` into one ``Error: ...`` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VidshardError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidshard")
+def main() -> None:
+    """Shard video classification datasets with Apache Beam and train from the shards."""
+
+
+def _register() -> None:
+    """Attach every sub-command; each lives in its own module so commands stay small."""
+    from vidshard.cli import list_cmd
+
+    main.add_command(list_cmd.list_command)
+
+
+_register()

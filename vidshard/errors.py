@@ -1,0 +1,29 @@
+"""Exception types that the CLI turns into one clear line and a non-zero exit.
+
+Anything a user can cause (a bad source, a bad argument, undecodable media) raises a subclass
+of :class:`VidshardError`; any other exception is a bug and keeps its traceback.
+"""
+
+
+class VidshardError(Exception):
+    """Base of all errors caused by input or arguments rather than by a bug."""
+
+
+class SourceError(VidshardError):
+    """The source cannot be listed or read (unreachable, not a zip, no videos, ...)."""
+
+
+class MemberReadError(SourceError):
+    """One member of a source could not be read; the job records it and goes on."""
+
+
+class CatalogError(VidshardError):
+    """The selection or split request does not fit the listing."""
+
+
+class DecodeError(VidshardError):
+    """A video's bytes do not decode to at least one frame; the reason says why."""
+
+
+class ShardFormatError(VidshardError):
+    """A shard directory or record does not match its ``dataset_info.json``."""
