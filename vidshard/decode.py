@@ -1,0 +1,123 @@
+"""Decode the frames a clip needs from a video's bytes with OpenCV, resize-with-pad, BGR to RGB.
+
+Same pixels as the tutorial's ``frames_from_video_file`` for the same start frame, with three of
+its faults fixed: the header frame count is verified rather than trusted (real files over- and
+under-state it), frames are reached by decoding (``grab``) rather than by seeking, which is inexact
+for inter-coded streams, and only kept frames are converted and resized — no per-frame TF ops.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from vidshard.errors import DecodeError
+from vidshard.sampling import PADDED, ClipSpec, clip_indices
+
+
+def padded_geometry(height: int, width: int, out_height: int, out_width: int) -> tuple[int, int, int, int]:
+    """``(resized_h, resized_w, top, left)`` exactly as ``tf.image.resize_with_pad`` computes them.
+
+    TensorFlow does this arithmetic in float32, where e.g. 64 / (64 / 30) floors to 29, so it is
+    done in float32 here too.
+    """
+    f32 = np.float32
+    ratio = max(f32(width) / f32(out_width), f32(height) / f32(out_height))
+    exact_h, exact_w = f32(height) / ratio, f32(width) / ratio
+    top = max(0, int(np.floor((f32(out_height) - exact_h) / f32(2))))
+    left = max(0, int(np.floor((f32(out_width) - exact_w) / f32(2))))
+    return int(np.floor(exact_h)), int(np.floor(exact_w)), top, left
+
+
+def resize_with_pad(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
+    """Bilinear resize keeping the aspect ratio, centred on zero padding (uint8 in, uint8 out).
+
+    Matches ``tf.image.resize_with_pad`` (half-pixel-centred bilinear, no antialiasing) within
+    rounding; channel order is kept.
+    """
+    height, width = image.shape[:2]
+    resized_h, resized_w, top, left = padded_geometry(height, width, out_height, out_width)
+    out = np.zeros((out_height, out_width) + image.shape[2:], np.uint8)
+    out[top:top + resized_h, left:left + resized_w] = cv2.resize(
+        image, (resized_w, resized_h), interpolation=cv2.INTER_LINEAR
+    )
+    return out
+
+
+def _scan(path: str, wanted: Iterable[int], spec: ClipSpec, stop_after: int | None) -> tuple[dict[int, np.ndarray], int]:
+    """Decode frames from the start, keeping the ``wanted`` ones resized and in RGB.
+
+    Returns the kept frames and the number of frames that decoded before the stream ended (or
+    before ``stop_after`` was passed, when given).  A frame that grabs but does not retrieve
+    ends the readable stream there.
+    """
+    wanted = set(wanted)
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    kept: dict[int, np.ndarray] = {}
+    index = 0
+    try:
+        if not capture.isOpened():
+            return kept, 0
+        while (stop_after is None or index <= stop_after) and capture.grab():
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if not ok or frame is None or frame.size == 0:
+                    break
+                if frame.ndim == 2:  # some backends hand grayscale streams back as one channel
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                kept[index] = cv2.cvtColor(resize_with_pad(frame, spec.height, spec.width), cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+    return kept, index
+
+
+def _header_frame_count(path: str) -> int:
+    """The container's claimed frame count (0 when absent); only ever a first guess."""
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    return int(count) if count and count > 0 else 0
+
+
+def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``spec.clips_per_video`` clips of one video.
+
+    Returns uint8 RGB frames ``[clips, n_frames, height, width, 3]`` and int64 source frame
+    indices ``[clips, n_frames]`` (-1 where a short video is padded with zeros).  Raises
+    :class:`DecodeError` when not a single frame decodes.
+    """
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    suffix = os.path.splitext(video_id)[1] or ".avi"
+    # OpenCV's FFmpeg backend reads files; a temp file is as fast as its in-memory stream API
+    # (measured: 29 ms vs 29 ms for a 175-frame 320x240 XVID) and works on every OpenCV 4/5.
+    with tempfile.NamedTemporaryFile(suffix=suffix, prefix="vidshard-") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        claimed = _header_frame_count(tmp.name)
+        guess = clip_indices(video_id, claimed, spec) if claimed else np.empty((0, 0), np.int64)
+        # One pass decodes to the end: it keeps the frames the claimed count implies and
+        # measures the true count, which decides the starts.
+        kept, total = _scan(tmp.name, guess[guess != PADDED], spec, stop_after=None)
+        if total == 0:
+            raise DecodeError("no frame decodes (not a video, unsupported codec, or truncated before the first frame)")
+        indices = clip_indices(video_id, total, spec)
+        missing = set(indices[indices != PADDED].tolist()) - kept.keys()
+        if missing:  # the header lied: decode again for the frames the true count selects
+            more, _ = _scan(tmp.name, missing, spec, stop_after=max(missing))
+            kept.update(more)
+            missing -= more.keys()
+            if missing:
+                raise DecodeError(f"frames {sorted(missing)[:5]} decoded on the first pass but not the second")
+    frames = np.zeros((spec.clips_per_video, spec.n_frames, spec.height, spec.width, 3), np.uint8)
+    for clip, row in enumerate(indices):
+        for position, source_index in enumerate(row):
+            if source_index != PADDED:
+                frames[clip, position] = kept[int(source_index)]
+    return frames, indices
