@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Iterable
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -47,20 +47,23 @@ def resize_with_pad(image: np.ndarray, out_height: int, out_width: int) -> np.nd
     return out
 
 
-def _scan(path: str, wanted: Iterable[int], spec: ClipSpec, stop_after: int | None) -> tuple[dict[int, np.ndarray], int]:
-    """Decode frames from the start, keeping the ``wanted`` ones resized and in RGB.
+def _scan(path: str, wanted_for_count: Callable[[int], np.ndarray], spec: ClipSpec,
+          stop_after: int | None = None) -> tuple[dict[int, np.ndarray], int]:
+    """Decode frames from the start, keeping the wanted ones resized and in RGB.
 
-    Returns the kept frames and the number of frames that decoded before the stream ended (or
-    before ``stop_after`` was passed, when given).  A frame that grabs but does not retrieve
-    ends the readable stream there.
+    ``wanted_for_count`` maps the container's claimed frame count (0 when absent) to the frame
+    indices to keep.  Returns the kept frames and the number of frames that decoded before the
+    stream ended (or before ``stop_after`` was passed).  A frame that grabs but does not
+    retrieve ends the readable stream there.
     """
-    wanted = set(wanted)
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     kept: dict[int, np.ndarray] = {}
     index = 0
     try:
         if not capture.isOpened():
             return kept, 0
+        claimed = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        wanted = set(wanted_for_count(int(claimed) if claimed and claimed > 0 else 0).tolist())
         while (stop_after is None or index <= stop_after) and capture.grab():
             if index in wanted:
                 ok, frame = capture.retrieve()
@@ -73,16 +76,6 @@ def _scan(path: str, wanted: Iterable[int], spec: ClipSpec, stop_after: int | No
     finally:
         capture.release()
     return kept, index
-
-
-def _header_frame_count(path: str) -> int:
-    """The container's claimed frame count (0 when absent); only ever a first guess."""
-    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-    try:
-        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) if capture.isOpened() else 0
-    finally:
-        capture.release()
-    return int(count) if count and count > 0 else 0
 
 
 def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -100,17 +93,20 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="vidshard-") as tmp:
         tmp.write(data)
         tmp.flush()
-        claimed = _header_frame_count(tmp.name)
-        guess = clip_indices(video_id, claimed, spec) if claimed else np.empty((0, 0), np.int64)
         # One pass decodes to the end: it keeps the frames the claimed count implies and
         # measures the true count, which decides the starts.
-        kept, total = _scan(tmp.name, guess[guess != PADDED], spec, stop_after=None)
+        def implied_by_claim(claimed: int) -> np.ndarray:
+            guess = clip_indices(video_id, claimed, spec) if claimed else np.empty(0, np.int64)
+            return guess[guess != PADDED]
+
+        kept, total = _scan(tmp.name, implied_by_claim, spec)
         if total == 0:
             raise DecodeError("no frame decodes (not a video, unsupported codec, or truncated before the first frame)")
         indices = clip_indices(video_id, total, spec)
         missing = set(indices[indices != PADDED].tolist()) - kept.keys()
         if missing:  # the header lied: decode again for the frames the true count selects
-            more, _ = _scan(tmp.name, missing, spec, stop_after=max(missing))
+            needed = np.fromiter(missing, np.int64)
+            more, _ = _scan(tmp.name, lambda _claimed: needed, spec, stop_after=int(needed.max()))
             kept.update(more)
             missing -= more.keys()
             if missing:
