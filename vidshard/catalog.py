@@ -1,0 +1,397 @@
+"""UCF101 catalog: parse member names, select classes, and assign videos to splits.
+
+A UCF101 video is named ``v_<Class>_g<GG>_c<CC>.<ext>``: ``GG`` is the *group* (one actor or
+scene, filmed several times) and ``CC`` the clip within that group.  Clips of one group look
+alike, so a split that puts one group's clips in both train and test measures memorisation, not
+recognition.  The tutorial this project replaces does exactly that (``split_class_lists`` over
+listing order); ``policy="order"`` reproduces it for comparison, ``policy="group"`` (the default)
+keeps every group inside one split.
+
+Everything here is pure and deterministic: the same listing, request and seed give the same plan
+on any machine and in any process (group order comes from SHA-256, never from Python's salted
+``hash()``).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Sequence
+
+from vidshard.errors import CatalogError
+
+if TYPE_CHECKING:  # sources.py imports heavy optional deps (remotezip); the catalog needs only the shape.
+    from vidshard.sources import Member
+
+#: ``v_<Class>_g<GG>_c<CC>.<ext>``; a class name is letters and digits, as in all 101 UCF classes.
+_UCF_NAME = re.compile(r"v_(?P<cls>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\.[A-Za-z0-9]+")
+
+#: Split names end up in shard file names (``{split}-00000-of-00004.tfrecord``).
+_SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+POLICIES: tuple[str, ...] = ("group", "order")
+
+#: How many offending classes an error message names before summarising the rest.
+_MAX_NAMED = 5
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video of the listing: its member name and what its UCF101 name says about it."""
+
+    video_id: str
+    class_name: str
+    group: int
+    clip: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The videos of a source, in listing order, plus the member names that are not UCF101 names."""
+
+    entries: tuple[VideoEntry, ...]
+    unmatched: tuple[str, ...]
+
+    @property
+    def class_names(self) -> list[str]:
+        """Every class that has at least one video, sorted (the tutorial's label order)."""
+        return sorted({entry.class_name for entry in self.entries})
+
+
+def parse_ucf_name(member_name: str) -> tuple[str, int, int] | None:
+    """Return ``(class, group, clip)`` from the basename of ``member_name``; None if not a UCF101 name.
+
+    Only the basename counts, so ``UCF101/v_Archery_g01_c02.avi`` and
+    ``train/Archery/v_Archery_g01_c02.avi`` parse alike; zip members written on Windows may use
+    ``\\`` as separator.
+    """
+    basename = re.split(r"[/\\]", member_name)[-1]
+    match = _UCF_NAME.fullmatch(basename)
+    if match is None:
+        return None
+    return match["cls"], int(match["group"]), int(match["clip"])
+
+
+def build_catalog(members: Sequence[Member]) -> Catalog:
+    """Parse every member name; those that do not parse go to ``unmatched`` (reported, never guessed)."""
+    entries: list[VideoEntry] = []
+    unmatched: list[str] = []
+    for member in members:
+        parsed = parse_ucf_name(member.name)
+        if parsed is None:
+            unmatched.append(member.name)
+        else:
+            class_name, group, clip = parsed
+            entries.append(VideoEntry(member.name, class_name, group, clip, member.size))
+    return Catalog(tuple(entries), tuple(unmatched))
+
+
+def _named(items: Sequence[str]) -> str:
+    """``a, b, c`` for a short list; the first few and a count for a long one, so errors stay one line."""
+    shown = ", ".join(items[:_MAX_NAMED])
+    return shown if len(items) <= _MAX_NAMED else f"{shown} and {len(items) - _MAX_NAMED} more"
+
+
+def select_classes(
+    catalog: Catalog, num_classes: int | None = None, classes: Sequence[str] | None = None
+) -> list[str]:
+    """Return the selected class names, sorted.
+
+    ``num_classes=N`` takes the first N sorted names (the tutorial takes the first N of its
+    listing, which for the UCF101 zip is the same ten classes); ``classes`` takes exactly those
+    names; neither takes all.  Unknown names, duplicates and impossible counts raise
+    :class:`CatalogError`.
+    """
+    available = catalog.class_names
+    if not available:
+        raise CatalogError(
+            f"no UCF101-named videos (v_<Class>_g<GG>_c<CC>.<ext>) in the listing"
+            f" ({len(catalog.unmatched)} other members)"
+        )
+    if num_classes is not None and classes is not None:
+        raise CatalogError("give either --num-classes or --classes, not both")
+    if num_classes is not None:
+        if num_classes < 1:
+            raise CatalogError(f"--num-classes must be at least 1, got {num_classes}")
+        if num_classes > len(available):
+            raise CatalogError(
+                f"--num-classes {num_classes} asks for more classes than the source has ({len(available)})"
+            )
+        return available[:num_classes]
+    if classes is None:
+        return available
+    if not classes:
+        raise CatalogError("--classes names no class")
+    seen: set[str] = set()
+    for name in classes:
+        if name in seen:
+            raise CatalogError(f"class {name!r} is named twice in --classes")
+        seen.add(name)
+    known = set(available)
+    for name in classes:
+        if name not in known:
+            close = difflib.get_close_matches(name, available, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; classes are {_named(available)}"
+            raise CatalogError(f"unknown class {name!r}{hint}")
+    return sorted(classes)
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """What ``--splits`` asked for: per class, a count of videos or a fraction of the class, per split."""
+
+    parts: tuple[tuple[str, float], ...]
+    fractions: bool
+
+    @property
+    def text(self) -> str:
+        """The request in ``--splits`` syntax (canonical spacing), as recorded in dataset_info.json."""
+        return ",".join(f"{name}={value!r}" for name, value in self.parts)
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.parts)
+
+
+def parse_splits(text: str) -> SplitRequest:
+    """Parse ``train=30,val=10,test=10`` (videos per class) or ``train=0.7,val=0.15,test=0.15`` (fractions).
+
+    Whole numbers are counts; numbers with a decimal point or exponent are fractions of each
+    class.  Counts and fractions cannot be mixed; fractions are in (0, 1] and sum to at most 1.
+    """
+    if not text or not text.strip():
+        raise CatalogError("--splits is empty; expected e.g. train=30,val=10,test=10")
+    parts: list[tuple[str, float]] = []
+    kinds: set[bool] = set()
+    total = Fraction(0)
+    for piece in text.split(","):
+        name, sep, value_text = (s.strip() for s in piece.partition("="))
+        if not sep:
+            raise CatalogError(f"--splits part {piece.strip()!r} is not NAME=NUMBER (e.g. train=30)")
+        if not _SPLIT_NAME.fullmatch(name):
+            raise CatalogError(
+                f"--splits split name {name!r} must start with a letter and hold only letters, digits and _"
+            )
+        if name in dict(parts):
+            raise CatalogError(f"--splits names split {name!r} twice")
+        value: float
+        if re.fullmatch(r"[+-]?\d+", value_text):
+            value, is_fraction = int(value_text), False
+        else:
+            try:
+                value = float(value_text)
+            except ValueError:
+                raise CatalogError(f"--splits {name}={value_text!r}: not a number") from None
+            if not math.isfinite(value):
+                raise CatalogError(f"--splits {name}={value_text}: not a finite number")
+            is_fraction = True
+        if value <= 0:
+            raise CatalogError(f"--splits {name}={value_text}: must be positive")
+        if is_fraction and value > 1:
+            raise CatalogError(
+                f"--splits {name}={value_text}: a fraction must be at most 1 (write whole numbers for counts)"
+            )
+        kinds.add(is_fraction)
+        if len(kinds) > 1:
+            raise CatalogError("--splits mixes counts and fractions; use all counts or all fractions")
+        if is_fraction:
+            total += _exact(value)
+        parts.append((name, value))
+    if total > 1:
+        raise CatalogError(f"--splits fractions sum to {float(total):g}, more than 1")
+    return SplitRequest(tuple(parts), fractions=kinds == {True})
+
+
+def _exact(value: float) -> Fraction:
+    """The decimal the user wrote (``0.15`` is 3/20, not the nearest binary float), so sums are exact."""
+    return Fraction(repr(value))
+
+
+@dataclass(frozen=True)
+class PlannedVideo:
+    """One selected video with its label and split."""
+
+    video_id: str
+    class_name: str
+    label: int
+    split: str
+    group: int
+    clip: int
+    size: int
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which video goes to which split with which label; what the job records in dataset_info.json."""
+
+    class_names: tuple[str, ...]
+    videos: tuple[PlannedVideo, ...]
+    split_names: tuple[str, ...]
+    policy: str
+    seed: int
+    request: str
+    notes: tuple[str, ...]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``split -> class -> number of videos``, with zeros, in split and class order."""
+        table = {split: {name: 0 for name in self.class_names} for split in self.split_names}
+        for video in self.videos:
+            table[video.split][video.class_name] += 1
+        return table
+
+
+def _targets(request: SplitRequest, available: int) -> list[int]:
+    """Videos per split for a class of ``available`` videos.
+
+    Fractions round at the cumulative boundaries (round half up), so each split is within one
+    video of its share and fractions that sum to 1 use every video exactly once.
+    """
+    if not request.fractions:
+        return [int(value) for _, value in request.parts]
+    bounds, cumulative = [0], Fraction(0)
+    for _, value in request.parts:
+        cumulative += _exact(value)
+        bounds.append(math.floor(cumulative * available + Fraction(1, 2)))
+    return [high - low for low, high in zip(bounds, bounds[1:])]
+
+
+def _group_rank(seed: int, class_name: str, group: int) -> bytes:
+    """A stable pseudo-random sort key for one group: same on every machine and Python process."""
+    return hashlib.sha256(f"{seed}\x00{class_name}\x00{group}".encode()).digest()
+
+
+def _assign_order(videos: Sequence[VideoEntry], targets: Sequence[int]) -> list[int | None]:
+    """The tutorial's split: in listing order the first ``targets[0]`` videos, the next ``targets[1]``, ..."""
+    assignment: list[int | None] = [None] * len(videos)
+    position = 0
+    for split_index, target in enumerate(targets):
+        for i in range(position, position + target):
+            assignment[i] = split_index
+        position += target
+    return assignment
+
+
+def _closest_subset(sizes: Sequence[int], target: int) -> list[int]:
+    """Indices of a subset of ``sizes`` whose sum is closest to ``target`` (the lower on ties).
+
+    Among subsets with that sum it takes the one that prefers earlier indices, so groups are
+    still used in their hashed rank order.  A positive target never gets the empty subset while a
+    group is left.  Sums past ``target + max(sizes)`` can never be closest, so they are dropped,
+    which keeps the table at O(len(sizes) * target).
+    """
+    cap = target + max(sizes, default=0)
+    reach: list[set[int]] = [set() for _ in sizes] + [{0}]  # reach[i]: sums possible with sizes[i:]
+    for i in reversed(range(len(sizes))):
+        reach[i] = reach[i + 1] | {total + sizes[i] for total in reach[i + 1] if total + sizes[i] <= cap}
+    candidates = reach[0] - {0} if target > 0 and len(reach[0]) > 1 else reach[0]
+    goal = min(candidates, key=lambda total: (abs(total - target), total))
+    picked = []
+    for i, size in enumerate(sizes):
+        if size <= goal and goal - size in reach[i + 1]:
+            picked.append(i)
+            goal -= size
+    return picked
+
+
+def _assign_groups(
+    videos: Sequence[VideoEntry], targets: Sequence[int], seed: int, class_name: str
+) -> list[int | None]:
+    """Assign whole groups to splits, approaching ``targets``.
+
+    Groups are ranked by a (seed, class, group) hash.  Each split in turn takes, from the groups
+    still free, the subset whose size is closest to its target, preferring higher-ranked groups.
+    Groups left over stay unused, unless the targets add up to the whole class: then the last
+    split takes them, so every video is used exactly once.
+    """
+    sizes: dict[int, int] = defaultdict(int)
+    for video in videos:
+        sizes[video.group] += 1
+    free = sorted(sizes, key=lambda g: _group_rank(seed, class_name, g))
+    use_all = sum(targets) == len(videos)
+    split_of_group: dict[int, int] = {}
+    for split_index, target in enumerate(targets):
+        if use_all and split_index == len(targets) - 1:
+            chosen = free
+        else:
+            chosen = [free[i] for i in _closest_subset([sizes[g] for g in free], target)]
+        split_of_group.update((group, split_index) for group in chosen)
+        free = [group for group in free if group not in split_of_group]
+    return [split_of_group.get(video.group) for video in videos]
+
+
+def plan_splits(
+    catalog: Catalog,
+    class_names: Sequence[str],
+    request: SplitRequest,
+    policy: str = "group",
+    seed: int = 0,
+) -> SplitPlan:
+    """Assign the videos of ``class_names`` to the splits of ``request``.
+
+    Labels index the sorted class names.  ``policy="order"`` is the tutorial's assignment;
+    ``policy="group"`` never puts one group in two splits and records in ``notes`` how far each
+    (split, class) is from its target.  Raises :class:`CatalogError` when a class has fewer
+    videos than the request asks for, or a split would be empty.
+    """
+    if policy not in POLICIES:
+        raise CatalogError(f"unknown split policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    names = tuple(sorted(class_names))
+    by_class: dict[str, list[VideoEntry]] = {name: [] for name in names}
+    for entry in catalog.entries:
+        if entry.class_name in by_class:
+            by_class[entry.class_name].append(entry)
+    missing = [name for name, videos in by_class.items() if not videos]
+    if missing:
+        raise CatalogError(f"no videos for class {_named(missing)} in the listing")
+
+    if not request.fractions:
+        asked = sum(_targets(request, 0))
+        short = [
+            f"{name} has {len(videos)} videos in {len({video.group for video in videos})} groups"
+            for name, videos in by_class.items()
+            if len(videos) < asked
+        ]
+        if short:
+            raise CatalogError(
+                f"--splits {request.text} asks for {asked} videos per class, but {_named(short)}"
+            )
+
+    split_names = request.split_names
+    planned: list[PlannedVideo] = []
+    notes: list[str] = []
+    per_split: dict[str, list[PlannedVideo]] = {split: [] for split in split_names}
+    for label, name in enumerate(names):
+        videos = by_class[name]
+        targets = _targets(request, len(videos))
+        if policy == "order":
+            assignment = _assign_order(videos, targets)
+        else:
+            assignment = _assign_groups(videos, targets, seed, name)
+        got = [0] * len(targets)
+        for video, split_index in zip(videos, assignment):
+            if split_index is None:
+                continue
+            got[split_index] += 1
+            split = split_names[split_index]
+            per_split[split].append(
+                PlannedVideo(video.video_id, name, label, split, video.group, video.clip, video.size)
+            )
+        for split, target, count in zip(split_names, targets, got):
+            if count != target:
+                notes.append(
+                    f"{split}/{name}: {count} videos, asked {target} ({count - target:+d}; whole groups only)"
+                )
+    empty = [split for split in split_names if not per_split[split]]
+    if empty:
+        raise CatalogError(
+            f"split {_named(empty)} would get no videos from --splits {request.text}"
+            " (too few videos or groups per class for this request)"
+        )
+    for split in split_names:
+        planned.extend(per_split[split])
+    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes))
