@@ -20,3 +20,17 @@ def ucf_zip(tmp_path_factory) -> tuple:
     path = tmp_path_factory.mktemp("ucf") / "sample.zip"
     names = make_ucf_zip(path, classes=MOTION_CLASSES[:3], groups=3, clips_per_group=2, spec=TINY)
     return path, names
+
+
+@pytest.fixture
+def ucf_http(ucf_zip):
+    """Serve the ``ucf_zip`` fixture's directory over HTTP with Range support; yield (url, server).
+
+    Function-scoped so every test starts with an empty request log and no injected faults
+    (``server.set_faults(...)`` injects them; ``server.log`` / ``server.bytes_sent`` count).
+    """
+    from vidshard.rangeserver import RangeServer
+
+    path, _ = ucf_zip
+    with RangeServer(path.parent) as server:
+        yield server.url(path.name), server
