@@ -1,0 +1,377 @@
+"""The TF-free path: TFRecord framing (checked against TensorFlow's) and the NumPy shard reader.
+
+Shards are written here with ``records.encode_example`` + ``tfrecord_io.write_records`` so this
+module also runs where TensorFlow is absent; the tests that compare with TensorFlow import it
+themselves and skip without it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vidshard import numpy_reader, tfrecord_io
+from vidshard.errors import ShardFormatError
+from vidshard.numpy_reader import ShardReader
+from vidshard.records import ClipRecord, DatasetInfo, SplitInfo, encode_example, load_info
+
+T, H, W = 3, 48, 64
+CLASSES = ["A", "B", "C"]
+
+
+def smooth_frames(rng: np.random.Generator, clips: int) -> np.ndarray:
+    """Image-like frames (gradients plus noise) so JPEG has real content to lose."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = (np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1) % 256).astype(np.int16)
+    noise = rng.integers(-40, 40, size=(clips, T, H, W, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def tagged_frames(video: int, clips: int) -> np.ndarray:
+    """Frames whose first pixel names the video and the clip: identity survives the reader (raw only)."""
+    frames = np.zeros((clips, T, H, W, 3), np.uint8)
+    for c in range(clips):
+        frames[c, :, 0, 0, 0] = video
+        frames[c, :, 0, 0, 1] = c
+    return frames
+
+
+def write_shards(
+    out: os.PathLike, shard_sizes: list[int], *, encoding: str = "raw", compression: str = "none",
+    clips: int = 1, tagged: bool = True, split: str = "train", seed: int = 0,
+) -> list[ClipRecord]:
+    """Write one split as TFRecord shards plus dataset_info.json; return the records in canonical order."""
+    rng = np.random.default_rng(seed)
+    records, shards = [], []
+    total = sum(shard_sizes)
+    for s, size in enumerate(shard_sizes):
+        name = f"{split}-{s:05d}-of-{len(shard_sizes):05d}.tfrecord"
+        chunk = []
+        for _ in range(size):
+            v = len(records)
+            frames = tagged_frames(v, clips) if tagged else smooth_frames(rng, clips)
+            label = v % len(CLASSES)
+            rec = ClipRecord(f"UCF101/v_{CLASSES[label]}_g01_c{v:02d}.avi", label, CLASSES[label], frames,
+                             np.arange(clips * T, dtype=np.int64).reshape(clips, T))
+            records.append(rec)
+            chunk.append(encode_example(rec, encoding))
+        tfrecord_io.write_records(os.path.join(out, name), chunk, compression)
+        shards.append(name)
+    assert len(records) == total
+    DatasetInfo(
+        class_names=CLASSES, splits={split: SplitInfo(total, shards, list(shard_sizes))}, n_frames=T, frame_step=1,
+        height=H, width=W, clips_per_video=clips, encoding=encoding, quality=95, compression=compression,
+        split_policy="test", split_request="", seed=0, source="test", num_failed=0, vidshard_version="test",
+    ).write(os.fspath(out))
+    return records
+
+
+def ids_and_clips(batches) -> list[tuple[int, int]]:
+    """(video, clip) of every example of a pass, in order, read from the tagged first pixel."""
+    out = []
+    for frames, labels in batches:
+        for f, label in zip(frames, labels):
+            video, clip = int(f[0, 0, 0, 0]), int(f[0, 0, 0, 1])
+            assert label == video % len(CLASSES)
+            out.append((video, clip))
+    return out
+
+
+def test_the_tf_free_modules_import_neither_tensorflow_nor_beam_nor_torch():
+    code = ("import sys, vidshard.numpy_reader, vidshard.tfrecord_io; "
+            "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+PAYLOADS = [b"", b"x", os.urandom(1000), b"\x00" * 70000]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_framing_round_trip_is_deterministic(tmp_path, compression):
+    a, b = tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"
+    assert tfrecord_io.write_records(a, PAYLOADS, compression) == len(PAYLOADS)
+    tfrecord_io.write_records(b, iter(PAYLOADS), compression)
+    assert list(tfrecord_io.iter_records(a, compression)) == PAYLOADS
+    assert a.read_bytes() == b.read_bytes()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_framing_matches_tensorflow(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    ours, theirs = tmp_path / "ours.tfrecord", tmp_path / "tf.tfrecord"
+    tfrecord_io.write_records(ours, PAYLOADS)
+    with tf.io.TFRecordWriter(str(theirs)) as writer:
+        for p in PAYLOADS:
+            writer.write(p)
+    assert ours.read_bytes() == theirs.read_bytes()
+    # gzip bytes differ between zlib settings: check that each side reads the other's file.
+    tfrecord_io.write_records(tmp_path / "ours.gz", PAYLOADS, "gzip")
+    with tf.io.TFRecordWriter(str(tmp_path / "tf.gz"), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+        for p in PAYLOADS:
+            writer.write(p)
+    read_by_tf = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "ours.gz"), compression_type="GZIP")]
+    assert read_by_tf == PAYLOADS
+    assert list(tfrecord_io.iter_records(tmp_path / "tf.gz", "gzip")) == PAYLOADS
+
+
+def _offset_of(index: int, payloads: list[bytes]) -> int:
+    return sum(len(p) + 16 for p in payloads[:index])
+
+
+@pytest.mark.parametrize("where, reason", [(13, "data CRC mismatch"), (2, "length CRC mismatch")])
+def test_flipped_byte_is_named_by_file_and_record(tmp_path, where, reason):
+    path = tmp_path / "s.tfrecord"
+    payloads = [bytes([i]) * 40 for i in range(5)]
+    tfrecord_io.write_records(path, payloads)
+    raw = bytearray(path.read_bytes())
+    raw[_offset_of(3, payloads) + where] ^= 0x01
+    path.write_bytes(bytes(raw))
+    seen = []
+    with pytest.raises(ShardFormatError) as err:
+        for record in tfrecord_io.iter_records(path):
+            seen.append(record)
+    assert seen == payloads[:3]
+    assert str(path) in str(err.value) and "record 3 " in str(err.value) and reason in str(err.value)
+    if reason.startswith("data"):  # without verify a data flip goes through unseen: that is what verify is for
+        assert len(list(tfrecord_io.iter_records(path, verify=False))) == 5
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("cut", [5, 30])  # inside the header, inside the data
+def test_truncated_file_is_named_by_file_and_record(tmp_path, compression, cut):
+    payloads = [bytes([i]) * 40 for i in range(5)]
+    plain = tmp_path / "plain.tfrecord"
+    tfrecord_io.write_records(plain, payloads)
+    stream = plain.read_bytes()[: _offset_of(4, payloads) + cut]
+    path = tmp_path / "s.tfrecord"
+    if compression == "gzip":
+        import gzip
+        stream = gzip.compress(stream, mtime=0)[:-3]  # truncated data *and* a cut-off gzip trailer
+    path.write_bytes(stream)
+    with pytest.raises(ShardFormatError) as err:
+        list(tfrecord_io.iter_records(path, compression))
+    message = str(err.value)
+    assert str(path) in message and "record 4 " in message
+    assert "truncated" in message
+
+
+def test_unknown_compression_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="compression"):
+        list(tfrecord_io.iter_records(tmp_path / "x", "zstd"))
+
+
+# -- the reader against tf.data --------------------------------------------------------------
+
+def _tf_reference(tf, data_dir: str, files: list[str], encoding: str, compression: str, clip: int):
+    """Frames and labels of every example in canonical order, read with tf.data and TF's decoders."""
+    spec = {
+        "frames": tf.io.VarLenFeature(tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "num_clips": tf.io.FixedLenFeature([], tf.int64),
+    }
+    ds = tf.data.TFRecordDataset([os.path.join(data_dir, f) for f in files],
+                                 compression_type="GZIP" if compression == "gzip" else "")
+    frames, labels = [], []
+    for serialized in ds:
+        ex = tf.io.parse_single_example(serialized, spec)
+        values = tf.sparse.to_dense(ex["frames"])
+        if encoding == "raw":
+            clips = tf.reshape(tf.io.decode_raw(values[0], tf.uint8), [-1, T, H, W, 3])
+            frames.append(clips[clip].numpy())
+        else:
+            decode = (lambda b: tf.io.decode_jpeg(b, channels=3, dct_method="INTEGER_ACCURATE")) if encoding == "jpeg" \
+                else (lambda b: tf.io.decode_png(b, channels=3))
+            frames.append(np.stack([decode(values[clip * T + i]).numpy() for i in range(T)]))
+        labels.append(int(ex["label"]))
+    return np.stack(frames), np.asarray(labels, np.int64)
+
+
+@pytest.mark.parametrize("encoding, compression", [("jpeg", "none"), ("png", "gzip"), ("raw", "none")])
+def test_reader_arrays_equal_tf_decoding(tmp_path, encoding, compression):
+    tf = pytest.importorskip("tensorflow")
+    records = write_shards(tmp_path, [3, 2], encoding=encoding, compression=compression, clips=2, tagged=False)
+    files = [f"train-{s:05d}-of-00002.tfrecord" for s in range(2)]
+    for clip in (0, 1):
+        want_frames, want_labels = _tf_reference(tf, str(tmp_path), files, encoding, compression, clip)
+        reader = ShardReader(tmp_path, "train", batch_size=2, shuffle=False, clips=clip)
+        batches = list(reader)
+        assert [len(b[1]) for b in batches] == [2, 2, 1] and len(reader) == 3
+        frames = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
+        assert frames.dtype == np.uint8 and labels.dtype == np.int64
+        assert frames.shape == (5, T, H, W, 3)
+        np.testing.assert_array_equal(labels, want_labels)
+        np.testing.assert_array_equal(frames, want_frames)
+        if encoding != "jpeg":  # lossless: the stored pixels themselves
+            np.testing.assert_array_equal(frames, np.stack([r.frames[clip] for r in records]))
+
+
+def test_reader_equals_tf_data_reader_when_it_exists(tmp_path):
+    """Against the project's tf.data reader (vidshard.reader), once it is in the tree."""
+    pytest.importorskip("tensorflow")
+    try:
+        from vidshard.reader import make_dataset
+    except ImportError:
+        pytest.skip("vidshard.reader is not in the tree yet; test_reader_arrays_equal_tf_decoding covers tf.data")
+    write_shards(tmp_path, [3, 2, 2], encoding="jpeg", clips=2, tagged=False)
+    ours = [(f.tobytes(), int(l)) for fr, lb in ShardReader(tmp_path, "train", 2, shuffle=False, clips="all")
+            for f, l in zip(fr, lb)]
+    theirs = [(np.asarray(f, np.uint8).tobytes(), int(l))
+              for fr, lb in make_dataset(str(tmp_path), "train", 2, shuffle=False, clips="all") for f, l in zip(fr, lb)]
+    # Identical arrays per example; the two readers may visit the shards in different orders.
+    assert len(ours) == 14 and len(set(ours)) == 14
+    assert sorted(ours) == sorted(theirs)
+
+
+# -- order, epochs, clips, parts -------------------------------------------------------------
+
+def test_every_example_once_per_epoch_and_epochs_differ(tmp_path):
+    write_shards(tmp_path, [5, 4, 3, 4, 2], clips=3)
+    reader = ShardReader(tmp_path, "train", batch_size=4, shuffle_buffer=8, seed=7)
+    assert reader.num_examples == 18 and len(reader) == 5
+    passes = [ids_and_clips(reader) for _ in range(3)]  # each iter() is the next epoch
+    for seen in passes:
+        assert sorted(v for v, _ in seen) == list(range(18))
+        assert all(0 <= c < 3 for _, c in seen)
+    orders = [[v for v, _ in seen] for seen in passes]
+    clips = [dict(seen) for seen in passes]
+    assert orders[0] != orders[1] != orders[2] and orders[0] != list(range(18))
+    assert clips[0] != clips[1] and len({c for d in clips for c in d.values()}) == 3
+    # Reproducible: the same (seed, epoch) gives the same pass, whichever reader asks.
+    again = ShardReader(tmp_path, "train", batch_size=4, shuffle_buffer=8, seed=7, epoch=1)
+    assert ids_and_clips(again) == passes[1]
+    reader.set_epoch(2)
+    assert ids_and_clips(reader) == passes[2]
+    assert ids_and_clips(ShardReader(tmp_path, "train", 4, shuffle_buffer=8, seed=8)) != passes[0]
+
+
+def test_unshuffled_order_is_canonical_and_clip_can_be_fixed(tmp_path):
+    write_shards(tmp_path, [3, 3], clips=2, compression="gzip")
+    assert ids_and_clips(ShardReader(tmp_path, "train", 4, shuffle=False, clips=1)) == [(v, 1) for v in range(6)]
+    first, second = (ids_and_clips(r) for r in [ShardReader(tmp_path, "train", 4, shuffle=False)] * 2)
+    assert [v for v, _ in first] == [v for v, _ in second] == list(range(6))
+    every = ShardReader(tmp_path, "train", 4, shuffle=False, clips="all")
+    assert every.num_examples == 12 and len(every) == 3
+    assert ids_and_clips(every) == [(v, c) for v in range(6) for c in range(2)]
+    with pytest.raises(ValueError, match="clips"):
+        ShardReader(tmp_path, "train", clips=2)
+
+
+@pytest.mark.parametrize("num_shards", [2, 3, 4, 7])  # by file (2, 3), by record index (4, 7)
+def test_parts_are_disjoint_and_cover_the_split(tmp_path, num_shards):
+    write_shards(tmp_path, [4, 3, 2])
+    seen = []
+    for k in range(num_shards):
+        reader = ShardReader(tmp_path, "train", 2, shard_index=k, num_shards=num_shards, seed=3)
+        part = [v for v, _ in ids_and_clips(reader)]
+        assert len(part) == reader.num_examples
+        seen += part
+    assert sorted(seen) == list(range(9))
+
+
+@pytest.mark.parametrize("ranks, workers", [(2, 2), (3, 2), (2, 3), (1, 4)])
+def test_nested_parts_are_disjoint_and_cover_the_split(tmp_path, ranks, workers):
+    write_shards(tmp_path, [4, 3, 2, 3])
+    whole = numpy_reader.Part.whole(str(tmp_path), load_info(str(tmp_path)), "train")
+    seen = []
+    for r in range(ranks):
+        rank_part = whole.split(r, ranks)
+        rank_seen = []
+        for w in range(workers):
+            reader = ShardReader(tmp_path, "train", 2, seed=3, part=rank_part.split(w, workers))
+            part = [v for v, _ in ids_and_clips(reader)]
+            assert len(part) == reader.num_examples
+            rank_seen += part
+        assert len(rank_seen) == rank_part.num_examples
+        seen += rank_seen
+    assert sorted(seen) == list(range(12))
+
+
+def test_single_examples_drop_remainder_and_inline_mode(tmp_path):
+    write_shards(tmp_path, [4, 3], clips=2)
+    singles = list(ShardReader(tmp_path, "train", batch_size=None, seed=1))
+    assert len(singles) == 7 and singles[0][0].shape == (T, H, W, 3) and singles[0][1].shape == ()
+    dropped = ShardReader(tmp_path, "train", 3, drop_remainder=True)
+    assert len(dropped) == 2 and [len(lb) for _, lb in dropped] == [3, 3]
+    threaded = ids_and_clips(ShardReader(tmp_path, "train", 3, seed=5, num_workers=3, prefetch=1))
+    inline = ids_and_clips(ShardReader(tmp_path, "train", 3, seed=5, num_workers=0))
+    assert threaded == inline
+
+
+def test_decoding_runs_in_worker_threads_and_stops_with_the_consumer(tmp_path, monkeypatch):
+    write_shards(tmp_path, [6, 6], encoding="png", tagged=False)
+    decoded_in = []
+    real = numpy_reader.decode_into
+
+    def spy(*args):
+        decoded_in.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(numpy_reader, "decode_into", spy)
+    batches = iter(ShardReader(tmp_path, "train", 2, num_workers=2, prefetch=2))
+    next(batches)
+    names = {t.name for t in threading.enumerate()}
+    assert "vidshard-reader" in names
+    assert decoded_in and all(n.startswith("vidshard-decode") for n in decoded_in)
+    batches.close()  # a consumer that stops early must not leave threads behind
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("vidshard-")]
+
+
+def test_prefetch_to_device_keeps_batches_in_flight_and_order():
+    started = []
+
+    def put(batch):
+        started.append(batch)
+        return ("on device", batch)
+
+    out = []
+    for item in numpy_reader.prefetch_to_device(iter(range(5)), put, size=2):
+        out.append(item)
+        # When batch i is handed over, the copies of the next two have already started.
+        assert started == list(range(min(len(out) + 2, 5)))
+    assert out == [("on device", i) for i in range(5)]
+
+
+# -- bad shards ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_reader_reports_a_corrupt_record_with_file_and_index(tmp_path, num_workers):
+    write_shards(tmp_path, [3, 3])
+    path = tmp_path / "train-00001-of-00002.tfrecord"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside record 1's frames
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ShardFormatError, match=r"train-00001-of-00002\.tfrecord: record 1 .*CRC"):
+        list(ShardReader(tmp_path, "train", 2, shuffle=False, num_workers=num_workers))
+
+
+def test_reader_reports_a_shard_shorter_than_its_info(tmp_path):
+    write_shards(tmp_path, [3, 3])
+    tfrecord_io.write_records(tmp_path / "train-00001-of-00002.tfrecord",
+                              list(tfrecord_io.iter_records(tmp_path / "train-00001-of-00002.tfrecord"))[:2])
+    with pytest.raises(ShardFormatError, match="holds 2 records but .* says 3"):
+        list(ShardReader(tmp_path, "train", 2))
+
+
+def test_reader_reports_a_record_that_does_not_fit_the_info(tmp_path):
+    write_shards(tmp_path, [2])
+    odd = ClipRecord("x", 0, "A", np.zeros((1, T, H + 2, W, 3), np.uint8), np.zeros((1, T), np.int64))
+    good = list(tfrecord_io.iter_records(tmp_path / "train-00000-of-00001.tfrecord"))
+    tfrecord_io.write_records(tmp_path / "train-00000-of-00001.tfrecord", [good[0], encode_example(odd, "raw")])
+    with pytest.raises(ShardFormatError, match=r"record 1: stores 1 clips"):
+        list(ShardReader(tmp_path, "train", 2))
+    with pytest.raises(ShardFormatError, match="no split 'test'"):
+        ShardReader(tmp_path, "test")
+    counts = Counter()
+    with pytest.raises(ShardFormatError):
+        for frames, _ in ShardReader(tmp_path, "train", 1, shuffle=False):
+            counts["batches"] += 1
+    assert counts["batches"] == 1  # the good record came through before the error

@@ -1,0 +1,407 @@
+"""A shard reader without TensorFlow: NumPy batches for JAX, PyTorch or plain Python loops.
+
+It reads the same shards as :mod:`vidshard.reader` and yields the same frames and labels, but
+needs only NumPy, protobuf, OpenCV and google-crc32c, so it runs where TensorFlow is absent
+(the GPU machine) or unwanted (a PyTorch ``DataLoader`` worker).
+
+The work is split in two stages so that the order of examples never depends on thread timing:
+
+1. a *sequential* stage (one thread) reads the shard files with CRC checks, interleaving a few
+   files at a time, passes the records through a seeded shuffle buffer, and draws each
+   example's clip; its order is a function of ``(seed, epoch)`` and the part of the data this
+   reader owns;
+2. a pool of *decode* threads parses each Example and decodes only the chosen clip's JPEG/PNG
+   frames with OpenCV (which releases the GIL, so threads decode in parallel) straight into
+   its slot of a preallocated batch; up to ``prefetch`` finished batches wait in a queue, so
+   decoding overlaps the training step that consumes the previous batch.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import numpy as np
+from google.protobuf.message import DecodeError as ProtoDecodeError
+
+from vidshard.errors import ShardFormatError
+from vidshard.example_proto import Example
+from vidshard.records import DatasetInfo, decode_frame, load_info
+from vidshard.tfrecord_io import iter_records
+
+#: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
+#: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
+#: after the other: the canonical order of ``dataset_info.json``.
+CYCLE_LENGTH = 4
+
+Batch = tuple[np.ndarray, np.ndarray]
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One record on its way from the sequential stage to a decode thread."""
+
+    path: str
+    index: int  # record index within its file, for error messages
+    serialized: bytes
+    clip: int | None  # the clip to decode, or None: pick one with ``clip_draw``
+    clip_draw: float  # uniform in [0, 1)
+
+
+@dataclass(frozen=True)
+class Part:
+    """The share of a split that one reader owns; parts split further (ranks, then loader workers).
+
+    ``files`` are ``(path, expected_records, first)`` where ``first`` is the position of the
+    file's first record in this part's canonical sequence (its files' records, in order).  With
+    ``modulo = (k, n)`` the part keeps only the records at positions ``k`` modulo ``n`` of that
+    sequence; otherwise every record of its files.  ``key`` names the part (the indices and counts
+    of the splits that made it) and seeds its shuffle, so sibling parts shuffle differently.
+    """
+
+    files: tuple[tuple[str, int, int], ...]
+    modulo: tuple[int, int] | None = None
+    key: tuple[int, ...] = ()
+
+    @classmethod
+    def whole(cls, data_dir: str, info: DatasetInfo, split: str) -> "Part":
+        """Every shard of ``split``, in the order of ``dataset_info.json``."""
+        if split not in info.splits:
+            raise ShardFormatError(f"{data_dir} has no split {split!r}; it has {', '.join(sorted(info.splits)) or 'none'}")
+        spl = info.splits[split]
+        if len(spl.shards) != len(spl.shard_lengths):
+            raise ShardFormatError(f"{data_dir}: split {split!r} lists {len(spl.shards)} shards but {len(spl.shard_lengths)} lengths")
+        return cls._of([os.path.join(data_dir, name) for name in spl.shards], spl.shard_lengths, ())
+
+    @classmethod
+    def _of(cls, paths: list[str], lengths: list[int], key: tuple[int, ...]) -> "Part":
+        firsts = itertools.accumulate([0, *lengths])
+        return cls(tuple(zip(paths, lengths, firsts)), None, key)
+
+    def split(self, index: int, count: int) -> "Part":
+        """Sub-part ``index`` of ``count`` disjoint sub-parts that together hold this part exactly.
+
+        By whole files when this part has whole files and at least ``count`` of them (a reader
+        then opens only its own files), else by record position modulo ``count`` (every reader
+        reads all the files and keeps its records).
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"part index {index} is not in [0, {count})")
+        key = (*self.key, index, count)
+        if count == 1:
+            return Part(self.files, self.modulo, key)
+        if self.modulo is None and len(self.files) >= count:
+            mine = self.files[index::count]
+            return Part._of([path for path, _, _ in mine], [length for _, length, _ in mine], key)
+        k, n = self.modulo or (0, 1)
+        # Positions p with p % n == k, numbered p // n, of which sub-part ``index`` keeps every ``count``-th.
+        return Part(self.files, (k + n * index, n * count), key)
+
+    def keeps(self, position: int) -> bool:
+        """Whether the record at ``position`` of the canonical sequence belongs to this part."""
+        return self.modulo is None or position % self.modulo[1] == self.modulo[0]
+
+    @property
+    def num_examples(self) -> int:
+        if self.modulo is None:
+            return sum(length for _, length, _ in self.files)
+        k, n = self.modulo
+        return sum(len(range((k - first) % n, length, n)) for _, length, first in self.files)
+
+
+class ShardReader:
+    """Iterable of NumPy batches ``(frames uint8 [B, T, H, W, 3], labels int64 [B])`` of one split.
+
+    ``batch_size=None`` yields single examples ``(frames [T, H, W, 3], label int64 scalar)``.
+    Every pass yields every example of this reader's part exactly once.  Passes are numbered
+    from ``epoch`` on: each ``iter()`` uses the current epoch and advances it, so successive
+    passes see new orders (and new clips), as tf.data's ``reshuffle_each_iteration``;
+    ``set_epoch(n)`` makes the next pass epoch ``n`` (to resume, or to keep data-parallel
+    workers in step).  Order and clips depend only on ``(seed, epoch)`` and the part read.
+
+    ``clips`` as in :func:`vidshard.reader.make_dataset`: ``"random"`` picks one stored clip per
+    video per epoch, ``"all"`` yields every stored clip as its own example (evaluation); an int
+    always takes that clip (exact comparisons).  ``num_workers`` decode threads run
+    ahead of the consumer by up to ``prefetch`` batches; ``num_workers=0`` does everything in the
+    iterating thread (no threads; for use inside a PyTorch ``DataLoader`` worker).
+    ``shard_index``/``num_shards`` give this reader one disjoint part of the split (see
+    :meth:`Part.split`), for data-parallel training; ``part`` passes a part made by the caller
+    instead (:mod:`vidshard.torch_data` splits a rank's part again between loader workers).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        split: str,
+        batch_size: int | None = 8,
+        *,
+        shuffle: bool = True,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        num_workers: int = 2,
+        prefetch: int = 4,
+        drop_remainder: bool = False,
+        epoch: int = 0,
+        shard_index: int = 0,
+        num_shards: int = 1,
+        part: Part | None = None,
+        clips: str | int = "random",
+        verify: bool = True,
+    ) -> None:
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if seed < 0 or epoch < 0:
+            raise ValueError("seed and epoch must be >= 0")
+        if num_workers < 0 or prefetch < 1 or shuffle_buffer < 1:
+            raise ValueError("num_workers must be >= 0, prefetch and shuffle_buffer >= 1")
+        self.data_dir = os.fspath(data_dir)
+        self.split = split
+        self.info = load_info(self.data_dir)
+        if part is not None and (shard_index, num_shards) != (0, 1):
+            raise ValueError("give either part or shard_index/num_shards, not both")
+        self.part = part if part is not None else Part.whole(self.data_dir, self.info, split).split(shard_index, num_shards)
+        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clips_per_video):
+            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clips_per_video}), not {clips!r}")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.num_workers = num_workers
+        self.prefetch = prefetch
+        self.drop_remainder = drop_remainder
+        self.epoch = epoch
+        self.clips = clips
+        self.verify = verify
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int, int]:
+        """``(T, H, W, 3)`` of one example's frames."""
+        return (self.info.n_frames, self.info.height, self.info.width, 3)
+
+    @property
+    def num_examples(self) -> int:
+        """Examples one pass yields (before ``drop_remainder``)."""
+        return self.part.num_examples * (self.info.clips_per_video if self.clips == "all" else 1)
+
+    def __len__(self) -> int:
+        """Batches (or examples, with ``batch_size=None``) one pass yields."""
+        n = self.num_examples
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use ``epoch`` (its shuffle order and clip choices)."""
+        if epoch < 0:
+            raise ValueError("epoch must be >= 0")
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        items = self._items(epoch)
+        if self.num_workers == 0:
+            return self._run_inline(items)
+        return self._run_threaded(items)
+
+    # -- the sequential stage ---------------------------------------------------------------
+
+    def _items(self, epoch: int) -> Iterator[_Item]:
+        """Records of this reader's part in this epoch's order, each with its clip draw."""
+        rng = np.random.default_rng([self.seed, epoch, *self.part.key])
+        files = list(self.part.files)
+        if self.shuffle:
+            files = [files[i] for i in rng.permutation(len(files))]
+        stream = self._interleave(files, CYCLE_LENGTH if self.shuffle else 1)
+        if self.shuffle:
+            stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
+        for path, index, serialized in stream:
+            if self.clips == "all":
+                for clip in range(self.info.clips_per_video):
+                    yield _Item(path, index, serialized, clip, 0.0)
+            else:
+                fixed = None if self.clips == "random" else int(self.clips)
+                yield _Item(path, index, serialized, fixed, float(rng.random()))
+
+    def _interleave(self, files: list[tuple[str, int, int]], cycle: int) -> Iterator[tuple[str, int, bytes]]:
+        """Round-robin over ``cycle`` open files at a time, keeping this part's records."""
+        pending = deque(files)
+        active: deque[Iterator[tuple[str, int, bytes]]] = deque()
+        while pending or active:
+            while pending and len(active) < cycle:
+                active.append(self._file_records(*pending.popleft()))
+            reader = active.popleft()
+            record = next(reader, None)
+            if record is not None:
+                yield record
+                active.append(reader)
+
+    def _file_records(self, path: str, expected: int, first: int) -> Iterator[tuple[str, int, bytes]]:
+        """One file's records of this part; the file must hold as many as ``dataset_info.json`` says."""
+        count = 0
+        for index, serialized in enumerate(iter_records(path, self.info.compression, verify=self.verify)):
+            count += 1
+            if self.part.keeps(first + index):
+                yield path, index, serialized
+        if count != expected:
+            raise ShardFormatError(f"{path} holds {count} records but {os.path.join(self.data_dir, 'dataset_info.json')} says {expected}")
+
+    # -- decoding and batching --------------------------------------------------------------
+
+    def _new_batch(self, size: int) -> Batch:
+        return np.empty((size, *self.frame_shape), np.uint8), np.empty((size,), np.int64)
+
+    def _batches_of(self, items: Iterator[_Item]) -> Iterator[list[_Item]]:
+        size = self.batch_size or 1
+        while True:
+            chunk = list(itertools.islice(items, size))
+            if not chunk or (self.drop_remainder and len(chunk) < size):
+                return
+            yield chunk
+
+    def _finish(self, batch: Batch) -> Batch:
+        frames, labels = batch
+        return (frames[0], labels[0]) if self.batch_size is None else (frames, labels)
+
+    def _run_inline(self, items: Iterator[_Item]) -> Iterator[Batch]:
+        for chunk in self._batches_of(items):
+            batch = self._new_batch(len(chunk))
+            for slot, item in enumerate(chunk):
+                decode_into(item, self.info, batch, slot)
+            yield self._finish(batch)
+
+    def _run_threaded(self, items: Iterator[_Item]) -> Iterator[Batch]:
+        """Run the sequential stage in a thread that feeds the decode pool; yield finished batches."""
+        done: queue.Queue = queue.Queue(self.prefetch)
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="vidshard-decode")
+
+        def put(entry: object) -> bool:
+            while not stop.is_set():
+                try:
+                    done.put(entry, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            # Batches whose decodes are in flight: while the oldest is awaited, at least
+            # 2 * num_workers later examples stay queued so that no decode thread idles.
+            in_flight: deque[tuple[Batch, list[Future]]] = deque()
+            window = (self.batch_size or 1) + 2 * self.num_workers
+            try:
+                for chunk in self._batches_of(items):
+                    batch = self._new_batch(len(chunk))
+                    futures = [pool.submit(decode_into, item, self.info, batch, slot) for slot, item in enumerate(chunk)]
+                    in_flight.append((batch, futures))
+                    if sum(len(f) for _, f in in_flight) > window:
+                        if not _emit(in_flight.popleft()):
+                            return
+                while in_flight:
+                    if not _emit(in_flight.popleft()):
+                        return
+                put(_END)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                put(exc)
+
+        def _emit(entry: tuple[Batch, list[Future]]) -> bool:
+            batch, futures = entry
+            for future in futures:
+                future.result()
+            return put(self._finish(batch))
+
+        producer = threading.Thread(target=produce, name="vidshard-reader", daemon=True)
+        producer.start()
+        try:
+            while True:
+                entry = done.get()
+                if entry is _END:
+                    return
+                if isinstance(entry, BaseException):
+                    raise entry
+                yield entry
+        finally:
+            stop.set()
+            producer.join()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_END = object()
+
+
+def prefetch_to_device(batches: Iterable[T], put: Callable[[T], U], size: int = 2) -> Iterator[U]:
+    """Yield ``put(batch)`` for each batch, keeping ``size`` of them in flight ahead of the consumer.
+
+    ``put`` starts a host-to-device copy and returns at once (``jax.device_put``, or
+    ``torch.Tensor.to(device, non_blocking=True)`` from pinned memory), so the copy of the next
+    batches overlaps the step that uses the current one.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    ahead: deque[U] = deque()
+    for batch in batches:
+        ahead.append(put(batch))
+        if len(ahead) > size:
+            yield ahead.popleft()
+    while ahead:
+        yield ahead.popleft()
+
+
+def _shuffle_buffer(stream: Iterator, size: int, rng: np.random.Generator) -> Iterator:
+    """tf.data's shuffle: keep ``size`` elements, emit a random one and refill its place."""
+    buffer: list = []
+    for element in stream:
+        if len(buffer) < size:
+            buffer.append(element)
+            continue
+        slot = int(rng.integers(size))
+        yield buffer[slot]
+        buffer[slot] = element
+    for slot in rng.permutation(len(buffer)):
+        yield buffer[slot]
+
+
+def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None:
+    """Parse one Example and decode one of its clips into ``batch[slot]``.
+
+    Only the chosen clip's frames are decoded (a video stored with 3 clips costs one clip's
+    decode per epoch).  Shapes are checked against ``dataset_info.json``; a bad record raises
+    :class:`ShardFormatError` naming its file and record index.
+    """
+    frames_out, labels_out = batch
+    t, h, w = info.n_frames, info.height, info.width
+    try:
+        feature = Example.FromString(item.serialized).features.feature
+        stored = tuple(int(feature[name].int64_list.value[0]) for name in ("num_clips", "num_frames", "height", "width"))
+        num_clips = stored[0]
+        if stored[1:] != (t, h, w) or num_clips < 1:
+            raise ShardFormatError(f"stores {num_clips} clips of {stored[1:]} frames, dataset_info.json says clips of {(t, h, w)}")
+        chosen = min(int(item.clip_draw * num_clips), num_clips - 1) if item.clip is None else item.clip
+        if chosen >= num_clips:
+            raise ShardFormatError(f"has {num_clips} clips, clip {chosen} was asked for")
+        values = feature["frames"].bytes_list.value
+        if len(values) == 1 and len(values[0]) == num_clips * t * h * w * 3:
+            frames_out[slot] = np.frombuffer(values[0], np.uint8).reshape(num_clips, t, h, w, 3)[chosen]
+        elif len(values) == num_clips * t:
+            for i in range(t):
+                frame = decode_frame(values[chosen * t + i])
+                if frame.shape != (h, w, 3):
+                    raise ShardFormatError(f"frame {chosen * t + i} is {frame.shape}, expected {(h, w, 3)}")
+                frames_out[slot, i] = frame
+        else:
+            raise ShardFormatError(f"holds {len(values)} frame entries for {num_clips}x{t} frames")
+        label = int(feature["label"].int64_list.value[0])
+        if not 0 <= label < info.num_classes:
+            raise ShardFormatError(f"label {label} is not in [0, {info.num_classes})")
+        labels_out[slot] = label
+    except ShardFormatError as exc:
+        raise ShardFormatError(f"{item.path}: record {item.index}: {exc}") from None
+    except (IndexError, ProtoDecodeError) as exc:  # a missing feature value; bytes that are no Example
+        raise ShardFormatError(f"{item.path}: record {item.index}: not a vidshard Example: {exc}") from None
