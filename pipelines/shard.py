@@ -1,0 +1,325 @@
+"""Launch the sharding job: plan in the main program, run the Beam pipeline, then mark the output done.
+
+The main program lists the source and plans the splits (cheap: the zip's central directory), fixes
+every video's shard and position, and starts the pipeline of :mod:`vidshard.pipelines.transforms`.
+After the pipeline finishes it checks that every planned video is in exactly one shard or in
+``errors.jsonl`` and only then writes ``dataset_info.json``, last: an output without it is
+incomplete.
+
+``python -m vidshard.pipelines.shard SOURCE OUTPUT [options] [Beam options]`` is the same command
+as ``vidshard shard``; Beam options (``--runner``, ``--direct_num_workers``, ``--project``, ...)
+pass through unchanged.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import (
+    DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions, _BeamArgumentParser,
+)
+from apache_beam.runners.runner import PipelineState
+
+from vidshard import __version__, shardio
+from vidshard.catalog import SplitPlan
+from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.pipelines.transforms import (
+    METRICS_NAMESPACE, SUMMARY_FILE, EncodeSettings, ShardSlot, ShardVideos, WorkItem,
+)
+from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
+from vidshard.sources import SourceOptions
+
+
+@dataclass(frozen=True)
+class ShardRequest:
+    """Everything a sharding job needs, decided before any video is read."""
+
+    source: str
+    output: str
+    plan: SplitPlan
+    settings: EncodeSettings
+    compression: str = "none"
+    shards: int | None = None  #: shards per split; None = auto (about 128 MiB each)
+    source_options: SourceOptions = field(default_factory=SourceOptions)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a finished job wrote, for the summary line."""
+
+    info: DatasetInfo
+    written: dict[str, int]
+    failed: dict[str, int]
+    seconds: float
+    errors_path: str
+    metrics: dict[str, int]
+
+    @property
+    def clips_per_second(self) -> float:
+        clips = sum(self.written.values()) * self.info.clips_per_video
+        return clips / self.seconds if self.seconds > 0 else 0.0
+
+
+def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]:
+    """Every planned video's (split, shard, position) and every planned shard file.
+
+    ``--shards auto`` sizes each split from an estimate of bytes per Example
+    (:func:`vidshard.shardio.estimate_example_bytes`); ``--shards N`` gives every split N files.
+    """
+    spec, plan = request.settings.clip_spec, request.plan
+    example_bytes = shardio.estimate_example_bytes(
+        spec.n_frames, spec.height, spec.width, spec.clips_per_video, request.settings.encoding)
+    items: list[WorkItem] = []
+    slots: list[ShardSlot] = []
+    for split in plan.split_names:
+        videos = [video for video in plan.videos if video.split == split]
+        num_shards = request.shards or shardio.auto_num_shards(len(videos), example_bytes)
+        places = shardio.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
+        slots += [ShardSlot(split, shard, shardio.shard_name(split, shard, num_shards, request.compression))
+                  for shard in range(num_shards)]
+        items += [WorkItem(split, *places[video.video_id], video.video_id, video.label, video.class_name)
+                  for video in videos]
+    items.sort(key=lambda item: (item.split, item.shard, item.position))
+    return items, slots
+
+
+def _beam_options() -> dict[str, bool]:
+    """Every option Beam's Python SDK defines -> whether it takes a value."""
+    parser = _BeamArgumentParser(allow_abbrev=False)  # the parser PipelineOptions itself builds
+    for options_class in PipelineOptions.__subclasses__():
+        options_class._add_argparse_args(parser)
+    return {name: action.nargs != 0 for action in parser._actions for name in action.option_strings}
+
+
+def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = ()) -> None:
+    """Refuse what is neither a vidshard nor a Beam option before any work starts.
+
+    Beam's options are snake_case (``--direct_num_workers``); an unknown hyphenated option is a
+    misspelt vidshard option (``--n-frame``), which Beam would otherwise drop with a warning.
+    Unknown snake_case options pass (with their value): portable runners forward them to the
+    Java job server.  A stray word that is no option's value is refused too.
+    """
+    known = _beam_options()
+    position = 0
+    while position < len(beam_args):
+        arg = beam_args[position]
+        position += 1
+        if not arg.startswith("--"):
+            raise VidshardError(f"unexpected argument {arg!r} (SOURCE and OUTPUT are already given)")
+        name = arg.split("=", 1)[0]
+        if name not in known and "-" in name[2:]:
+            close = difflib.get_close_matches(name, list(own_options) + sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise VidshardError(f"no such option: {name}{hint}")
+        takes_value = known.get(name, True)  # unknown options: a following word is their value
+        if "=" not in arg and takes_value and position < len(beam_args) \
+                and not beam_args[position].startswith("--"):
+            position += 1
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """Beam options as given; without ``--runner``, DirectRunner in parallel on every core.
+
+    ``save_main_session`` is off: everything workers run is in the installed package.
+    """
+    options = PipelineOptions(list(beam_args))
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = "DirectRunner"
+        direct = options.view_as(DirectOptions)
+        if not any(arg.startswith("--direct_running_mode") for arg in beam_args):
+            direct.direct_running_mode = "multi_processing"
+        if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
+            direct.direct_num_workers = len(os.sched_getaffinity(0))
+    if not any(arg.startswith("--default_sdk_harness_log_level") for arg in beam_args):
+        # Local workers log every bundle at INFO to the terminal; keep warnings and errors.
+        options.view_as(WorkerOptions).default_sdk_harness_log_level = "WARNING"
+    options.view_as(SetupOptions).save_main_session = False
+    return options
+
+
+def _local_path(uri: str) -> str | None:
+    """The absolute real path of a local source or output, None for URLs and remote filesystems."""
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme and len(scheme) > 1 and scheme != "file":  # one letter is a Windows drive
+        return None
+    return os.path.realpath(os.path.expanduser(uri[len("file://"):] if scheme == "file" else uri))
+
+
+def _within(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
+def check_output(source: str, output: str, overwrite: bool) -> None:
+    """Refuse an output that overlaps a local source, or that is not empty without ``--overwrite``.
+
+    Output inside a source folder would be listed as part of the source on the next run; a source
+    inside the output would be deleted by ``--overwrite``.
+    """
+    out_path, source_path = _local_path(output), _local_path(source)
+    if out_path and source_path:
+        if os.path.isdir(source_path) and _within(out_path, source_path):
+            raise VidshardError(f"output {output} is inside the source folder {source}; choose another folder")
+        if _within(source_path, out_path):
+            raise VidshardError(f"source {source} is inside the output {output}; choose another folder")
+    if out_path and os.path.exists(out_path) and not os.path.isdir(out_path):
+        raise VidshardError(f"output {output} exists and is not a folder")
+    try:
+        FileSystems.get_filesystem(output)
+    except ValueError:
+        raise VidshardError(f"output {output}: Beam has no filesystem for this scheme here (a local path, or "
+                            "gs:// with apache-beam[gcp], s3:// with apache-beam[aws], ...)") from None
+    try:
+        existing = shardio.list_top(output)
+    except BeamIOError as exc:
+        raise VidshardError(f"cannot list output {output}: {exc}") from None
+    if existing and not overwrite:
+        complete = INFO_FILE in existing
+        what = "a finished vidshard output" if complete else "files (an unfinished run has no dataset_info.json)"
+        raise VidshardError(f"output {output} already holds {what}; pass --overwrite to replace it")
+
+
+def clear_output(output: str) -> None:
+    """Remove the output folder and everything in it (after ``--overwrite`` and a successful plan)."""
+    shardio.remove_tree(output)
+
+
+def _describe_source(uri: str) -> str:
+    """The source as recorded in dataset_info.json, without credentials or signed-URL queries."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.netloc:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _metrics(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """The pipeline's counters, committed values where the runner has them."""
+    counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+    totals: Counter[str] = Counter()
+    for counter in counters:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] += int(value or 0)
+    return dict(totals)
+
+
+def _account(plan: SplitPlan, summaries: list[dict], errors: list[dict]) -> None:
+    """Fail loudly unless every planned video is in exactly one shard or errors.jsonl, in its split."""
+    planned = {video.video_id: video.split for video in plan.videos}
+    seen: Counter[str] = Counter()
+    problems: list[str] = []
+    for place, video_id, split in (
+        [(summary["file"], video_id, summary["split"]) for summary in summaries for video_id in summary["video_ids"]]
+        + [(ERRORS_FILE, error["video_id"], error["split"]) for error in errors]
+    ):
+        seen[video_id] += 1
+        if planned.get(video_id) != split:
+            problems.append(f"{video_id} in {place} was planned for split {planned.get(video_id)!r}, not {split!r}")
+    problems += [f"{video_id} appears {count} times" for video_id, count in seen.items() if count > 1]
+    problems += [f"{video_id} is neither in a shard nor in {ERRORS_FILE}" for video_id in planned if not seen[video_id]]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ShardFormatError(f"the output does not account for the plan, so it is not marked complete: {shown}")
+
+
+def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict]) -> DatasetInfo:
+    """The ``dataset_info.json`` of a finished job (see docs/format.md)."""
+    plan, settings = request.plan, request.settings
+    spec = settings.clip_spec
+    classes = {video.video_id: video.class_name for video in plan.videos}
+    splits: dict[str, SplitInfo] = {}
+    class_counts: dict[str, dict[str, int]] = {}
+    for split in plan.split_names:
+        own = [summary for summary in summaries if summary["split"] == split]
+        splits[split] = SplitInfo(
+            num_examples=sum(summary["count"] for summary in own),
+            shards=[summary["file"] for summary in own],
+            shard_lengths=[summary["count"] for summary in own],
+            num_bytes=sum(summary["bytes"] for summary in own),
+        )
+        written = Counter(classes[video_id] for summary in own for video_id in summary["video_ids"])
+        class_counts[split] = {name: written[name] for name in plan.class_names}
+    failed = Counter(error["split"] for error in errors)
+    return DatasetInfo(
+        class_names=list(plan.class_names),
+        splits=splits,
+        n_frames=spec.n_frames,
+        frame_step=spec.frame_step,
+        height=spec.height,
+        width=spec.width,
+        clips_per_video=spec.clips_per_video,
+        encoding=settings.encoding,
+        quality=settings.quality,
+        compression=request.compression,
+        split_policy=plan.policy,
+        split_request=plan.request,
+        seed=plan.seed,
+        source=_describe_source(request.source),
+        num_failed=len(errors),
+        vidshard_version=__version__,
+        extra={
+            "plan_notes": list(plan.notes),
+            "class_counts": class_counts,
+            "failed_per_split": {split: failed[split] for split in plan.split_names},
+            "shards_requested": request.shards or "auto",
+            "shard_order": "each split sorted by sha256(f'{seed}\\0{video_id}'), cut into contiguous runs",
+        },
+    )
+
+
+def run_job(request: ShardRequest, beam_args: Sequence[str] = ()) -> ShardResult:
+    """Run the pipeline for a planned request and mark the output complete; see the module doc.
+
+    The output must already be checked (:func:`check_output`) and empty or absent.
+    """
+    started = time.perf_counter()
+    items, slots = plan_layout(request)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    _ = pipeline | "ShardVideos" >> ShardVideos(
+        items, slots, request.output, request.source, request.source_options, request.settings,
+        request.compression)
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise VidshardError(f"the Beam pipeline ended in state {state}; {request.output} is not complete")
+
+    tmp_dir = FileSystems.join(request.output, shardio.TMP_DIR)
+    summaries = json.loads(shardio.read_text(FileSystems.join(tmp_dir, SUMMARY_FILE)))
+    errors_path = FileSystems.join(request.output, ERRORS_FILE)
+    errors = [json.loads(line) for line in shardio.read_text(errors_path).splitlines()]
+    _account(request.plan, summaries, errors)
+    info = build_info(request, summaries, errors)
+    # Last: its presence says the output is complete (write_text renames a finished temp file).
+    shardio.write_text(request.output, INFO_FILE, info.to_json())
+    shardio.remove_tree(tmp_dir)
+    return ShardResult(
+        info=info,
+        written={split: split_info.num_examples for split, split_info in info.splits.items()},
+        failed=dict(info.extra["failed_per_split"]),
+        seconds=time.perf_counter() - started,
+        errors_path=errors_path,
+        metrics=_metrics(result),
+    )
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """``python -m vidshard.pipelines.shard``: the ``vidshard shard`` command, same options."""
+    from vidshard.cli import main
+
+    main(args=["shard", *(sys.argv[1:] if argv is None else argv)], prog_name="python -m vidshard.pipelines.shard")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,363 @@
+"""The Beam sharding pipeline end to end: real HTTP Range source, real Beam runners, real TensorFlow.
+
+One module-scoped run (DirectRunner, multi_processing, 2 worker processes, PNG so stored frames are
+lossless) is checked from several sides; other runners and worker counts must give the same bytes.
+"""
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections import Counter
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vidshard import shardio
+from vidshard.catalog import build_catalog
+from vidshard.cli import main
+from vidshard.cli.selection import plan_from_options
+from vidshard.decode import decode_clips
+from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.pipelines.shard import _account, check_beam_args
+from vidshard.rangeserver import RangeServer
+from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
+from vidshard.sampling import ClipSpec
+from vidshard.sources import Member
+from vidshard.synthetic import MOTION_CLASSES, make_ucf_zip
+from vidshard.tfrecord_io import iter_records
+
+CLASSES = MOTION_CLASSES[:3]
+RANDOM_AVI = f"UCF101/v_{CLASSES[0]}_g05_c01.avi"
+EMPTY_AVI = f"UCF101/v_{CLASSES[1]}_g05_c01.avi"
+SPLITS = "train=0.5,val=0.25,test=0.25"
+SPEC = ClipSpec(n_frames=4, frame_step=3, height=32, width=40, clips_per_video=2, seed=7)
+#: Options of the reference run; other runs add runner options and must give the same bytes.
+OPTIONS = ["--splits", SPLITS, "--seed", "7", "--n-frames", "4", "--frame-step", "3", "--size", "32x40",
+           "--clips-per-video", "2", "--encoding", "png", "--shards", "2"]
+
+
+def shard(*args: str):
+    return CliRunner().invoke(main, ["shard", *args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def data_files(directory) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith((".tfrecord", ".gz")) or name == ERRORS_FILE)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, tiny_spec):
+    """12 good tiny XVID videos + random bytes and a zero-byte file named like UCF101 videos, over HTTP."""
+    folder = tmp_path_factory.mktemp("src")
+    zip_path = folder / "sample.zip"
+    make_ucf_zip(zip_path, classes=CLASSES, groups=4, clips_per_group=1, spec=tiny_spec,
+                 extra_members={RANDOM_AVI: np.random.default_rng(0).bytes(6000), EMPTY_AVI: b""})
+    with RangeServer(folder) as server:
+        yield server.url("sample.zip"), zip_path
+
+
+@pytest.fixture(scope="module")
+def plan(source):
+    _, zip_path = source
+    with zipfile.ZipFile(zip_path) as archive:
+        members = [Member(info.filename, info.file_size) for info in archive.infolist() if info.filename.endswith(".avi")]
+    return plan_from_options(build_catalog(members), None, None, SPLITS, "group", 7)
+
+
+@pytest.fixture(scope="module")
+def reference(source, tmp_path_factory):
+    """The reference output: DirectRunner, multi_processing, 2 worker processes."""
+    url, _ = source
+    out = tmp_path_factory.mktemp("ref") / "out"
+    result = shard(url, str(out), *OPTIONS, "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_output_layout_and_info(reference, plan, source):
+    out, result = reference
+    info = load_info(str(out))
+    assert sorted(os.listdir(out)) == sorted([INFO_FILE, ERRORS_FILE] + [
+        f"{split}-{i:05d}-of-00002.tfrecord" for split in plan.split_names for i in range(2)])
+    assert info.class_names == sorted(CLASSES)
+    assert (info.n_frames, info.frame_step, info.height, info.width, info.clips_per_video) == (4, 3, 32, 40, 2)
+    assert (info.encoding, info.compression, info.seed, info.split_request) == ("png", "none", 7, SPLITS)
+    assert info.source == source[0]
+    assert info.num_failed == 2
+    for split in plan.split_names:
+        split_info = info.splits[split]
+        assert split_info.shards == [f"{split}-00000-of-00002.tfrecord", f"{split}-00001-of-00002.tfrecord"]
+        assert split_info.num_bytes == sum(os.path.getsize(out / name) for name in split_info.shards)
+    assert info.extra["class_counts"] == {
+        split: {name: count - (split == _split_of(plan, RANDOM_AVI) and name == CLASSES[0])
+                - (split == _split_of(plan, EMPTY_AVI) and name == CLASSES[1])
+                for name, count in counts.items()}
+        for split, counts in plan.counts().items()}
+    # The summary accounts for every video, with throughput and the errors file.
+    assert "12 videos written, 2 failed" in result.stdout and "clips/s" in result.stdout
+    assert str(out / ERRORS_FILE) in result.stdout
+
+
+def _split_of(plan, video_id: str) -> str:
+    return next(video.split for video in plan.videos if video.video_id == video_id)
+
+
+def test_corrupt_videos_are_listed_and_the_rest_written(reference, plan):
+    out, _ = reference
+    lines = [json.loads(line) for line in (out / ERRORS_FILE).read_text().splitlines()]
+    assert [(line["video_id"], line["stage"]) for line in lines] == sorted(
+        [(EMPTY_AVI, "decode"), (RANDOM_AVI, "decode")], key=lambda pair: (_split_of(plan, pair[0]), pair[0]))
+    assert all(line["split"] == _split_of(plan, line["video_id"]) and line["reason"] for line in lines)
+    assert "0 bytes" in next(line["reason"] for line in lines if line["video_id"] == EMPTY_AVI)
+
+
+def _tf_spec(features: dict):
+    import tensorflow as tf
+
+    dtypes = {"string": tf.string, "int64": tf.int64}
+    return {name: tf.io.FixedLenFeature([], dtypes[f["dtype"]]) if f["kind"] == "fixed_len"
+            else tf.io.VarLenFeature(dtypes[f["dtype"]]) for name, f in features.items()}
+
+
+def test_plain_tensorflow_reads_the_shards_and_frames_match_decode(reference, plan, source):
+    import tensorflow as tf
+
+    out, _ = reference
+    _, zip_path = source
+    info = load_info(str(out))
+    spec = _tf_spec(info.features)
+    planned = {video.video_id: video for video in plan.videos}
+    seen: Counter[str] = Counter()
+    with zipfile.ZipFile(zip_path) as archive:
+        for split, split_info in info.splits.items():
+            files = [str(out / name) for name in split_info.shards]
+            examples = [tf.io.parse_single_example(raw, spec) for raw in tf.data.TFRecordDataset(files)]
+            assert len(examples) == split_info.num_examples == sum(split_info.shard_lengths)
+            for example in examples:
+                video_id = example["video_id"].numpy().decode()
+                seen[video_id] += 1
+                video = planned[video_id]
+                assert video.split == split
+                assert int(example["label"]) == video.label == info.class_names.index(video.class_name)
+                assert example["label_name"].numpy().decode() == video.class_name
+                frames, indices = decode_clips(archive.read(video_id), video_id, SPEC)
+                stored = np.stack([tf.io.decode_png(png).numpy() for png in tf.sparse.to_dense(example["frames"])])
+                np.testing.assert_array_equal(stored.reshape(frames.shape), frames)
+                np.testing.assert_array_equal(tf.sparse.to_dense(example["frame_indices"]).numpy(), indices.reshape(-1))
+                assert [int(example[k]) for k in ("num_clips", "num_frames", "height", "width")] == [2, 4, 32, 40]
+    assert set(seen) == set(planned) - {RANDOM_AVI, EMPTY_AVI} and set(seen.values()) == {1}
+
+
+def test_one_worker_writes_the_same_bytes(reference, source, tmp_path):
+    out, _ = reference
+    result = shard(source[0], str(tmp_path / "one"), *OPTIONS,
+                   "--direct_running_mode=multi_processing", "--direct_num_workers=1")
+    assert result.exit_code == 0, result.output
+    assert data_files(tmp_path / "one") == data_files(out)
+    match, mismatch, errors = filecmp.cmpfiles(out, tmp_path / "one", data_files(out), shallow=False)
+    assert (mismatch, errors) == ([], [])
+
+
+def test_portable_runner_via_python_m_writes_the_same_bytes(reference, source, tmp_path):
+    """``python -m vidshard.pipelines.shard`` on the portable runner (embedded job server)."""
+    out, _ = reference
+    target = tmp_path / "portable"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidshard.pipelines.shard", source[0], str(target), *OPTIONS,
+         "--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert data_files(target) == data_files(out)
+    match, mismatch, errors = filecmp.cmpfiles(out, target, data_files(out), shallow=False)
+    assert (mismatch, errors) == ([], [])
+
+
+@pytest.mark.slow
+def test_portable_runner_with_separate_worker_processes(reference, source, tmp_path):
+    """Workers in a separate worker pool process (as on Flink/Spark): nothing of the launcher is shared."""
+    out, _ = reference
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and pool.poll() is None, "worker pool did not start"
+                time.sleep(0.2)
+        result = shard(source[0], str(tmp_path / "ext"), *OPTIONS, "--runner=PortableRunner",
+                       "--job_endpoint=embed", "--environment_type=EXTERNAL", f"--environment_config=localhost:{port}")
+    finally:
+        pool.terminate()
+        pool.wait()
+    assert result.exit_code == 0, result.output
+    match, mismatch, errors = filecmp.cmpfiles(out, tmp_path / "ext", data_files(out), shallow=False)
+    assert (mismatch, errors) == ([], [])
+
+
+def test_jpeg_gzip_on_fnapi_runner(source, plan, tmp_path):
+    """JPEG frames in gzip shards: names end .gz, tf.data reads them, frames are close to the decoder's."""
+    import tensorflow as tf
+
+    url, zip_path = source
+    out = tmp_path / "gz"
+    options = [opt if opt != "png" else "jpeg" for opt in OPTIONS]
+    result = shard(url, str(out), *options, "--quality", "90", "--compression", "gzip", "--runner=FnApiRunner")
+    assert result.exit_code == 0, result.output
+    info = load_info(str(out))
+    assert (info.encoding, info.quality, info.compression) == ("jpeg", 90, "gzip")
+    assert all(name.endswith(".tfrecord.gz") for split in info.splits.values() for name in split.shards)
+    files = [str(out / name) for split in info.splits.values() for name in split.shards]
+    raw = list(tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    assert len(raw) == sum(split.num_examples for split in info.splits.values()) == 12
+    example = tf.io.parse_single_example(raw[0], _tf_spec(info.features))
+    video_id = example["video_id"].numpy().decode()
+    with zipfile.ZipFile(zip_path) as archive:
+        frames, _ = decode_clips(archive.read(video_id), video_id, SPEC)
+    stored = [jpeg.numpy() for jpeg in tf.sparse.to_dense(example["frames"])]
+    # Exactly the decoder's frames, JPEG-encoded at the requested quality; and TensorFlow decodes them.
+    assert stored == [encode_frame(frame, "jpeg", 90) for frame in frames.reshape(-1, 32, 40, 3)]
+    assert all(tf.io.decode_jpeg(jpeg).shape == (32, 40, 3) for jpeg in stored)
+
+
+def test_existing_output_is_refused_without_overwrite(reference, source, tmp_path):
+    out, _ = reference
+    before = {name: os.path.getmtime(out / name) for name in os.listdir(out)}
+    assert_one_line_error(shard(source[0], str(out), *OPTIONS), "already holds a finished", "--overwrite")
+    assert {name: os.path.getmtime(out / name) for name in os.listdir(out)} == before
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "train-00000-of-00002.tfrecord").write_bytes(b"half")
+    assert_one_line_error(shard(source[0], str(partial), *OPTIONS), "unfinished run", "--overwrite")
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_nothing_that_looks_complete(reference, source, tmp_path):
+    """kill -9 once examples are being staged: no dataset_info.json, every visible shard whole; rerun is right."""
+    out, _ = reference
+    target = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", source[0], str(target), *OPTIONS],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staged = target / shardio.TMP_DIR / "staged"
+    deadline = time.monotonic() + 120
+    while not (staged.is_dir() and any(staged.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before staging anything"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert not (target / INFO_FILE).exists()
+    for name in os.listdir(target):
+        if name.endswith(".tfrecord"):  # a visible shard is only ever a complete, renamed file
+            list(iter_records(target / name))
+    assert_one_line_error(shard(source[0], str(target), *OPTIONS), "unfinished run")
+    assert shard(source[0], str(target), *OPTIONS, "--overwrite").exit_code == 0
+    match, mismatch, errors = filecmp.cmpfiles(out, target, data_files(out), shallow=False)
+    assert (mismatch, errors) == ([], []) and sorted(os.listdir(target)) == sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--n-frames", "0"], "--n-frames must be at least 1"),
+    (["--frame-step", "-3"], "--frame-step must be at least 1"),
+    (["--size", "0"], "--size must be at least 1"),
+    (["--size", "32x0"], "--size must be at least 1"),
+    (["--size", "big"], "--size 'big'"),
+    (["--clips-per-video", "0"], "--clips-per-video"),
+    (["--encoding", "webp"], "--encoding 'webp'"),
+    (["--quality", "0"], "--quality must be between 1 and 100"),
+    (["--quality", "101"], "--quality must be between 1 and 100"),
+    (["--shards", "0"], "--shards must be at least 1"),
+    (["--shards", "many"], "--shards 'many'"),
+    (["--compression", "zip"], "--compression 'zip'"),
+    (["--n-frame", "4"], "no such option: --n-frame (did you mean --n-frames?)"),
+])
+def test_bad_arguments_give_one_line_before_any_work(args, fragment, tmp_path):
+    # The source does not exist: an argument error must come first, and nothing is created.
+    result = shard(str(tmp_path / "missing.zip"), str(tmp_path / "out"), *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_outputs_are_refused_before_any_work(source, tmp_path):
+    _, zip_path = source
+    assert_one_line_error(shard(str(zip_path), "ftp://host/out"), "Beam has no filesystem for this scheme")
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(shard(str(zip_path), str(tmp_path / "file")), "exists and is not a folder")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    assert_one_line_error(shard(str(folder), str(folder / "shards")), "inside the source folder")
+    assert_one_line_error(shard(str(zip_path), str(zip_path.parent), "--overwrite"), "is inside the output")
+    assert zip_path.exists()
+
+
+def test_module_entry_point_reports_argument_errors_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vidshard.pipelines.shard", "src.zip", str(tmp_path / "o"),
+                           "--quality", "0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert [line for line in proc.stderr.splitlines() if line.startswith("Error:")] == [
+        "Error: --quality must be between 1 and 100, got 0"]
+
+
+def test_beam_options_are_checked_not_swallowed():
+    check_beam_args(["--runner=DirectRunner", "--direct_num_workers", "2", "--flink_master=localhost:8081",
+                     "--some_java_side_option=1"])
+    with pytest.raises(VidshardError, match="no such option: --frame-stepp"):
+        check_beam_args(["--frame-stepp", "3"], ["--frame-step"])
+    with pytest.raises(VidshardError, match="unexpected argument 'extra'"):
+        check_beam_args(["--runner", "DirectRunner", "extra"])
+    with pytest.raises(VidshardError, match="unexpected argument 'extra'"):
+        check_beam_args(["--save_main_session", "extra"])  # a flag takes no value
+
+
+def test_assign_shards_is_balanced_contiguous_and_order_free():
+    ids = [f"v{i:03d}" for i in range(23)]
+    layout = shardio.assign_shards(ids, 4, seed=1)
+    assert layout == shardio.assign_shards(list(reversed(ids)), 4, seed=1)
+    sizes = Counter(shard for shard, _ in layout.values())
+    assert sorted(sizes.values()) == [5, 6, 6, 6]
+    for shard in range(4):
+        assert sorted(pos for s, pos in layout.values() if s == shard) == list(range(sizes[shard]))
+    ordered = sorted(ids, key=lambda video_id: shardio.order_key(1, video_id))
+    assert [layout[video_id] for video_id in ordered] == sorted(layout.values())
+    assert shardio.assign_shards(ids, 4, seed=2) != layout
+
+
+def test_auto_shards_aim_at_128_mib():
+    jpeg = shardio.estimate_example_bytes(10, 224, 224, 1, "jpeg")
+    raw = shardio.estimate_example_bytes(10, 224, 224, 1, "raw")
+    assert raw > 1_505_280 and jpeg < raw / 4
+    assert shardio.auto_num_shards(9537, raw) == -(-9537 * raw // (128 << 20))
+    assert shardio.auto_num_shards(0, raw) == 1
+    assert shardio.auto_num_shards(3, raw * 1000) == 3  # never more shards than videos
+    assert shardio.shard_name("val", 3, 12, "gzip") == "val-00003-of-00012.tfrecord.gz"
+
+
+def test_accounting_refuses_a_plan_that_does_not_add_up(plan):
+    good = [video.video_id for video in plan.videos if video.video_id not in (RANDOM_AVI, EMPTY_AVI)]
+    split = {video.video_id: video.split for video in plan.videos}
+    summaries = [{"file": f"{split[v]}-x", "split": split[v], "video_ids": [v]} for v in good]
+    errors = [{"video_id": v, "split": split[v]} for v in (RANDOM_AVI, EMPTY_AVI)]
+    _account(plan, summaries, errors)
+    with pytest.raises(ShardFormatError, match="neither in a shard"):
+        _account(plan, summaries[1:], errors)
+    with pytest.raises(ShardFormatError, match="appears 2 times"):
+        _account(plan, summaries + summaries[:1], errors)

@@ -1,0 +1,19 @@
+"""``vidshard preview``: one stored clip as an animated GIF or a contact sheet of its frames."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("preview")
+@click.argument("output")
+@click.option("--split", default="train", show_default=True, help="Split to read from.")
+@click.option("--index", default=0, show_default=True, type=int, help="Example number within the split (shard order).")
+@click.option("--clip", default=0, show_default=True, type=int, help="Which of the example's clips.")
+@click.option("--out", required=True, metavar="FILE",
+              help="clip.gif for an animation (10 fps, as the tutorial's to_gif), or sheet.png for a contact sheet.")
+def preview_command(output: str, split: str, index: int, clip: int, out: str) -> None:
+    """Write one clip of shard directory OUTPUT to --out."""
+    from vidshard.preview import preview  # matplotlib is imported only when a preview is asked for
+
+    record = preview(output, split, index, out, clip)
+    click.echo(f"{out}: {record.video_id} ({record.label_name}), clip {clip}, {record.frames.shape[1]} frames")

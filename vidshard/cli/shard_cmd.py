@@ -1,0 +1,128 @@
+"""``vidshard shard``: decode a video dataset once, with Apache Beam, into TFRecord shards.
+
+Every option is checked before the source is opened (a bad value is one ``Error: ...`` line and
+exit status 1), the selection is checked against the listing before any video is read, and only
+then is an existing output removed (with ``--overwrite``) and the pipeline started.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import click
+
+from vidshard.catalog import SplitRequest
+from vidshard.cli.selection import plan_from_options, selection_options
+from vidshard.errors import VidshardError
+from vidshard.records import ENCODINGS, INFO_FILE
+from vidshard.tfrecord_io import COMPRESSIONS
+
+_EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
+--region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.
+Put Beam options after SOURCE and OUTPUT. Without --runner: DirectRunner, multi_processing,
+one worker per core. See docs/runners.md."""
+
+
+def _whole(option: str, text: str, low: int = 1, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise VidshardError(f"{option} {text!r}: not a whole number") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise VidshardError(f"{option} must be {bound}, got {value}")
+    return value
+
+
+def _positive(option: str) -> Callable[[click.Context, click.Parameter, str], int]:
+    return lambda _ctx, _param, value: _whole(option, value)
+
+
+def _one_of(option: str, choices: Sequence[str]) -> Callable[[click.Context, click.Parameter, str], str]:
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        if value not in choices:
+            raise VidshardError(f"{option} {value!r}: choose one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"224"`` -> (224, 224); ``"180x320"`` -> (180, 320), height first."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2):
+        raise VidshardError(f"--size {text!r}: expected N or HxW, e.g. 224 or 180x320")
+    height, width = (_whole("--size", part) for part in (parts * 2)[:2])
+    return height, width
+
+
+def parse_shards(text: str) -> int | None:
+    """``"auto"`` -> None (about 128 MiB per shard); ``"N"`` -> N shards per split."""
+    return None if text == "auto" else _whole("--shards", text)
+
+
+@click.command(
+    "shard",
+    epilog=_EPILOG,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("source")
+@click.argument("output")
+@selection_options
+@click.option("--n-frames", default="10", show_default=True, metavar="N", callback=_positive("--n-frames"),
+              help="Frames per clip.")
+@click.option("--frame-step", default="15", show_default=True, metavar="N", callback=_positive("--frame-step"),
+              help="Source frames between two kept frames.")
+@click.option("--size", default="224", show_default=True, metavar="N|HxW",
+              callback=lambda _ctx, _param, value: parse_size(value),
+              help="Output frame size (letterboxed, aspect kept).")
+@click.option("--clips-per-video", default="1", show_default=True, metavar="N",
+              callback=_positive("--clips-per-video"), help="Clips cut from every video.")
+@click.option("--encoding", default="jpeg", show_default=True, metavar="|".join(ENCODINGS),
+              callback=_one_of("--encoding", ENCODINGS), help="How frames are stored.")
+@click.option("--quality", default="95", show_default=True, metavar="1..100",
+              callback=lambda _ctx, _param, value: _whole("--quality", value, 1, 100), help="JPEG quality.")
+@click.option("--shards", default="auto", show_default=True, metavar="auto|N",
+              callback=lambda _ctx, _param, value: parse_shards(value),
+              help="Shard files per split; auto aims at about 128 MiB per file.")
+@click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
+              callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.pass_context
+def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
+                  classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
+                  frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
+                  shards: int | None, compression: str, overwrite: bool) -> None:
+    """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
+    # Beam is imported here, not at the top, so that other vidshard commands start fast.
+    from vidshard.catalog import build_catalog
+    from vidshard.pipelines.shard import ShardRequest, check_beam_args, check_output, clear_output, run_job
+    from vidshard.pipelines.transforms import EncodeSettings
+    from vidshard.sampling import ClipSpec
+    from vidshard.sources import SourceOptions, open_source
+
+    beam_args = list(ctx.args)
+    check_beam_args(beam_args, [name for param in ctx.command.params for name in param.opts])
+    check_output(source, output, overwrite)
+    settings = EncodeSettings(
+        ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
+                 clips_per_video=clips_per_video, seed=seed),
+        encoding, quality)
+    source_options = SourceOptions()
+    with open_source(source, source_options) as src:
+        catalog = build_catalog(src.list_members())
+    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed)
+    if overwrite:
+        clear_output(output)
+    click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
+    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args)
+
+    for split, written in result.written.items():
+        files = len(result.info.splits[split].shards)
+        click.echo(f"{split}: {written} videos written in {files} shard(s), {result.failed[split]} failed")
+    failed = sum(result.failed.values())
+    fetched = result.metrics.get("bytes_fetched", 0) / 2**20
+    click.echo(
+        f"{sum(result.written.values())} videos written, {failed} failed, in {result.seconds:.1f} s "
+        f"({result.clips_per_second:.1f} clips/s, {fetched:.1f} MiB of video fetched); "
+        + (f"failures listed in {result.errors_path}" if failed else f"no failures ({result.errors_path} is empty)")
+    )
+    click.echo(f"Complete: {output}/{INFO_FILE}")

@@ -1,0 +1,172 @@
+"""Summarise and verify a shard directory against its ``dataset_info.json``.
+
+:func:`summarize` reads only ``dataset_info.json`` and file sizes (instant on any size of
+dataset); :func:`verify` reads every record of every shard, checking both CRCs, parsing each
+Example and comparing counts, shapes and labels with ``dataset_info.json``.  Problems are returned
+as one line each, naming the file and record, so the CLI can print them and exit non-zero.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+from vidshard.errors import ShardFormatError
+from vidshard.records import ERRORS_FILE, DatasetInfo, decode_example, load_info
+from vidshard.tfrecord_io import iter_records
+
+
+@dataclass(frozen=True)
+class ShardFile:
+    """One shard as listed in ``dataset_info.json`` and as found on disk (size None if missing)."""
+
+    name: str
+    examples: int
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a shard directory holds, from ``dataset_info.json`` and the files' sizes."""
+
+    directory: str
+    info: DatasetInfo
+    shards: dict[str, list[ShardFile]]
+    failed_by_stage: dict[str, int] | None  # errors.jsonl lines per stage; None if the file is missing
+
+    def problems(self) -> list[str]:
+        """Missing shard files and an errors.jsonl that disagrees with ``num_failed``."""
+        lines = [f"{os.path.join(self.directory, shard.name)}: missing"
+                 for shards in self.shards.values() for shard in shards if shard.size is None]
+        if self.failed_by_stage is None:
+            lines.append(f"{os.path.join(self.directory, ERRORS_FILE)}: missing")
+        elif sum(self.failed_by_stage.values()) != self.info.num_failed:
+            lines.append(f"{ERRORS_FILE} lists {sum(self.failed_by_stage.values())} videos, dataset_info.json "
+                         f"says {self.info.num_failed} failed")
+        return lines
+
+
+def summarize(directory: str) -> Summary:
+    """Read ``dataset_info.json`` and stat the shard files (no record is read)."""
+    info = load_info(directory)
+    shards = {}
+    for split, split_info in info.splits.items():
+        files = []
+        for name, examples in zip(split_info.shards, split_info.shard_lengths):
+            path = os.path.join(directory, name)
+            files.append(ShardFile(name, examples, os.path.getsize(path) if os.path.isfile(path) else None))
+        shards[split] = files
+    errors_path = os.path.join(directory, ERRORS_FILE)
+    failed = None
+    if os.path.isfile(errors_path):
+        with open(errors_path, encoding="utf-8") as fh:
+            try:
+                failed = dict(Counter(json.loads(line)["stage"] for line in fh if line.strip()))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ShardFormatError(f"{errors_path} is not a valid errors.jsonl: {exc}") from None
+    return Summary(directory, info, shards, failed)
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_summary(summary: Summary) -> list[str]:
+    """Human-readable lines: settings, classes, per-split counts, shard sizes and bytes per clip."""
+    info = summary.info
+    lines = [
+        f"{summary.directory}: {info.num_classes} classes, {info.encoding}"
+        + (f" q{info.quality}" if info.encoding == "jpeg" else "")
+        + f", {info.clips_per_video} clip(s) of {info.n_frames} frames every {info.frame_step} "
+        f"at {info.height}x{info.width}, compression {info.compression}",
+        f"split by {info.split_policy} ({info.split_request}), seed {info.seed}, source {info.source}, "
+        f"vidshard {info.vidshard_version}",
+        f"classes: {', '.join(info.class_names)}",
+    ]
+    class_counts = info.extra.get("class_counts", {})
+    for split, files in summary.shards.items():
+        examples = info.splits[split].num_examples
+        stored = sum(shard.size or 0 for shard in files)
+        per_clip = stored / (examples * info.clips_per_video) if examples else 0
+        lines.append(f"{split}: {examples} examples in {len(files)} shard(s), {_size(stored)}, "
+                     f"{_size(per_clip)} per clip")
+        if split in class_counts:
+            lines.append("  per class: " + ", ".join(f"{name} {count}" for name, count in class_counts[split].items()))
+        for shard in files:
+            size = "MISSING" if shard.size is None else _size(shard.size)
+            lines.append(f"  {shard.name}: {shard.examples} examples, {size}")
+    stages = ", ".join(f"{stage} {count}" for stage, count in sorted((summary.failed_by_stage or {}).items()))
+    lines.append(f"failed videos: {info.num_failed}" + (f" ({stages}; listed in {ERRORS_FILE})" if stages else ""))
+    return lines
+
+
+def _check_record(serialized: bytes, where: str, info: DatasetInfo) -> tuple[list[str], str | None, str | None]:
+    """Problems of one record, plus its video id and class name when it parses."""
+    try:
+        record = decode_example(serialized)
+    except ShardFormatError as exc:
+        return [f"{where}: {exc}"], None, None
+    problems = []
+    expected = (info.clips_per_video, info.n_frames, info.height, info.width, 3)
+    if record.frames.shape != expected:
+        problems.append(f"{where}: frames have shape {record.frames.shape}, dataset_info.json says {expected}")
+    if not 0 <= record.label < info.num_classes:
+        problems.append(f"{where}: label {record.label} is outside 0..{info.num_classes - 1}")
+    elif info.class_names[record.label] != record.label_name:
+        problems.append(f"{where}: label {record.label} is {info.class_names[record.label]!r} "
+                        f"but label_name is {record.label_name!r}")
+    return problems, record.video_id, record.label_name
+
+
+def verify(directory: str) -> list[str]:
+    """Read and check every record; return one line per problem (empty when all is well)."""
+    summary = summarize(directory)
+    info = summary.info
+    problems = summary.problems()
+    seen: dict[str, str] = {}
+    for split, files in summary.shards.items():
+        classes: Counter[str] = Counter()
+        readable = True  # per-class counts are only comparable when every shard was read to its end
+        for shard in files:
+            if shard.size is None:
+                readable = False
+                continue
+            path = os.path.join(directory, shard.name)
+            count = 0
+            try:
+                for index, serialized in enumerate(iter_records(path, compression=info.compression)):
+                    where = f"{path}: record {index}"
+                    found, video_id, label_name = _check_record(serialized, where, info)
+                    problems += found
+                    if video_id is not None:
+                        if video_id in seen:
+                            problems.append(f"{where}: video {video_id} is also in {seen[video_id]}")
+                        seen[video_id] = where
+                        classes[label_name] += 1
+                    count += 1
+            except ShardFormatError as exc:  # names the file and record; the rest of the file is unreadable
+                problems.append(f"{exc} (rest of the file not checked)")
+                readable = False
+                continue
+            if count != shard.examples:
+                problems.append(f"{path}: holds {count} records, dataset_info.json says {shard.examples}")
+        if sum(shard.examples for shard in files) != info.splits[split].num_examples:
+            problems.append(f"split {split}: shard lengths add up to {sum(s.examples for s in files)}, "
+                            f"num_examples says {info.splits[split].num_examples}")
+        expected_classes = info.extra.get("class_counts", {}).get(split)
+        if readable and expected_classes is not None \
+                and {name: count for name, count in expected_classes.items() if count} != dict(classes):
+            problems.append(f"split {split}: records per class {dict(classes)} differ from dataset_info.json "
+                            f"{expected_classes}")
+        listed = {shard.name for shard in files}
+        for path in sorted(glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(split)}-*-of-*"))):
+            if os.path.basename(path) not in listed:
+                problems.append(f"{path}: shard file not listed in dataset_info.json")
+    return problems
+

@@ -1,0 +1,78 @@
+"""Look at one stored clip: an animated GIF (the tutorial's ``to_gif``) or a contact sheet.
+
+The tutorial's ``to_gif`` writes frames at 10 fps with imageio; here Pillow (which matplotlib
+already depends on) writes the GIF, and a matplotlib figure lays the clip's frames out on one
+sheet with their source frame numbers, so padded frames (``-1``) are visible at a glance.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.records import ClipRecord, DatasetInfo, decode_example, load_info
+from vidshard.tfrecord_io import iter_records
+
+GIF_FPS = 10  #: the tutorial's to_gif frame rate
+SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def load_example(directory: str, split: str, index: int) -> tuple[ClipRecord, DatasetInfo]:
+    """The ``index``-th example of ``split`` in shard order (shard 0 first), and the dataset info."""
+    info = load_info(directory)
+    if split not in info.splits:
+        raise ShardFormatError(f"no split {split!r} in {directory}; it has {', '.join(info.splits)}")
+    split_info = info.splits[split]
+    if not 0 <= index < split_info.num_examples:
+        raise ShardFormatError(f"--index {index} is out of range: split {split} has {split_info.num_examples} examples")
+    offset = index
+    for name, length in zip(split_info.shards, split_info.shard_lengths):
+        if offset < length:
+            for position, serialized in enumerate(iter_records(os.path.join(directory, name), info.compression)):
+                if position == offset:
+                    return decode_example(serialized), info
+            raise ShardFormatError(f"{os.path.join(directory, name)} ends before record {offset}")
+        offset -= length
+    raise ShardFormatError(f"shard lengths of split {split} add up to less than num_examples")
+
+
+def save_gif(frames: np.ndarray, path: str, fps: int = GIF_FPS) -> None:
+    """Write uint8 RGB frames ``[T, H, W, 3]`` as a looping GIF at ``fps`` frames per second."""
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+def save_contact_sheet(record: ClipRecord, clip: int, path: str, columns: int = 5) -> None:
+    """Write one clip's frames on a grid, each titled with its source frame number."""
+    frames, indices = record.frames[clip], record.frame_indices[clip]
+    rows = math.ceil(len(frames) / columns)
+    cols = min(columns, len(frames))
+    figure = Figure(figsize=(2.2 * cols, 2.2 * rows * frames.shape[1] / frames.shape[2] + 0.6), layout="constrained")
+    figure.suptitle(f"{record.video_id} ({record.label_name}, label {record.label}), clip {clip}")
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for position, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if position < len(frames):
+            ax.imshow(frames[position])
+            source = int(indices[position])
+            ax.set_title("padded" if source < 0 else f"frame {source}", fontsize=9)
+    figure.savefig(path, dpi=100)
+
+
+def preview(directory: str, split: str, index: int, out: str, clip: int = 0) -> ClipRecord:
+    """Write clip ``clip`` of example ``index`` of ``split`` to ``out`` (.gif, or a sheet: .png, ...)."""
+    suffix = os.path.splitext(out)[1].lower()
+    if suffix != ".gif" and suffix not in SHEET_SUFFIXES:
+        raise VidshardError(f"--out {out}: use .gif for an animation or {', '.join(SHEET_SUFFIXES)} for a contact sheet")
+    record, _ = load_example(directory, split, index)
+    if not 0 <= clip < record.frames.shape[0]:
+        raise VidshardError(f"--clip {clip} is out of range: the example holds {record.frames.shape[0]} clip(s)")
+    if suffix == ".gif":
+        save_gif(record.frames[clip], out)
+    else:
+        save_contact_sheet(record, clip, out)
+    return record
