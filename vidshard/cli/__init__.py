@@ -26,6 +26,18 @@ def _register() -> None:
     from vidshard.cli import list_cmd
 
     main.add_command(list_cmd.list_command)
+    from vidshard.cli import inspect_cmd, preview_cmd, shard_cmd
+
+    main.add_command(shard_cmd.shard_command)
+    main.add_command(inspect_cmd.inspect_command)
+    main.add_command(preview_cmd.preview_command)
+    from vidshard.cli import bench_cmd
+
+    main.add_command(bench_cmd.bench_command)
+    from vidshard.cli import evaluate_cmd, train_cmd
+
+    main.add_command(train_cmd.train_command)
+    main.add_command(evaluate_cmd.evaluate_command)
 
 
 _register()

@@ -1,0 +1,233 @@
+"""`vidshard train` and `vidshard evaluate` on small synthetic shards, through the real CLI and TensorFlow.
+
+One short training run (module fixture, ~20 s on 2 cores: most of it is TensorFlow tracing the
+training step) is shared by the default tests; longer runs are marked slow.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from shardmaker import corrupt_shard, make_shards, read_records
+from vidshard.cli import main
+from vidshard.models.evaluate import confusion_matrix, per_class_metrics
+from vidshard.models.resnet21d import build_model
+from vidshard.models.train import TrainConfig, _ResumableEarlyStopping, train
+from vidshard.reader import make_dataset
+
+CLASSES = 3
+EPOCHS = 12
+#: A colour cast per class makes the set separable in a few epochs (see shardmaker.clip_record).
+SPLITS = {"train": 6, "val": 2, "test": 3}
+TRAIN_ARGS = ["--epochs", str(EPOCHS), "--batch-size", "3", "--learning-rate", "3e-4", "--seed", "3"]
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(data dir, run dir, CLI output) of one `vidshard train` run."""
+    root = tmp_path_factory.mktemp("trained")
+    make_shards(root / "data", splits=SPLITS, color_cue=True)
+    result = _invoke("train", root / "data", root / "run", *TRAIN_ARGS)
+    assert result.exit_code == 0, result.output
+    return root / "data", root / "run", result.output
+
+
+def _history(run) -> dict[str, list[float]]:
+    return json.loads((run / "history.json").read_text())
+
+
+def test_training_lowers_the_loss_and_beats_chance(trained):
+    _, run, output = trained
+    history = _history(run)
+    assert len(history["loss"]) == EPOCHS
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert max(history["val_accuracy"]) >= 2 / CLASSES  # chance is 1/3
+    assert f"trained {EPOCHS} epochs" in output and "vidshard evaluate" in output
+
+
+def test_run_dir_holds_the_best_model_history_plot_and_config(trained):
+    data, run, _ = trained
+    history = _history(run)
+    with open(run / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))
+    np.testing.assert_allclose([float(r["val_loss"]) for r in rows], history["val_loss"], rtol=1e-6)
+    assert (run / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "checkpoints" / "last.keras").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["epochs"] == EPOCHS and config["train"]["learning_rate"] == 3e-4
+    assert config["dataset"]["class_names"] == ["MoveDown", "MoveDownRight", "MoveRight"]
+    assert config["model"]["params"] == build_model(4, 32, 32, CLASSES).count_params()
+    # model.keras is the epoch with the lowest val_loss, not the last one.
+    model = keras.models.load_model(run / "model.keras")
+    val = make_dataset(data, "val", 3, shuffle=False, clips="all")
+    assert model.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(min(history["val_loss"]),
+                                                                                       rel=1e-4)
+
+
+def test_evaluate_writes_a_confusion_matrix_equal_to_a_hand_count(trained):
+    data, run, _ = trained
+    result = _invoke("evaluate", run)
+    assert result.exit_code == 0, result.output
+    assert "test: 9 clips of 9 videos" in result.output and "macro avg" in result.output
+    out = run / "eval" / "test"
+    metrics = json.loads((out / "metrics.json").read_text())
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.sum() == 9 == metrics["num_clips"]
+    # Independent path: OpenCV-decoded frames, Keras predict, counting by hand.
+    model = keras.models.load_model(run / "model.keras")
+    records = read_records(data, "test")
+    predicted = model.predict(np.stack([r.frames[0] for r in records]), verbose=0).argmax(axis=1)
+    by_hand = [[0] * CLASSES for _ in range(CLASSES)]
+    for record, guess in zip(records, predicted):
+        by_hand[record.label][guess] += 1
+    assert cm.tolist() == by_hand
+    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / 9)
+    assert metrics["accuracy"] > 1 / CLASSES
+    with open(out / "predictions.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 9
+    with open(out / "per_class.csv", newline="") as fh:
+        rows = {r["class"]: r for r in csv.DictReader(fh)}
+    for i, name in enumerate(metrics["class_names"]):
+        tp, predicted_as, actual = by_hand[i][i], sum(row[i] for row in by_hand), sum(by_hand[i])
+        precision = tp / predicted_as if predicted_as else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        assert float(rows[name]["precision"]) == pytest.approx(precision, abs=1e-6)
+        assert float(rows[name]["recall"]) == pytest.approx(recall, abs=1e-6)
+        assert float(rows[name]["f1"]) == pytest.approx(f1, abs=1e-6)
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_precision_recall_f1_match_a_hand_computation_with_zero_division():
+    labels = [0, 0, 0, 1, 1, 1, 2, 3]
+    predicted = [0, 0, 1, 1, 1, 1, 0, 3]  # class 2 never predicted
+    cm = confusion_matrix(np.array(labels), np.array(predicted), 4)
+    assert cm.tolist() == [[2, 1, 0, 0], [0, 3, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
+    scores = per_class_metrics(cm)
+    np.testing.assert_allclose(scores["precision"], [2 / 3, 3 / 4, 0.0, 1.0])  # class 2: 0/0 := 0
+    np.testing.assert_allclose(scores["recall"], [2 / 3, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(scores["f1"], [2 / 3, 2 * 0.75 / 1.75, 0.0, 1.0])
+    np.testing.assert_array_equal(scores["support"], [3, 3, 1, 1])
+
+
+def test_evaluate_names_a_corrupt_shard_in_one_line(trained, tmp_path):
+    data, run, _ = trained
+    shutil.copytree(data, tmp_path / "data")
+    corrupt_shard(tmp_path / "data" / "test-00001-of-00002.tfrecord")
+    result = _invoke("evaluate", run, "--data", tmp_path / "data")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: corrupt shard in split 'test': ")
+    assert "test-00001-of-00002.tfrecord" in result.output and result.output.count("\n") == 1
+
+
+def test_evaluate_refuses_shards_of_other_classes(trained, tmp_path):
+    _, run, _ = trained
+    make_shards(tmp_path / "other", classes=["MoveUp", "MoveLeft", "MoveDown"], splits={"test": 1})
+    result = _invoke("evaluate", run, "--data", tmp_path / "other")
+    assert result.exit_code == 1 and "labels would not mean the same classes" in result.output
+
+
+def test_a_run_dir_is_never_overwritten_and_resume_needs_a_run(trained, tmp_path):
+    data, run, _ = trained
+    result = _invoke("train", data, run, "--epochs", "1")
+    assert result.exit_code == 1 and "already holds a run" in result.output and "--resume" in result.output
+    result = _invoke("train", data, tmp_path / "empty", "--resume")
+    assert result.exit_code == 1 and "cannot resume" in result.output
+    result = _invoke("train", data, run, "--resume", "--epochs", str(EPOCHS))
+    assert result.exit_code == 1 and f"already trained {EPOCHS} epochs" in result.output
+    result = _invoke("train", data, run, "--resume", "--epochs", "20", "--learning-rate", "1e-3", "--seed", "1")
+    assert result.exit_code == 2 and "--learning-rate, --seed cannot change when resuming" in result.output
+    result = _invoke("train", data, tmp_path / "r", "--val-split", "valid")
+    assert result.exit_code == 1 and "no 'valid' split" in result.output
+
+
+def test_early_stopping_carries_its_state_over_a_resume():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    stopper = _ResumableEarlyStopping(patience=3, best=0.5, wait=2)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    stopper.on_epoch_end(7, {"val_loss": 0.6})  # third epoch without beating 0.5
+    assert model.stop_training is True
+    fresh = _ResumableEarlyStopping(patience=3, best=None, wait=0)
+    fresh.set_model(model)
+    model.stop_training = False
+    fresh.on_train_begin()
+    fresh.on_epoch_end(7, {"val_loss": 0.6})
+    assert model.stop_training is False and fresh.best == 0.6
+
+
+# -- slow: more training runs ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_resume_continues_history_and_optimizer(trained, tmp_path):
+    data, run, _ = trained
+    shutil.copytree(run, tmp_path / "run")
+    before = _history(run)
+    steps = -(-SPLITS["train"] * CLASSES // 3)
+    assert int(keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations) == EPOCHS * steps
+    result = _invoke("train", data, tmp_path / "run", "--epochs", EPOCHS + 2, "--resume")
+    assert result.exit_code == 0, result.output
+    after = _history(tmp_path / "run")
+    assert len(after["loss"]) == EPOCHS + 2 and after["loss"][:EPOCHS] == before["loss"]
+    resumed = keras.models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    assert int(resumed.optimizer.iterations) == (EPOCHS + 2) * steps
+    with open(tmp_path / "run" / "history.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(EPOCHS + 2))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["resumed_at_epoch"] == EPOCHS
+    assert config["train"]["learning_rate"] == 3e-4 and config["train"]["epochs"] == EPOCHS + 2  # stored + new
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_history(trained, tmp_path):
+    data, run, _ = trained
+    config = TrainConfig(epochs=3, batch_size=3, learning_rate=3e-4, seed=3, verbose=0)
+    first = train(data, tmp_path / "a", config)
+    assert train(data, tmp_path / "b", config) == first
+    assert first["loss"] == _history(run)["loss"][:3]
+
+
+@pytest.mark.slow
+def test_train_names_a_corrupt_shard_in_one_line(trained, tmp_path):
+    data, _, _ = trained
+    shutil.copytree(data, tmp_path / "data")
+    corrupt_shard(tmp_path / "data" / "train-00000-of-00002.tfrecord")
+    result = _invoke("train", tmp_path / "data", tmp_path / "run", "--epochs", "1")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: corrupt shard in split 'train': ")
+    assert "train-00000-of-00002.tfrecord" in result.output and result.output.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_mixed_precision_and_disk_cache_train(trained, tmp_path):
+    data, _, _ = trained
+    result = _invoke("train", data, tmp_path / "run", "--epochs", "2", "--batch-size", "3", "--mixed-precision",
+                     "--cache", "disk")
+    assert result.exit_code == 0, result.output
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert model.get_layer(index=2).dtype_policy.name == "mixed_bfloat16"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["mixed_precision"] == "bfloat16"
+    assert not (tmp_path / "run" / "cache").exists()  # the on-disk cache is removed after training
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored
+
+
+@pytest.mark.slow
+def test_learns_motion_direction_without_a_colour_cue(tmp_path):
+    """The synthetic classes differ only in the direction a square moves."""
+    make_shards(tmp_path / "data", splits={"train": 12, "val": 4, "test": 4}, n_frames=8)
+    train(tmp_path / "data", tmp_path / "run", TrainConfig(epochs=20, batch_size=4, learning_rate=3e-4, seed=0,
+                                                         verbose=0))
+    result = _invoke("evaluate", tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.6, result.output  # chance is 1/3

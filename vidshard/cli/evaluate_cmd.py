@@ -1,0 +1,29 @@
+"""``vidshard evaluate RUN_DIR``: loss, accuracy, confusion matrix and per-class scores on one split."""
+from __future__ import annotations
+
+import os
+
+import click
+
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Shard directory (default: the one the run was trained on).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the run's batch size.")
+def evaluate_command(run_dir: str, data: str | None, split: str, batch_size: int | None) -> None:
+    """Score RUN_DIR's model.keras on one split of the shards, in one pass over the data.
+
+    Writes metrics.json, per_class.csv, predictions.csv and confusion_matrix.png to
+    RUN_DIR/eval/SPLIT/ and prints the per-class table.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
+    from vidshard.models.evaluate import evaluate, format_table
+
+    metrics = evaluate(run_dir, data, split, batch_size)
+    click.echo(f"{split}: {metrics['num_clips']} clips of {metrics['num_videos']} videos; "
+               f"loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.3f}")
+    click.echo(format_table(metrics))
+    click.echo(f"results: {metrics['out_dir']}")

@@ -1,0 +1,77 @@
+"""``vidshard train DATA RUN_DIR``: train the (2+1)D ResNet on shards (the tutorial's ``model.fit``).
+
+TensorFlow is imported when the command runs, not when the ``vidshard`` group loads, so other
+commands start quickly.
+"""
+from __future__ import annotations
+
+import os
+
+import click
+
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Epochs to train (in total, when resuming).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate.")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Stop after this many epochs without a lower val_loss (default: never, as the tutorial).")
+@click.option("--mixed-precision", is_flag=True, help="Compute in 16-bit floats, keeping float32 weights.")
+@click.option("--mixed-dtype", type=click.Choice(["bfloat16", "float16"]), default="bfloat16", show_default=True,
+              help="16-bit type of --mixed-precision: bfloat16 (CPUs, TPUs, Ampere+ GPUs) or float16 (older GPUs, "
+                   "with loss scaling).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, shuffling and clip choice.")
+@click.option("--resume", is_flag=True,
+              help="Continue RUN_DIR's run from its last epoch, with its optimizer state, history and settings.")
+@click.option("--cache", type=click.Choice(["memory", "disk", "none"]), default="memory", show_default=True,
+              help="Keep decoded uint8 clips in memory, in RUN_DIR/cache (removed after training), or nowhere.")
+@click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--val-split", default="val", show_default=True, help="Split used for validation every epoch.")
+@click.pass_context
+def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batch_size: int, learning_rate: float,
+                  patience: int | None, mixed_precision: bool, mixed_dtype: str, seed: int, resume: bool, cache: str,
+                  shuffle_buffer: int, val_split: str) -> None:
+    """Train on DATA's train split, validating on its val split; write the run to RUN_DIR.
+
+    RUN_DIR receives model.keras (the epoch with the lowest val_loss), checkpoints/last.keras,
+    history.json, history.csv, history.png and config.json.
+    """
+    if resume:
+        _refuse_changed_settings(ctx)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
+    from vidshard.models.train import HISTORY_PNG, MODEL_FILE, TrainConfig, best_epoch, train
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
+                         mixed_precision=mixed_dtype if mixed_precision else None, seed=seed, resume=resume,
+                         cache=cache, shuffle_buffer=shuffle_buffer, val_split=val_split,
+                         verbose=1 if _interactive() else 2)
+    history = train(data, run_dir, config)
+    best = best_epoch(history)
+    click.echo(f"trained {len(history['loss'])} epochs; best val_loss {history['val_loss'][best - 1]:.4f} "
+               f"(val_accuracy {history['val_accuracy'][best - 1]:.3f}) at epoch {best}")
+    click.echo(f"model:   {os.path.join(run_dir, MODEL_FILE)}")
+    click.echo(f"history: {os.path.join(run_dir, HISTORY_PNG)}")
+    click.echo(f"next:    vidshard evaluate {run_dir}")
+
+
+def _refuse_changed_settings(ctx: click.Context) -> None:
+    """A resumed run keeps its own settings: say so rather than ignore an option the user typed."""
+    from click.core import ParameterSource
+
+    fixed = [name for name in ("batch_size", "learning_rate", "mixed_precision", "mixed_dtype", "seed",
+                               "shuffle_buffer", "val_split")
+             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if fixed:
+        options = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        raise click.UsageError(f"{options} cannot change when resuming: the run keeps the settings in its "
+                               "config.json (only --epochs, --patience and --cache apply)")
+
+
+def _interactive() -> bool:
+    """Progress bars on a terminal, one line per epoch in logs."""
+    return click.get_text_stream("stdout").isatty()
