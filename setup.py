@@ -12,7 +12,7 @@ setup(
     version="0.1.0",
     description="Shard video classification datasets into TFRecords with Apache Beam, train from them.",
     python_requires=">=3.10",
-    packages=["vidshard", "vidshard.cli", "vidshard.pipelines", "vidshard.models"],
+    packages=["vidshard", "vidshard.cli", "vidshard.bench", "vidshard.pipelines", "vidshard.models"],
     package_dir={
         "vidshard": "vidshard",
         "vidshard.cli": "vidshard/cli",
@@ -34,6 +34,7 @@ setup(
         "click>=8.1",
         "tqdm>=4.66",
         "matplotlib>=3.8",
+        "psutil>=5.9",
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.2"],

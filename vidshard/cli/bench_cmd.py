@@ -1,0 +1,51 @@
+"""``vidshard bench``: measure vidshard against the tutorial's input path on the same videos."""
+from __future__ import annotations
+
+import tempfile
+
+import click
+
+from vidshard.synthetic import VideoSpec
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``224`` or ``HxW`` -> (height, width)."""
+    try:
+        height, _, width = text.lower().partition("x")
+        return int(height), int(width or height)
+    except ValueError:
+        raise click.BadParameter(f"expected N or HxW, got {text!r}") from None
+
+
+@click.command("bench")
+@click.option("--videos", default=200, show_default=True, help="Videos to generate and shard (the large run).")
+@click.option("--small-videos", default=50, show_default=True, help="Videos of the small run (peak-memory comparison).")
+@click.option("--classes", default=4, show_default=True, help="Motion classes of the generated videos.")
+@click.option("--video-size", default="240x320", show_default=True, help="Generated video HxW (UCF101: 240x320).")
+@click.option("--video-frames", default=175, show_default=True, help="Frames per generated video (UCF101: ~7 s at 25 fps).")
+@click.option("--size", "size_text", default="224", show_default=True, help="Clip frame size, N or HxW.")
+@click.option("--n-frames", default=10, show_default=True)
+@click.option("--frame-step", default=15, show_default=True)
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--train-videos", default=32, show_default=True, help="Clips per timed training epoch (e).")
+@click.option("--workers", type=int, default=None, help="Beam workers for shard (default: all cores).")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep generated files here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the results as JSON.")
+def bench_command(videos, small_videos, classes, video_size, video_frames, size_text, n_frames, frame_step,
+                  batch_size, train_videos, workers, workdir, json_path) -> None:
+    """Benchmark vidshard against the tutorial's path (a Markdown table; ratios are taken in this run)."""
+    from vidshard.bench.measure import BenchConfig, run_benchmark, save_json, to_markdown
+
+    video_h, video_w = _size(video_size)
+    height, width = _size(size_text)
+    with tempfile.TemporaryDirectory(prefix="vidshard-bench-") as tmp:
+        config = BenchConfig(
+            workdir=workdir or tmp, videos=videos, small_videos=min(small_videos, videos), classes=classes,
+            video=VideoSpec(num_frames=video_frames, width=video_w, height=video_h),
+            n_frames=n_frames, frame_step=frame_step, height=height, width=width, batch_size=batch_size,
+            train_videos=train_videos, **({"workers": workers} if workers else {}),
+        )
+        result = run_benchmark(config, log=lambda msg: click.echo(msg, err=True))
+    click.echo(to_markdown(result))
+    if json_path:
+        save_json(result, json_path)
