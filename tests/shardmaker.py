@@ -7,6 +7,7 @@ tests do not depend on the sharding pipeline.  The output follows the shard cont
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Mapping, Sequence
 
@@ -34,7 +35,7 @@ def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *
     # few pixels between sampled frames instead of aliasing through the wrap-around.
     spec = VideoSpec(num_frames=max(starts[-1] + span, 32), width=width, height=height)
     video = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
-                      for f in motion_frames(class_index, len(class_names), spec, video_seed)])
+                      for f in motion_frames(2 * math.pi * class_index / len(class_names), spec, video_seed)])
     if color_cue:
         for channel in range(3):  # class k gets the colour cast of the bits of k + 1 (7 distinct casts)
             if (class_index + 1) >> channel & 1:

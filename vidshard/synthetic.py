@@ -36,14 +36,24 @@ class VideoSpec:
     color: bool = True
 
 
-def motion_frames(class_index: int, num_classes: int, spec: VideoSpec, seed: int) -> Iterator[np.ndarray]:
-    """Yield BGR (or gray) uint8 frames of a square moving in the class's direction.
+def direction_of(class_name: str, class_index: int, num_classes: int) -> float:
+    """Motion angle (radians, clockwise in image coordinates) of a class.
 
-    The direction is ``class_index / num_classes`` of a full turn; the start point, speed and
-    background noise vary with ``seed`` so clips of one class are not identical.
+    Names of :data:`MOTION_CLASSES` move the way they say (45 degrees apart); other names split
+    the turn evenly by their index.
+    """
+    if class_name in MOTION_CLASSES:
+        return 2 * math.pi * MOTION_CLASSES.index(class_name) / len(MOTION_CLASSES)
+    return 2 * math.pi * class_index / max(num_classes, 1)
+
+
+def motion_frames(angle: float, spec: VideoSpec, seed: int) -> Iterator[np.ndarray]:
+    """Yield BGR (or gray) uint8 frames of a square moving at ``angle`` (see :func:`direction_of`).
+
+    The start point, speed and background noise vary with ``seed`` so clips of one class are
+    not identical.
     """
     rng = np.random.default_rng(seed)
-    angle = 2 * math.pi * class_index / max(num_classes, 1)
     dx, dy = math.cos(angle), math.sin(angle)
     side = max(4, min(spec.width, spec.height) // 6)
     speed = rng.uniform(0.6, 1.2) * min(spec.width, spec.height) / max(spec.num_frames, 1) * 2
@@ -104,7 +114,7 @@ def make_ucf_zip(
                     name = ucf_member_name(class_name, group, clip)
                     video_seed = seed * 1_000_003 + class_index * 10_007 + group * 101 + clip
                     local = write_video(
-                        Path(tmp) / "v.avi", motion_frames(class_index, len(classes), spec, video_seed), spec
+                        Path(tmp) / "v.avi", motion_frames(direction_of(class_name, class_index, len(classes)), spec, video_seed), spec
                     )
                     zf.write(local, name)
                     names.append(name)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import psutil
 
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, motion_frames, ucf_member_name, write_video
+from vidshard.synthetic import MOTION_CLASSES, VideoSpec, direction_of, motion_frames, ucf_member_name, write_video
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def write_video_folder(root: Path, count: int, config: BenchConfig) -> list[Path
         path = root / ucf_member_name(classes[class_index], group + 1, clip + 1, prefix=f"{classes[class_index]}/")
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            write_video(path, motion_frames(class_index, len(classes), config.video, seed=i), config.video)
+            write_video(path, motion_frames(direction_of(classes[class_index], class_index, len(classes)), config.video, seed=i), config.video)
         paths.append(path)
     return paths
 
