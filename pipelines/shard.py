@@ -142,8 +142,9 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
         if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
             direct.direct_num_workers = len(os.sched_getaffinity(0))
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in beam_args):
-        # Local workers log every bundle at INFO to the terminal; keep warnings and errors.
-        options.view_as(WorkerOptions).default_sdk_harness_log_level = "WARNING"
+        # Local workers log every bundle at INFO, and start-up warnings that need no action, to
+        # the terminal; failures of videos are counted and listed in errors.jsonl instead.
+        options.view_as(WorkerOptions).default_sdk_harness_log_level = "ERROR"
     options.view_as(SetupOptions).save_main_session = False
     return options
 

@@ -23,10 +23,10 @@ from apache_beam.pvalue import TaggedOutput
 
 from vidshard import shardio
 from vidshard.decode import decode_clips
-from vidshard.errors import DecodeError, MemberReadError
+from vidshard.errors import DecodeError, SourceError
 from vidshard.records import ERRORS_FILE, ClipRecord, encode_example
 from vidshard.sampling import ClipSpec
-from vidshard.sources import SourceOptions, open_source
+from vidshard.sources import SourceOptions, VideoSource, open_source
 
 #: Namespace of every Beam metric of the pipeline (``result.metrics()`` filters on it).
 METRICS_NAMESPACE = "vidshard"
@@ -95,7 +95,17 @@ class FetchDecodeEncode(beam.DoFn):
         """Per worker: one open source (one HTTP session / RemoteZip), single-threaded OpenCV."""
         # Workers already run one process per core; OpenCV's own thread pool would oversubscribe.
         cv2.setNumThreads(1)
-        self._source = open_source(self._source_uri, self._source_options)
+        try:
+            self._source = open_source(self._source_uri, self._source_options)
+        except SourceError:
+            # A source that cannot be reached now must fail videos (recorded, counted), not the
+            # worker: process() tries again for every video and records the reason.
+            self._source = None
+
+    def _open_source(self) -> VideoSource:
+        if self._source is None:
+            self._source = open_source(self._source_uri, self._source_options)
+        return self._source
 
     def teardown(self) -> None:
         if self._source is not None:
@@ -104,8 +114,8 @@ class FetchDecodeEncode(beam.DoFn):
 
     def process(self, item: WorkItem) -> Iterator[Any]:
         try:
-            data = self._source.read(item.video_id)
-        except MemberReadError as exc:
+            data = self._open_source().read(item.video_id)
+        except SourceError as exc:  # includes MemberReadError
             yield self._fail(item, "fetch", str(exc))
             return
         self._videos_read.inc()

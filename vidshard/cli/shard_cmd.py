@@ -14,6 +14,7 @@ from vidshard.catalog import SplitRequest
 from vidshard.cli.selection import plan_from_options, selection_options
 from vidshard.errors import VidshardError
 from vidshard.records import ENCODINGS, INFO_FILE
+from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 from vidshard.tfrecord_io import COMPRESSIONS
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
@@ -86,11 +87,21 @@ def parse_shards(text: str) -> int | None:
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.option("--timeout", default="30", show_default=True, metavar="SECONDS",
+              callback=lambda _ctx, _param, value: _whole("--timeout", value), help="Per HTTP request.")
+@click.option("--retries", default="4", show_default=True, metavar="N",
+              callback=lambda _ctx, _param, value: _whole("--retries", value, 0),
+              help="Retries (with exponential backoff) of a failed HTTP request before a video is recorded as failed.")
+@click.option("--max-video-mib", default=str(DEFAULT_MAX_MEMBER_BYTES >> 20), show_default=True, metavar="MIB",
+              callback=lambda _ctx, _param, value: _whole("--max-video-mib", value),
+              help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
+@click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.pass_context
 def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
-                  shards: int | None, compression: str, overwrite: bool) -> None:
+                  shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
+                  max_video_mib: int, insecure: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.catalog import build_catalog
@@ -106,7 +117,8 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
         ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
                  clips_per_video=clips_per_video, seed=seed),
         encoding, quality)
-    source_options = SourceOptions()
+    source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
+                                   verify_tls=not insecure)
     with open_source(source, source_options) as src:
         catalog = build_catalog(src.list_members())
     plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed)
