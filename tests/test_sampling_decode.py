@@ -84,35 +84,12 @@ def test_resize_with_pad_matches_tensorflow(shape, out):
     assert np.abs(ours - theirs).max() <= 1
 
 
-def _tutorial_frames(path: str, n_frames: int, output_size, frame_step: int, start: int) -> np.ndarray:
-    """The tutorial's frames_from_video_file with its random start replaced by ``start``."""
-    tf = pytest.importorskip("tensorflow")
-
-    def format_frames(frame, size):
-        frame = tf.image.convert_image_dtype(frame, tf.float32)
-        return tf.image.resize_with_pad(frame, *size)
-
-    result = []
-    src = cv2.VideoCapture(str(path))
-    src.set(cv2.CAP_PROP_POS_FRAMES, start)
-    ret, frame = src.read()
-    result.append(format_frames(frame, output_size))
-    for _ in range(n_frames - 1):
-        for _ in range(frame_step):
-            ret, frame = src.read()
-        if ret:
-            result.append(format_frames(frame, output_size))
-        else:
-            result.append(np.zeros_like(result[0]))
-    src.release()
-    return np.array(result)[..., [2, 1, 0]]
-
-
 @pytest.mark.parametrize("fourcc,spec", [
     ("MJPG", SPEC),  # intra-only: the tutorial's seek is exact, so a start past 0 compares
     ("XVID", ClipSpec(n_frames=14, frame_step=3, height=32, width=40)),  # span 40 of 40 frames: start 0
 ])
 def test_same_pixels_as_the_tutorial_for_the_same_start(tmp_path, fourcc, spec):
+    tutorial = pytest.importorskip("vidshard.bench.tutorial")  # needs TensorFlow
     data = _video_bytes(tmp_path, fourcc=fourcc)
     path = tmp_path / "same.avi"
     path.write_bytes(data)
@@ -120,7 +97,7 @@ def test_same_pixels_as_the_tutorial_for_the_same_start(tmp_path, fourcc, spec):
     frames, indices = decode_clips(data, video_id, spec)
     start = int(indices[0, 0])
     assert (start > 0) == (fourcc == "MJPG")
-    theirs = _tutorial_frames(path, spec.n_frames, (spec.height, spec.width), spec.frame_step, start)
+    theirs = tutorial.frames_from_video_file(path, spec.n_frames, (spec.height, spec.width), spec.frame_step, start)
     assert np.abs(frames[0].astype(int) - np.round(theirs * 255).astype(int)).max() <= 1
 
 

@@ -21,17 +21,21 @@ def format_frames(frame: np.ndarray, output_size: tuple[int, int]) -> tf.Tensor:
     return tf.image.resize_with_pad(frame, *output_size)
 
 
-def frames_from_video_file(video_path, n_frames: int, output_size=(224, 224), frame_step: int = 15) -> np.ndarray:
-    """The tutorial's clip reader: seek to a random start, read every frame, keep every ``frame_step``-th."""
+def frames_from_video_file(video_path, n_frames: int, output_size=(224, 224), frame_step: int = 15,
+                           start: int | None = None) -> np.ndarray:
+    """The tutorial's clip reader: seek to a random start, read every frame, keep every ``frame_step``-th.
+
+    ``start`` replaces the tutorial's random draw, to compare pixels for a known start.
+    """
     result = []
     src = cv2.VideoCapture(str(video_path))
     video_length = src.get(cv2.CAP_PROP_FRAME_COUNT)
     need_length = 1 + (n_frames - 1) * frame_step
-    if need_length > video_length:
+    if start is None and need_length > video_length:
         start = 0
-    else:
+    elif start is None:
         max_start = video_length - need_length
-        start = random.randint(0, int(max_start) + 1)
+        start = random.randint(0, int(max_start) + 1)  # the tutorial's overshooting draw, kept
     src.set(cv2.CAP_PROP_POS_FRAMES, start)
     ret, frame = src.read()
     result.append(format_frames(frame, output_size))
