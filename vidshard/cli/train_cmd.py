@@ -1,7 +1,8 @@
 """``vidshard train DATA RUN_DIR``: train the (2+1)D ResNet on shards (the tutorial's ``model.fit``).
 
-TensorFlow is imported when the command runs, not when the ``vidshard`` group loads, so other
-commands start quickly.
+Keras (and TensorFlow, on the default backend) is imported when the command runs, not when the
+``vidshard`` group loads: other commands start quickly, and ``--backend`` can still choose
+Keras's backend, which is fixed when Keras is first imported (see :mod:`vidshard.models.backend`).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 
 import click
 
+from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_backend
 
 
 @click.command("train")
@@ -28,14 +30,19 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, shuffling and clip choice.")
 @click.option("--resume", is_flag=True,
               help="Continue RUN_DIR's run from its last epoch, with its optimizer state, history and settings.")
-@click.option("--cache", type=click.Choice(["memory", "disk", "none"]), default="memory", show_default=True,
-              help="Keep decoded uint8 clips in memory, in RUN_DIR/cache (removed after training), or nowhere.")
+@click.option("--cache", type=click.Choice(["memory", "disk", "none"]), default=None,
+              help="Keep decoded uint8 clips in memory, in RUN_DIR/cache (removed after training), or nowhere. "
+                   "[default: memory; tensorflow only: the TF-free reader of jax and torch keeps no cache]")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--val-split", default="val", show_default=True, help="Split used for validation every epoch.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Keras backend. tensorflow reads the shards with tf.data; jax and torch with the TF-free "
+                   f"reader, without importing TensorFlow. Overrides KERAS_BACKEND. [default: {DEFAULT_BACKEND}; "
+                   "with --resume the run's own]")
 @click.pass_context
 def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batch_size: int, learning_rate: float,
-                  patience: int | None, mixed_precision: bool, mixed_dtype: str, seed: int, resume: bool, cache: str,
-                  shuffle_buffer: int, val_split: str) -> None:
+                  patience: int | None, mixed_precision: bool, mixed_dtype: str, seed: int, resume: bool,
+                  cache: str | None, shuffle_buffer: int, val_split: str, backend: str | None) -> None:
     """Train on DATA's train split, validating on its val split; write the run to RUN_DIR.
 
     RUN_DIR receives model.keras (the epoch with the lowest val_loss), checkpoints/last.keras,
@@ -43,13 +50,15 @@ def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batc
     """
     if resume:
         _refuse_changed_settings(ctx)
+        backend = run_backend(run_dir)
+    use_backend(backend or DEFAULT_BACKEND)  # before anything imports Keras
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
     from vidshard.models.train import HISTORY_PNG, MODEL_FILE, TrainConfig, best_epoch, train
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                          mixed_precision=mixed_dtype if mixed_precision else None, seed=seed, resume=resume,
                          cache=cache, shuffle_buffer=shuffle_buffer, val_split=val_split,
-                         verbose=1 if _interactive() else 2)
+                         backend=backend or DEFAULT_BACKEND, verbose=1 if _interactive() else 2)
     history = train(data, run_dir, config)
     best = best_epoch(history)
     click.echo(f"trained {len(history['loss'])} epochs; best val_loss {history['val_loss'][best - 1]:.4f} "
@@ -64,7 +73,7 @@ def _refuse_changed_settings(ctx: click.Context) -> None:
     from click.core import ParameterSource
 
     fixed = [name for name in ("batch_size", "learning_rate", "mixed_precision", "mixed_dtype", "seed",
-                               "shuffle_buffer", "val_split")
+                               "shuffle_buffer", "val_split", "backend")
              if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
     if fixed:
         options = ", ".join("--" + name.replace("_", "-") for name in fixed)
