@@ -1,4 +1,6 @@
 """The ``vidshard`` command: one module per sub-command, registered here."""
+import logging
+
 import click
 
 from vidshard import __version__
@@ -15,10 +17,25 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+class _DropOptionalImportNotice(logging.Filter):
+    """Drops Beam's import-time notice that its optional BigQuery client is absent: it needs no action."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("apitools not found")
+
+
+def _configure_logging() -> None:
+    """Warnings and errors only, in one format; Beam's chatter about its own internals stays quiet."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().addFilter(_DropOptionalImportNotice())
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidshard")
 def main() -> None:
     """Shard video classification datasets with Apache Beam and train from the shards."""
+    _configure_logging()
 
 
 def _register() -> None:
@@ -31,13 +48,18 @@ def _register() -> None:
     main.add_command(shard_cmd.shard_command)
     main.add_command(inspect_cmd.inspect_command)
     main.add_command(preview_cmd.preview_command)
-    from vidshard.cli import bench_cmd
+    from vidshard.cli import bench_cmd, demo_cmd
+
+    main.add_command(demo_cmd.demo_command)
 
     main.add_command(bench_cmd.bench_command)
     from vidshard.cli import evaluate_cmd, train_cmd
 
     main.add_command(train_cmd.train_command)
     main.add_command(evaluate_cmd.evaluate_command)
+    from vidshard.cli import bench_train_cmd
+
+    main.add_command(bench_train_cmd.bench_train_command)
 
 
 _register()
