@@ -40,26 +40,14 @@ def main() -> None:
 
 def _register() -> None:
     """Attach every sub-command; each lives in its own module so commands stay small."""
-    from vidshard.cli import list_cmd
+    from vidshard.cli import (
+        bench_cmd, bench_train_cmd, demo_cmd, evaluate_cmd, inspect_cmd, list_cmd, preview_cmd, shard_cmd, train_cmd,
+    )
 
-    main.add_command(list_cmd.list_command)
-    from vidshard.cli import inspect_cmd, preview_cmd, shard_cmd
-
-    main.add_command(shard_cmd.shard_command)
-    main.add_command(inspect_cmd.inspect_command)
-    main.add_command(preview_cmd.preview_command)
-    from vidshard.cli import bench_cmd, demo_cmd
-
-    main.add_command(demo_cmd.demo_command)
-
-    main.add_command(bench_cmd.bench_command)
-    from vidshard.cli import evaluate_cmd, train_cmd
-
-    main.add_command(train_cmd.train_command)
-    main.add_command(evaluate_cmd.evaluate_command)
-    from vidshard.cli import bench_train_cmd
-
-    main.add_command(bench_train_cmd.bench_train_command)
+    for command in (list_cmd.list_command, shard_cmd.shard_command, inspect_cmd.inspect_command,
+                    preview_cmd.preview_command, train_cmd.train_command, evaluate_cmd.evaluate_command,
+                    demo_cmd.demo_command, bench_cmd.bench_command, bench_train_cmd.bench_train_command):
+        main.add_command(command)
 
 
 _register()
