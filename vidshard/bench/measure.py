@@ -147,7 +147,7 @@ def _decode_costs(paths: list[Path], config: BenchConfig) -> dict[str, Any]:
     cv2.setNumThreads(1)  # as in a Beam worker
     spec = ClipSpec(config.n_frames, config.frame_step, config.height, config.width)
     decode_s = floor_s = encode_s = 0.0
-    sizes: dict[str, list[int]] = {"jpeg": [], "png": [], "raw": []}
+    sizes: dict[str, list[int]] = {"jpeg": [], "jpeg_q90": [], "png": [], "raw": []}
     for i, path in enumerate(paths):
         data = path.read_bytes()
         t0 = time.process_time()
@@ -161,14 +161,21 @@ def _decode_costs(paths: list[Path], config: BenchConfig) -> dict[str, Any]:
         if i < 20:  # png and raw sizes settle quickly; png encoding is slow
             sizes["png"].append(len(encode_example(record, "png")))
             sizes["raw"].append(len(encode_example(record, "raw")))
+            sizes["jpeg_q90"].append(len(encode_example(record, "jpeg", 90)))
         decode_s, floor_s, encode_s = decode_s + t1 - t0, floor_s + t2 - t1, encode_s + t3 - t2
     n = len(paths)
     return {"decode_ms": 1000 * decode_s / n, "floor_ms": 1000 * floor_s / n, "encode_ms": 1000 * encode_s / n,
             "bytes": {k: float(np.mean(v)) for k, v in sizes.items()}}
 
 
-def _iterate(dataset, min_seconds: float = 0.0, max_epochs: int = 1) -> tuple[int, float]:
-    """Clips and seconds to iterate ``dataset`` for up to ``max_epochs`` (stopping once past ``min_seconds``)."""
+def _iterate(dataset, min_seconds: float = 0.0, max_epochs: int = 1, warmup_batches: int = 2) -> tuple[int, float]:
+    """Clips and seconds to iterate ``dataset`` for up to ``max_epochs`` (stopping once past ``min_seconds``).
+
+    A few batches are taken first and not timed, so one-off start-up (tf.data tracing, TF's first
+    ops) is not counted as throughput, for vidshard's reader and the tutorial's alike.
+    """
+    for _ in dataset.take(warmup_batches):
+        pass
     clips, start = 0, time.perf_counter()
     for _ in range(max_epochs):
         for frames, _labels in dataset:
@@ -186,7 +193,7 @@ def _input_rates(shards: Path, folder: Path, config: BenchConfig) -> dict[str, f
     uncached = make_dataset(str(shards), "train", config.batch_size, shuffle=True, cache=False)
     clips, seconds = _iterate(uncached)
     cached = make_dataset(str(shards), "train", config.batch_size, shuffle=True, cache=True)
-    _iterate(cached)  # first epoch fills the cache
+    _iterate(cached, warmup_batches=0)  # the first epoch fills the cache
     cached_clips, cached_seconds = _iterate(cached, min_seconds=3.0, max_epochs=50)
     baseline = tutorial_dataset(folder, config.n_frames, config.batch_size, (config.height, config.width),
                                 config.frame_step, training=True)
@@ -267,11 +274,17 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
     epochs = _training_epochs(work / "shards", work / "videos", config, config.classes)
 
     ours_rate, base_rate = big["written"] / big["seconds"], len(paths) / tutorial_seconds
+    # The small run shares the big one's fixed cost (Beam start-up, planning, final writes), so the
+    # difference of the two runs is the rate at which more videos go through.
+    marginal_rate = (big["written"] - small_run["written"]) / max(big["seconds"] - small_run["seconds"], 1e-9)
     raw = costs["bytes"]["raw"]
     rows = [
         Row("a", "preprocessing, clips/s", ours_rate, base_rate, "clips/s", ours_rate / base_rate, ">= 4x",
             ours_rate / base_rate >= 4, {"vidshard_seconds": big["seconds"], "tutorial_seconds": tutorial_seconds,
-                                         "workers": config.workers, "failed": big["failed"]}),
+                                         "workers": config.workers, "failed": big["failed"],
+                                         "small_run_seconds": small_run["seconds"]}),
+        Row("a", f"preprocessing, clips/s beyond the first {config.small_videos} (fixed cost removed)",
+            marginal_rate, base_rate, "clips/s", marginal_rate / base_rate, ">= 4x", marginal_rate / base_rate >= 4),
         Row("a2", "decode cost per clip (one thread)", costs["decode_ms"], costs["floor_ms"], "ms",
             costs["decode_ms"] / costs["floor_ms"], "<= 1.5x the grab-only floor",
             costs["decode_ms"] / costs["floor_ms"] <= 1.5, {"jpeg_encode_ms": costs["encode_ms"]}),
@@ -282,7 +295,8 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
             rates["cached"] / rates["tutorial"] >= 100 and rates["cached"] >= 700),
         Row("c", "bytes per clip, jpeg (q95)", costs["bytes"]["jpeg"], raw, "bytes", costs["bytes"]["jpeg"] / raw,
             "<= 1/8 of raw", costs["bytes"]["jpeg"] / raw <= 1 / 8,
-            {"png": costs["bytes"]["png"], "raw": raw, "stored_jpeg_per_clip": big["bytes"] / max(big["written"], 1)}),
+            {"png": costs["bytes"]["png"], "raw": raw, "jpeg_q90": costs["bytes"]["jpeg_q90"],
+             "stored_jpeg_per_clip": big["bytes"] / max(big["written"], 1)}),
         Row("d", f"peak memory of shard, {config.videos} vs {config.small_videos} videos", big["peak_rss"] / 2**20,
             small_run["peak_rss"] / 2**20, "MiB", big["peak_rss"] / small_run["peak_rss"], "<= 1.3",
             big["peak_rss"] / small_run["peak_rss"] <= 1.3),
