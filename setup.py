@@ -37,7 +37,8 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.2"],
+        # The full test suite also checks the PyTorch DataLoader and the JAX/PyTorch backends.
+        "dev": ["pytest>=8", "pytest-timeout>=2.2", "jax[cpu]>=0.4.30", "torch>=2.3"],
         "jax": ["jax[cpu]>=0.4.30"],
         "torch": ["torch>=2.3"],
     },
