@@ -7,14 +7,14 @@ unpickle it (the launcher sets ``save_main_session=False``).
 Data flow::
 
     Create(WorkItem) -> Reshuffle -> FetchDecodeEncode ──paths──> WriteShards ──> shard summaries
-                                                       └─errors─> WriteErrors ──> errors.jsonl
+                                                       └─errors─> WriteAsOneFile ──> errors.jsonl
 """
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import apache_beam as beam
 import cv2
@@ -219,39 +219,25 @@ def _write_errors(errors: list[dict[str, str]], output: str) -> None:
     shardio.write_text(output, ERRORS_FILE, "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
 
 
-class WriteErrors(beam.PTransform):
-    """Write every failed video to ``errors.jsonl``, sorted by (split, video_id); empty if none."""
+class WriteAsOneFile(beam.PTransform):
+    """Collect a small PCollection (one entry per video or per shard) and write it as one file.
 
-    def __init__(self, output: str) -> None:
+    ``write(entries, output)`` sorts before writing, so the file is the same whatever order the
+    runner delivers the entries in; it runs once, and writes even when there are no entries.
+    """
+
+    def __init__(self, write: Callable[[list[Any], str], None], output: str) -> None:
         super().__init__()
+        self._write = write
         self._output = output
 
-    def expand(self, errors: beam.PCollection) -> beam.PCollection:
-        return (
-            errors
-            | "CollectErrors" >> beam.combiners.ToList()
-            | "WriteErrorsFile" >> beam.Map(_write_errors, self._output)
-        )
+    def expand(self, entries: beam.PCollection) -> beam.PCollection:
+        return entries | "Collect" >> beam.combiners.ToList() | "Write" >> beam.Map(self._write, self._output)
 
 
 def _write_summaries(summaries: list[dict[str, Any]], output: str) -> None:
     ordered = sorted(summaries, key=lambda summary: (summary["split"], summary["shard"]))
     shardio.write_text(output, f"{shardio.TMP_DIR}/{SUMMARY_FILE}", json.dumps(ordered))
-
-
-class WriteSummaries(beam.PTransform):
-    """Leave the per-shard summaries in the output's temp folder for the launcher's final check."""
-
-    def __init__(self, output: str) -> None:
-        super().__init__()
-        self._output = output
-
-    def expand(self, summaries: beam.PCollection) -> beam.PCollection:
-        return (
-            summaries
-            | "CollectSummaries" >> beam.combiners.ToList()
-            | "WriteSummaryFile" >> beam.Map(_write_summaries, self._output)
-        )
 
 
 class ShardVideos(beam.PTransform):
@@ -280,6 +266,6 @@ class ShardVideos(beam.PTransform):
         )
         summaries = results.examples | "WriteShards" >> WriteShards(self._output, self._slots, self._compression)
         return {
-            "summaries": summaries | "WriteSummaries" >> WriteSummaries(self._output),
-            "errors": results[ERRORS_TAG] | "WriteErrors" >> WriteErrors(self._output),
+            "summaries": summaries | "WriteSummaries" >> WriteAsOneFile(_write_summaries, self._output),
+            "errors": results[ERRORS_TAG] | "WriteErrors" >> WriteAsOneFile(_write_errors, self._output),
         }
