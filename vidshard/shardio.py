@@ -19,7 +19,8 @@ from typing import Iterable, Sequence
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
-from apache_beam.io.tfrecordio import _TFRecordUtil
+
+from vidshard.tfrecord_io import frame
 
 #: ``auto`` aims at shards of about this size (TFDS keeps shards between 64 MiB and 1 GiB).
 TARGET_SHARD_BYTES = 128 << 20
@@ -142,15 +143,15 @@ def read_bytes(path: str) -> bytes:
 def write_shard(output: str, name: str, records: Iterable[bytes], compression: str = "none") -> tuple[int, int]:
     """Write ``records`` with TFRecord framing to ``output/name``; return (records, bytes on storage).
 
-    Beam's own record framing (``_TFRecordUtil.write_record``: length, masked CRC32C of the
-    length, data, masked CRC32C of the data) keeps the files readable by ``tf.data``.
+    The framing is :func:`vidshard.tfrecord_io.frame`, the one the TF-free reader checks, so the
+    files are readable by ``tf.data`` and by :mod:`vidshard.numpy_reader` alike.
     """
     final = FileSystems.join(output, name)
     tmp = tmp_path(output, name)
     count = 0
     with FileSystems.create(tmp, compression_type=_COMPRESSION_TYPES[compression]) as fh:
         for record in records:
-            _TFRecordUtil.write_record(fh, record)
+            fh.write(frame(record))
             count += 1
     FileSystems.rename([tmp], [final])
     return count, file_size(final)

@@ -38,6 +38,12 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
+def frame(data: bytes) -> bytes:
+    """One record with its TFRecord framing: length, masked CRC of the length, data, masked CRC of the data."""
+    length = struct.pack("<Q", len(data))
+    return length + _FOOTER.pack(masked_crc32c(length)) + data + _FOOTER.pack(masked_crc32c(data))
+
+
 def _check_compression(compression: str) -> None:
     if compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compression!r}; expected one of {', '.join(COMPRESSIONS)}")
@@ -103,9 +109,7 @@ def write_records(path: str | os.PathLike, records: Iterable[bytes], compression
         with open(tmp, "wb") as raw:
             stream: BinaryIO = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if compression == "gzip" else raw
             for record in records:
-                data = bytes(record)
-                length = struct.pack("<Q", len(data))
-                stream.write(length + _FOOTER.pack(masked_crc32c(length)) + data + _FOOTER.pack(masked_crc32c(data)))
+                stream.write(frame(bytes(record)))
                 count += 1
             if stream is not raw:
                 stream.close()  # writes the gzip trailer; does not close ``raw``
