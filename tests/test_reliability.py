@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import zipfile
 from pathlib import Path
 
@@ -27,6 +26,8 @@ from vidshard.sources import SourceOptions, open_source
 from vidshard.synthetic import VideoSpec, make_ucf_zip, motion_frames, write_video
 from vidshard.tfrecord_io import iter_records
 
+from test_sampling_decode import _with_claimed_count
+
 SPEC = ClipSpec(n_frames=4, frame_step=3, height=24, width=32, clips_per_video=1, seed=1)  # span 10
 BEAM = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
 
@@ -37,15 +38,6 @@ def _video(tmp: Path, name: str, frames: int, fourcc: str = "MJPG", width: int =
     return write_video(tmp / name, motion_frames(0.5, spec, seed=frames), spec).read_bytes()
 
 
-def _claim(data: bytes, count: int) -> bytes:
-    """The same AVI with its header frame counts (main and stream header) rewritten."""
-    patched = bytearray(data)
-    patched[48:52] = struct.pack("<I", count)
-    strh = patched.find(b"strh")
-    patched[strh + 40:strh + 44] = struct.pack("<I", count)
-    return bytes(patched)
-
-
 def _media_zoo(tmp: Path) -> dict[str, tuple[bytes, str]]:
     """member name -> (bytes, expected outcome: 'written' or the errors.jsonl stage)."""
     normal = _video(tmp, "n.avi", 40)
@@ -53,8 +45,8 @@ def _media_zoo(tmp: Path) -> dict[str, tuple[bytes, str]]:
         "UCF101/v_Zoo_g01_c01.avi": (b"", "decode"),  # zero bytes
         "UCF101/v_Zoo_g01_c02.avi": (os.urandom(20_000), "decode"),  # random bytes named .avi
         "UCF101/v_Zoo_g01_c03.avi": (normal[: len(normal) // 2], "written"),  # truncated mid-stream
-        "UCF101/v_Zoo_g02_c01.avi": (_claim(normal, 400), "written"),  # header claims more frames
-        "UCF101/v_Zoo_g02_c02.avi": (_claim(normal, 3), "written"),  # header claims fewer frames
+        "UCF101/v_Zoo_g02_c01.avi": (_with_claimed_count(normal, 400), "written"),  # header claims more frames
+        "UCF101/v_Zoo_g02_c02.avi": (_with_claimed_count(normal, 3), "written"),  # header claims fewer frames
         "UCF101/v_Zoo_g02_c03.avi": (_video(tmp, "s.avi", 5), "written"),  # shorter than one clip
         "UCF101/v_Zoo_g03_c01.avi": (_video(tmp, "1.avi", 1), "written"),  # a single frame
         "UCF101/v_Zoo_g03_c02.avi": (_video(tmp, "g.avi", 12, color=False), "written"),  # grayscale

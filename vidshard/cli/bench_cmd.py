@@ -5,16 +5,8 @@ import tempfile
 
 import click
 
+from vidshard.cli.shard_cmd import parse_size
 from vidshard.synthetic import VideoSpec
-
-
-def _size(text: str) -> tuple[int, int]:
-    """``224`` or ``HxW`` -> (height, width)."""
-    try:
-        height, _, width = text.lower().partition("x")
-        return int(height), int(width or height)
-    except ValueError:
-        raise click.BadParameter(f"expected N or HxW, got {text!r}") from None
 
 
 @click.command("bench")
@@ -36,8 +28,8 @@ def bench_command(videos, small_videos, classes, video_size, video_frames, size_
     """Benchmark vidshard against the tutorial's path (a Markdown table; ratios are taken in this run)."""
     from vidshard.bench.measure import BenchConfig, run_benchmark, save_json, to_markdown
 
-    video_h, video_w = _size(video_size)
-    height, width = _size(size_text)
+    video_h, video_w = parse_size(video_size)
+    height, width = parse_size(size_text)
     with tempfile.TemporaryDirectory(prefix="vidshard-bench-") as tmp:
         config = BenchConfig(
             workdir=workdir or tmp, videos=videos, small_videos=min(small_videos, videos), classes=classes,
