@@ -41,6 +41,8 @@ setup(
         "dev": ["pytest>=8", "pytest-timeout>=2.2", "jax[cpu]>=0.4.30", "torch>=2.3"],
         "jax": ["jax[cpu]>=0.4.30"],
         "torch": ["torch>=2.3"],
+        # `vidshard export-tfds`: TensorFlow Datasets loads an output in place.
+        "tfds": ["tensorflow-datasets>=4.9,<5"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

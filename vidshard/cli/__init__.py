@@ -48,6 +48,8 @@ def _register() -> None:
                     preview_cmd.preview_command, train_cmd.train_command, evaluate_cmd.evaluate_command,
                     demo_cmd.demo_command, bench_cmd.bench_command, bench_train_cmd.bench_train_command):
         main.add_command(command)
+    from vidshard.cli import export_tfds_cmd
+    main.add_command(export_tfds_cmd.export_tfds_command)
 
 
 _register()

@@ -1,0 +1,158 @@
+"""``vidshard export-tfds``: TensorFlow Datasets loads a real vidshard output in place.
+
+The output comes from the real ``vidshard shard`` (FnApiRunner) over the ``ucf_zip`` fixture.
+TensorFlow (which TensorFlow Datasets starts when it reads) runs only in one subprocess: it
+exports through the CLI and writes what ``tfds.builder_from_directory(...).as_dataset`` yields to
+``.npz`` files; this process compares that with vidshard's own TF-free parser of the same records.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vidshard.cli import main
+from vidshard.records import INFO_FILE, decode_example, load_info
+from vidshard.tfrecord_io import iter_records
+
+pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install 'vidshard[tfds]'")
+
+SHARD_OPTIONS = ["--split-by", "order", "--splits", "train=2,val=1,test=1", "--n-frames", "4", "--frame-step", "4",
+                 "--size", "24x32", "--clips-per-video", "2", "--shards", "2", "--runner=FnApiRunner"]
+
+#: In one process (TensorFlow starts once): ``vidshard export-tfds`` through the CLI for every
+#: (output, --to) pair, then every split read with TFDS; saves what it yields and what
+#: ``builder.info`` says, per exported folder.
+EXPORT_AND_READ = """
+import json, sys
+import numpy as np
+import tensorflow_datasets as tfds
+from vidshard.cli import main
+from vidshard.records import load_info
+from vidshard.tfds_export import exact_decoders
+for out, folder, npz, meta in json.loads(sys.argv[1]):
+    main(["export-tfds", out] + (["--to", folder] if folder else []), standalone_mode=False)
+    builder = tfds.builder_from_directory(folder or out + "/tfds")
+    info = builder.info
+    arrays = {}
+    for split in info.splits:
+        examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+        for key in ("frames", "label", "video_id", "label_name", "frame_indices", "num_clips"):
+            arrays[f"{split}/{key}"] = np.stack([example[key] for example in examples])
+        exact = builder.as_dataset(split=split, shuffle_files=False, decoders=exact_decoders(load_info(out).encoding))
+        arrays[f"{split}/exact_frames"] = np.stack([example["frames"] for example in tfds.as_numpy(exact)])
+    frames, labels = next(iter(tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, shuffle_files=False))))
+    arrays["supervised/frames"], arrays["supervised/label"] = frames, labels
+    np.savez(npz, **arrays)
+    json.dump({"splits": {name: {"num_examples": s.num_examples, "shard_lengths": list(s.shard_lengths)}
+                          for name, s in info.splits.items()},
+               "class_names": info.features["label"].names,
+               "frames_feature": type(info.features["frames"]).__name__,
+               "supervised_keys": list(info.supervised_keys)}, open(meta, "w"))
+"""
+ENCODINGS = ("jpeg", "png", "raw")
+
+
+def shard(zip_path, out, *extra: str) -> str:
+    result = CliRunner().invoke(main, ["shard", str(zip_path), str(out), *SHARD_OPTIONS, *extra])
+    assert result.exit_code == 0, result.output
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def exported(ucf_zip, tmp_path_factory) -> dict:
+    """Per case (each encoding into OUTPUT/tfds; jpeg also ``--to`` another folder): what TFDS read."""
+    root = tmp_path_factory.mktemp("tfds")
+    cases = {encoding: (shard(ucf_zip[0], root / encoding, "--encoding", encoding), None) for encoding in ENCODINGS}
+    cases["elsewhere"] = (cases["jpeg"][0], str(root / "meta" / "ucf"))
+    sizes = {out: shard_sizes(out) for out, _ in cases.values()}
+    jobs = [(out, folder, str(root / f"{case}.npz"), str(root / f"{case}.json")) for case, (out, folder) in cases.items()]
+    proc = subprocess.run([sys.executable, "-c", EXPORT_AND_READ, json.dumps(jobs)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {}
+    for case, (out, folder, npz, meta) in zip(cases, jobs):
+        with np.load(npz) as arrays:
+            results[case] = {"out": out, "folder": folder or os.path.join(out, "tfds"), "arrays": dict(arrays),
+                             "meta": json.loads(open(meta).read()), "sizes": sizes[out]}
+    return results
+
+
+def shard_sizes(out: str) -> dict[str, int]:
+    return {name: os.path.getsize(os.path.join(out, name)) for name in os.listdir(out) if "-of-" in name}
+
+
+def vidshard_records(out: str, split: str) -> list:
+    """Every record of ``split`` in shard order, parsed by vidshard's own TF-free parser."""
+    info = load_info(out)
+    return [decode_example(serialized) for name in info.splits[split].shards
+            for serialized in iter_records(os.path.join(out, name), info.compression)]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_tfds_reads_the_shards_in_place_with_the_same_frames(exported, encoding):
+    case = exported[encoding]
+    out, arrays, meta = case["out"], case["arrays"], case["meta"]
+    assert sorted(os.listdir(case["folder"])) == ["dataset_info.json", "features.json", "label.labels.txt"]  # no copies
+    info = load_info(out)
+    assert info.encoding == encoding
+    assert meta["class_names"] == info.class_names
+    assert meta["frames_feature"] == ("Tensor" if encoding == "raw" else "Video")
+    assert meta["supervised_keys"] == ["frames", "label"]
+    assert meta["splits"] == {split: {"num_examples": s.num_examples, "shard_lengths": s.shard_lengths}
+                              for split, s in info.splits.items()}
+    for split in info.splits:
+        expected = vidshard_records(out, split)
+        assert len(expected) == info.splits[split].num_examples > 0
+        # clips concatenated: [clips*T, H, W, 3]; with exact_decoders exactly what vidshard's parser decodes
+        frames = np.stack([r.frames.reshape(-1, *r.frames.shape[2:]) for r in expected])
+        np.testing.assert_array_equal(arrays[f"{split}/exact_frames"], frames)
+        assert arrays[f"{split}/frames"].shape == frames.shape == (len(expected), 2 * 4, 24, 32, 3)
+        if encoding == "jpeg":  # TF's default JPEG IDCT: off by a few levels, never another picture
+            difference = np.abs(arrays[f"{split}/frames"].astype(int) - frames)
+            assert difference.mean() < 2 and difference.max() < 32, (difference.mean(), difference.max())
+        else:
+            np.testing.assert_array_equal(arrays[f"{split}/frames"], frames)
+        assert arrays[f"{split}/label"].tolist() == [r.label for r in expected]
+        assert [v.decode() for v in arrays[f"{split}/video_id"]] == [r.video_id for r in expected]
+        assert [v.decode() for v in arrays[f"{split}/label_name"]] == [r.label_name for r in expected]
+        np.testing.assert_array_equal(arrays[f"{split}/frame_indices"],
+                                      np.stack([r.frame_indices.reshape(-1) for r in expected]))
+        assert arrays[f"{split}/num_clips"].tolist() == [2] * len(expected)
+    np.testing.assert_array_equal(arrays["supervised/frames"], arrays["train/frames"][0])
+    assert int(arrays["supervised/label"]) == vidshard_records(out, "train")[0].label
+    assert shard_sizes(out) == case["sizes"]  # vidshard's shards are untouched
+
+
+def test_export_to_another_folder_points_at_the_shards(exported):
+    case = exported["elsewhere"]
+    splits = json.loads(open(os.path.join(case["folder"], "dataset_info.json")).read())["splits"]
+    assert {s["filepathTemplate"] for s in splits} == {"../../jpeg/{SPLIT}-{SHARD_X_OF_Y}.tfrecord"}
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(case["arrays"][f"{split}/frames"], exported["jpeg"]["arrays"][f"{split}/frames"])
+
+
+def test_export_refusals_are_one_line(exported, tmp_path):
+    out = exported["jpeg"]["out"]
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    (folder / "other.txt").write_text("x")
+    refused = CliRunner().invoke(main, ["export-tfds", out, "--to", str(folder)])
+    assert refused.exit_code == 1
+    assert refused.output.strip() == f"Error: {folder} holds other files than an earlier TFDS export; choose another --to"
+
+    copy = shutil.copytree(out, tmp_path / "gz", ignore=shutil.ignore_patterns("tfds"))
+    info = json.loads((copy / INFO_FILE).read_text())
+    info["compression"] = "gzip"
+    (copy / INFO_FILE).write_text(json.dumps(info))
+    refused = CliRunner().invoke(main, ["export-tfds", str(copy)])
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        f"Error: {copy} has gzip-compressed shards, which TFDS cannot read: shard again with --compression none")
+    assert not (copy / "tfds").exists()

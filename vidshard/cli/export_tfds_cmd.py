@@ -1,0 +1,28 @@
+"""``vidshard export-tfds``: TensorFlow Datasets metadata beside a vidshard output, no data copied."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from vidshard.errors import VidshardError
+
+
+@click.command("export-tfds")
+@click.argument("output")
+@click.option("--to", "to", default=None, metavar="DIR",
+              help="Folder for TFDS's dataset_info.json and features.json  [default: OUTPUT/tfds]")
+def export_tfds_command(output: str, to: str | None) -> None:
+    """Make vidshard output OUTPUT loadable with tfds.builder_from_directory (needs vidshard[tfds]).
+
+    Writes TFDS's metadata only; it names the existing shard files by a path relative to the
+    metadata folder, so keep the two folders together.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
+    try:
+        from vidshard.tfds_export import export_tfds  # TensorFlow Datasets is an optional extra
+    except ImportError as exc:
+        raise VidshardError(str(exc)) from None
+
+    folder = export_tfds(output, to)
+    click.echo(f"{folder}: load it with tfds.builder_from_directory({folder!r}).as_dataset(split=...)")

@@ -1,0 +1,141 @@
+"""TensorFlow Datasets metadata for a vidshard output, so ``tfds.builder_from_directory`` reads it.
+
+TFDS reads a dataset from a folder that holds *its* ``dataset_info.json`` and ``features.json``.
+vidshard's output already has a ``dataset_info.json`` of another schema (the shard contract other
+tools read), so the TFDS metadata goes into a folder of its own, by default ``OUTPUT/tfds``.
+Nothing is copied or linked: each split's ``filepathTemplate`` in TFDS's ``dataset_info.json`` is
+the path from that folder to vidshard's shard files (``../{SPLIT}-{SHARD_X_OF_Y}.tfrecord``),
+which TFDS resolves against the folder, and the TFDS features are declared over the Example
+keys the shards already hold, so TFDS parses the existing bytes:
+
+============== ===================================================================================
+feature        TFDS feature
+============== ===================================================================================
+frames         ``Video`` of ``clips*T`` JPEG/PNG frames ``[clips*T, H, W, 3]`` uint8; raw encoding:
+               ``Tensor(shape=(clips*T, H, W, 3), dtype=uint8, encoding="bytes")`` (the one bytes
+               entry, decoded by TFDS into the same array)
+label          ``ClassLabel`` with vidshard's class names
+label_name,    ``Text``
+video_id
+frame_indices  ``Tensor(shape=(clips*T,), dtype=int64)``
+num_clips, ... ``Scalar(int64)``
+============== ===================================================================================
+
+``supervised_keys`` is ``("frames", "label")``, so ``as_supervised=True`` gives (video, label).
+TFDS decodes JPEG with TensorFlow's default IDCT, vidshard's readers with the accurate one
+(OpenCV's, ``dct_method="INTEGER_ACCURATE"``), so JPEG pixels differ by a few levels;
+``as_dataset(..., decoders=exact_decoders("jpeg"))`` gives vidshard's pixels exactly.
+TFDS's TFRecord reader has no compression option: gzip-compressed outputs are refused.  Importing
+this module imports TensorFlow Datasets (an optional extra: ``pip install 'vidshard[tfds]'``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from vidshard.errors import VidshardError
+from vidshard.records import DatasetInfo, load_info
+
+try:
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core import dataset_info as tfds_info
+    from tensorflow_datasets.core import file_adapters, naming, utils
+    from tensorflow_datasets.core import splits as tfds_splits
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("vidshard.tfds_export needs TensorFlow Datasets: pip install 'vidshard[tfds]'") from exc
+
+#: Folder (inside the vidshard output) that ``export_tfds`` writes by default.
+DEFAULT_FOLDER = "tfds"
+#: The dataset name TFDS shows (``builder.info.name``).
+DATASET_NAME = "vidshard"
+#: vidshard's shard names, ``{split}-SSSSS-of-NNNNN.{suffix}``, in TFDS's template language.
+SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}"
+
+
+def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
+    """TFDS features over the Example keys of vidshard's shards (see the module docstring)."""
+    frames = info.clips_per_video * info.n_frames
+    shape = (frames, info.height, info.width, 3)
+    if info.encoding == "raw":
+        video = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
+                                     doc="clips*T frames, clips concatenated (one raw uint8 bytes entry)")
+    else:
+        video = tfds.features.Video(shape=shape, encoding_format=info.encoding,
+                                    doc="clips*T frames, clips concatenated in order")
+    return tfds.features.FeaturesDict({
+        "frames": video,
+        "label": tfds.features.ClassLabel(names=info.class_names, doc="index into the class names"),
+        "label_name": tfds.features.Text(doc="class name"),
+        "video_id": tfds.features.Text(doc="member name in the source"),
+        "frame_indices": tfds.features.Tensor(shape=(frames,), dtype=np.int64,
+                                              doc="source frame of every stored frame, -1 where padded"),
+        **{name: tfds.features.Scalar(dtype=np.int64, doc=doc) for name, doc in (
+            ("num_clips", "clips stored for this video"), ("num_frames", "frames per clip"),
+            ("height", "frame height"), ("width", "frame width"))},
+    })
+
+
+def exact_decoders(encoding: str) -> dict | None:
+    """``decoders=`` for ``as_dataset`` that decode frames bit-exactly as vidshard's readers do.
+
+    Only JPEG needs one (PNG and raw decode exactly anyway): TFDS's ``Video`` decodes with
+    ``tf.image.decode_image``, whose JPEG IDCT is TensorFlow's fast default, not OpenCV's.
+    """
+    if encoding != "jpeg":
+        return None
+    import tensorflow as tf  # only here: importing this module must not start TensorFlow
+
+    @tfds.decode.make_decoder()
+    def accurate_jpeg(serialized: "tf.Tensor", feature: object) -> "tf.Tensor":
+        return tf.io.decode_jpeg(serialized, channels=3, dct_method="INTEGER_ACCURATE")
+
+    return {"frames": accurate_jpeg()}
+
+
+def _description(info: DatasetInfo) -> str:
+    return (f"vidshard output of {info.source}: {info.clips_per_video} clip(s) of {info.n_frames} frames "
+            f"every {info.frame_step} source frames per video, {info.height}x{info.width}, {info.encoding}; "
+            f"split by {info.split_policy} ({info.split_request}), seed {info.seed}; "
+            f"vidshard {info.vidshard_version}, format {info.format_version}.")
+
+
+def export_tfds(output: str, to: str | None = None) -> str:
+    """Write TFDS's metadata for the vidshard output ``output`` into ``to``; return that folder.
+
+    ``to`` defaults to ``output/tfds``.  The shards stay where they are: the metadata points at
+    them by a path relative to ``to``, so the two folders can move together, not apart.  Refuses
+    (:class:`VidshardError`, one line) gzip-compressed outputs, which TFDS cannot read, and an
+    existing ``to`` that holds anything but an earlier export.
+    """
+    info = load_info(output)
+    if info.compression != "none":
+        raise VidshardError(f"{output} has {info.compression}-compressed shards, which TFDS cannot read: "
+                            f"shard again with --compression none")
+    to = to if to is not None else os.path.join(output, DEFAULT_FOLDER)
+    if os.path.isdir(to) and set(os.listdir(to)) - {"dataset_info.json", "features.json", "label.labels.txt"}:
+        raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another --to")
+    os.makedirs(to, exist_ok=True)
+    suffix = file_adapters.FileFormat.TFRECORD.file_suffix
+    template = naming.ShardedFileTemplate(
+        data_dir=to, template=os.path.join(os.path.relpath(output, to), f"{SHARD_TEMPLATE}.{suffix}"),
+        dataset_name=DATASET_NAME, filetype_suffix=suffix)
+    split_infos = []
+    for split, spl in info.splits.items():
+        split_template = template.replace(split=split)
+        # TFDS finds the files by its template: it must name exactly vidshard's files, in order.
+        named = [os.path.normpath(path) for path in split_template.sharded_filepaths(len(spl.shards))]
+        expected = [os.path.normpath(os.path.join(to, os.path.relpath(output, to), name)) for name in spl.shards]
+        if named != expected:
+            raise VidshardError(f"split {split}: TFDS would look for {os.path.basename(named[0])}..., "
+                                f"the shards are {spl.shards[0]}...")
+        split_infos.append(tfds_splits.SplitInfo(name=split, shard_lengths=list(spl.shard_lengths),
+                                                 num_bytes=spl.num_bytes, filename_template=split_template))
+    identity = tfds_info.DatasetIdentity(name=DATASET_NAME, version=utils.Version(f"{info.format_version}.0.0"),
+                                         data_dir=to, module_name="")
+    metadata = tfds_info.DatasetInfo(builder=identity, features=tfds_features(info), description=_description(info),
+                                     supervised_keys=("frames", "label"))
+    metadata.set_file_format(file_adapters.FileFormat.TFRECORD)
+    metadata.set_splits(tfds_splits.SplitDict(split_infos))
+    metadata.write_to_directory(to)
+    return to
