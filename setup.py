@@ -43,6 +43,8 @@ setup(
         "torch": ["torch>=2.3"],
         # `vidshard export-tfds`: TensorFlow Datasets loads an output in place.
         "tfds": ["tensorflow-datasets>=4.9,<5"],
+        # `vidshard shard --format array_record`, and random access: Grain, map-style PyTorch.
+        "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

@@ -52,6 +52,7 @@ class ShardRequest:
     compression: str = "none"
     shards: int | None = None  #: shards per split; None = auto (about 128 MiB each)
     source_options: SourceOptions = field(default_factory=SourceOptions)
+    file_format: str = "tfrecord"  #: ``tfrecord`` or ``array_record`` (the shard names carry it to the writer)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
         videos = [video for video in plan.videos if video.split == split]
         num_shards = request.shards or shardio.auto_num_shards(len(videos), example_bytes)
         places = shardio.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
-        slots += [ShardSlot(split, shard, shardio.shard_name(split, shard, num_shards, request.compression))
+        slots += [ShardSlot(split, shard, shardio.shard_name(split, shard, num_shards, request.compression,
+                                                                  request.file_format))
                   for shard in range(num_shards)]
         items += [WorkItem(split, *places[video.video_id], video.video_id, video.label, video.class_name)
                   for video in videos]
@@ -270,6 +272,8 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
         source=_describe_source(request.source),
         num_failed=len(errors),
         vidshard_version=__version__,
+        format_version=DatasetInfo.version_for(request.file_format),
+        file_format=request.file_format,
         extra={
             "plan_notes": list(plan.notes),
             "class_counts": class_counts,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from vidshard.errors import ShardFormatError
 from vidshard.records import ERRORS_FILE, DatasetInfo, decode_example, load_info
-from vidshard.tfrecord_io import iter_records
+from vidshard.shardfiles import iter_shard
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def format_summary(summary: Summary) -> list[str]:
         f"{summary.directory}: {info.num_classes} classes, {info.encoding}"
         + (f" q{info.quality}" if info.encoding == "jpeg" else "")
         + f", {info.clips_per_video} clip(s) of {info.n_frames} frames every {info.frame_step} "
-        f"at {info.height}x{info.width}, compression {info.compression}",
+        f"at {info.height}x{info.width}, compression {info.compression}"
+        + (f", {info.file_format} files" if info.file_format != "tfrecord" else ""),
         f"split by {info.split_policy} ({info.split_request}), seed {info.seed}, source {info.source}, "
         f"vidshard {info.vidshard_version}",
         f"classes: {', '.join(info.class_names)}",
@@ -140,7 +141,7 @@ def verify(directory: str) -> list[str]:
             path = os.path.join(directory, shard.name)
             count = 0
             try:
-                for index, serialized in enumerate(iter_records(path, compression=info.compression)):
+                for index, serialized in enumerate(iter_shard(path, info)):
                     where = f"{path}: record {index}"
                     found, video_id, label_name = _check_record(serialized, where, info)
                     problems += found

@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from vidshard.errors import ShardFormatError
 from vidshard.example_proto import Example
 from vidshard.records import DatasetInfo, decode_frame, load_info
-from vidshard.tfrecord_io import iter_records
+from vidshard.shardfiles import iter_shard
 
 #: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
 #: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
@@ -245,7 +245,7 @@ class ShardReader:
     def _file_records(self, path: str, expected: int, first: int) -> Iterator[tuple[str, int, bytes]]:
         """One file's records of this part; the file must hold as many as ``dataset_info.json`` says."""
         count = 0
-        for index, serialized in enumerate(iter_records(path, self.info.compression, verify=self.verify)):
+        for index, serialized in enumerate(iter_shard(path, self.info, verify=self.verify)):
             count += 1
             if self.part.keeps(first + index):
                 yield path, index, serialized
@@ -405,3 +405,16 @@ def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None
         raise ShardFormatError(f"{item.path}: record {item.index}: {exc}") from None
     except (IndexError, ProtoDecodeError) as exc:  # a missing feature value; bytes that are no Example
         raise ShardFormatError(f"{item.path}: record {item.index}: not a vidshard Example: {exc}") from None
+
+
+def decode_one(serialized: bytes, info: DatasetInfo, *, clip: int | None = None, clip_draw: float = 0.0,
+               where: str = "", index: int = 0) -> tuple[np.ndarray, np.int64]:
+    """One Example's clip as ``(frames uint8 [T, H, W, 3], label)``: :func:`decode_into` for one record.
+
+    ``clip`` picks a stored clip; ``None`` picks ``int(clip_draw * num_clips)`` (``clip_draw`` in
+    [0, 1)).  ``where`` and ``index`` name the record in errors.  For random-access readers
+    (:mod:`vidshard.random_access`), which decode one record at a time.
+    """
+    batch = (np.empty((1, info.n_frames, info.height, info.width, 3), np.uint8), np.empty((1,), np.int64))
+    decode_into(_Item(where, index, serialized, clip, clip_draw), info, batch, 0)
+    return batch[0][0], batch[1][0]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from vidshard.errors import ShardFormatError, VidshardError
 from vidshard.records import ClipRecord, DatasetInfo, decode_example, load_info
-from vidshard.tfrecord_io import iter_records
+from vidshard.shardfiles import read_shard_record
 
 GIF_FPS = 10  #: the tutorial's to_gif frame rate
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -32,10 +32,7 @@ def load_example(directory: str, split: str, index: int) -> tuple[ClipRecord, Da
     offset = index
     for name, length in zip(split_info.shards, split_info.shard_lengths):
         if offset < length:
-            for position, serialized in enumerate(iter_records(os.path.join(directory, name), info.compression)):
-                if position == offset:
-                    return decode_example(serialized), info
-            raise ShardFormatError(f"{os.path.join(directory, name)} ends before record {offset}")
+            return decode_example(read_shard_record(os.path.join(directory, name), info, offset)), info
         offset -= length
     raise ShardFormatError(f"shard lengths of split {split} add up to less than num_examples")
 

@@ -148,6 +148,9 @@ def make_dataset(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     data_dir = os.fspath(data_dir)
     info = load_info(data_dir)
+    if info.file_format != "tfrecord":
+        raise ShardFormatError(f"{data_dir} holds {info.file_format} shards, which tf.data does not read: use "
+                               f"vidshard.numpy_reader or vidshard.grain_data, or shard with --format tfrecord")
     paths = split_files(data_dir, split, info)
     compression = _COMPRESSION.get(info.compression)
     if compression is None:

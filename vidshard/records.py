@@ -19,7 +19,14 @@ from vidshard.example_proto import Example
 ENCODINGS = ("jpeg", "png", "raw")
 INFO_FILE = "dataset_info.json"
 ERRORS_FILE = "errors.jsonl"
+#: Shard file formats: TFRecord (the default; sequential reads) or ArrayRecord (random access).
+FILE_FORMATS = ("tfrecord", "array_record")
+#: ``format_version`` of an output with TFRecord shards; its ``dataset_info.json`` has no ``file_format``
+#: key, exactly as before ArrayRecord existed.
 FORMAT_VERSION = 1
+#: ``format_version`` of an output with ArrayRecord shards: ``dataset_info.json`` adds ``file_format``.
+ARRAY_RECORD_FORMAT_VERSION = 2
+_VERSION_OF_FORMAT = {"tfrecord": FORMAT_VERSION, "array_record": ARRAY_RECORD_FORMAT_VERSION}
 
 #: Feature name -> (kind, dtype, meaning); ``dataset_info.json`` carries it so readers need no code.
 FEATURES: dict[str, dict[str, str]] = {
@@ -164,16 +171,36 @@ class DatasetInfo:
     format_version: int = FORMAT_VERSION
     features: dict[str, dict[str, str]] = field(default_factory=lambda: dict(FEATURES))
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``tfrecord`` or ``array_record``; absent from the JSON of TFRecord outputs (format_version 1).
+    file_format: str = "tfrecord"
+
+    def __post_init__(self) -> None:
+        if self.file_format not in FILE_FORMATS:
+            raise ValueError(f"file_format {self.file_format!r} is not one of {', '.join(FILE_FORMATS)}")
+        if self.format_version not in _VERSION_OF_FORMAT.values():
+            raise ValueError(f"format_version {self.format_version} is not one this vidshard reads "
+                             f"({', '.join(map(str, sorted(_VERSION_OF_FORMAT.values())))}): written by a newer vidshard?")
+        if self.format_version == FORMAT_VERSION and self.file_format != "tfrecord":
+            raise ValueError(f"format_version {FORMAT_VERSION} outputs hold TFRecord shards, not {self.file_format}")
+
+    @classmethod
+    def version_for(cls, file_format: str) -> int:
+        """The ``format_version`` an output with shards of ``file_format`` is written with."""
+        return _VERSION_OF_FORMAT[file_format]
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        data = asdict(self)
+        if self.format_version == FORMAT_VERSION:
+            del data["file_format"]  # TFRecord outputs: the same dataset_info.json as before ArrayRecord
+        return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetInfo":
+        """Read any supported ``format_version``; a missing ``file_format`` means TFRecord."""
         data = dict(data)
         data["splits"] = {name: SplitInfo(**split) for name, split in data["splits"].items()}
         return cls(**data)

@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import shutil
+import tempfile
 import uuid
 from typing import Iterable, Sequence
 
@@ -35,10 +36,20 @@ _BYTES_PER_VALUE = {"raw": 1.0, "png": 0.5, "jpeg": 1 / 6}
 _COMPRESSION_TYPES = {"none": CompressionTypes.UNCOMPRESSED, "gzip": CompressionTypes.GZIP}
 
 
-def shard_name(split: str, index: int, num_shards: int, compression: str = "none") -> str:
-    """``{split}-SSSSS-of-NNNNN.tfrecord``, plus ``.gz`` when gzip-compressed."""
-    suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
+def shard_name(split: str, index: int, num_shards: int, compression: str = "none", file_format: str = "tfrecord") -> str:
+    """``{split}-SSSSS-of-NNNNN.tfrecord``, plus ``.gz`` when gzip-compressed; ``.array_record`` for ArrayRecord."""
+    if file_format == "array_record":
+        if compression != "none":
+            raise ValueError("ArrayRecord files compress their own chunks; compression must be none")
+        suffix = ".array_record"
+    else:
+        suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
     return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
+
+
+def file_format_of(name: str) -> str:
+    """``array_record`` or ``tfrecord``: the format a shard name (from :func:`shard_name`) stands for."""
+    return "array_record" if name.endswith(".array_record") else "tfrecord"
 
 
 def order_key(seed: int, video_id: str) -> tuple[str, str]:
@@ -141,13 +152,18 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_shard(output: str, name: str, records: Iterable[bytes], compression: str = "none") -> tuple[int, int]:
-    """Write ``records`` with TFRecord framing to ``output/name``; return (records, bytes on storage).
+    """Write ``records`` to ``output/name`` in the format its name says; return (records, bytes on storage).
 
-    The framing is :func:`vidshard.tfrecord_io.frame`, the one the TF-free reader checks, so the
-    files are readable by ``tf.data`` and by :mod:`vidshard.numpy_reader` alike.
+    TFRecord: the framing is :func:`vidshard.tfrecord_io.frame`, the one the TF-free reader
+    checks, so the files are readable by ``tf.data`` and by :mod:`vidshard.numpy_reader` alike.
+    ArrayRecord (a name ending in ``.array_record``): :func:`vidshard.arrayrecord_io.write_records`.
     """
     final = FileSystems.join(output, name)
     tmp = tmp_path(output, name)
+    if file_format_of(name) == "array_record":
+        count = _write_array_record(output, tmp, records)
+        FileSystems.rename([tmp], [final])
+        return count, file_size(final)
     count = 0
     with FileSystems.create(tmp, compression_type=_COMPRESSION_TYPES[compression]) as fh:
         for record in records:
@@ -155,6 +171,24 @@ def write_shard(output: str, name: str, records: Iterable[bytes], compression: s
             count += 1
     FileSystems.rename([tmp], [final])
     return count, file_size(final)
+
+
+def _write_array_record(output: str, tmp: str, records: Iterable[bytes]) -> int:
+    """Write an ArrayRecord file at ``tmp``: directly on a local output, else locally and then copied.
+
+    The ArrayRecord writer (C++) writes to local paths only; object stores get the finished file.
+    """
+    from vidshard import arrayrecord_io  # the array_record package is an optional extra
+
+    if is_local(output):
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        return arrayrecord_io.write_records(tmp, records)
+    with tempfile.TemporaryDirectory(prefix="vidshard-") as local:
+        local_file = os.path.join(local, "shard.array_record")
+        count = arrayrecord_io.write_records(local_file, records)
+        with open(local_file, "rb") as src, FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as dst:
+            shutil.copyfileobj(src, dst, 8 << 20)
+    return count
 
 
 def write_text(output: str, name: str, text: str) -> str:

@@ -1,13 +1,18 @@
-"""vidshard shards as a PyTorch ``IterableDataset``, without TensorFlow.
+"""vidshard shards as PyTorch datasets, without TensorFlow.
 
 Importing this module imports PyTorch; nothing else in vidshard does, so vidshard works
 without it (``pip install 'vidshard[torch]'`` adds it).
 
-Each ``DataLoader`` worker (and each data-parallel rank) reads a disjoint part of the split, so
-one epoch yields every example exactly once: the parts are cut by shard file when there are at
-least as many files as readers, else by record index modulo the number of readers (see
-:meth:`vidshard.numpy_reader.Part.split`): first between ranks, then between a rank's workers.  Within its part a worker runs a
+:class:`ShardIterableDataset` (TFRecord or ArrayRecord shards): each ``DataLoader`` worker (and
+each data-parallel rank) reads a disjoint part of the split, so one epoch yields every example
+exactly once: the parts are cut by shard file when there are at least as many files as readers,
+else by record index modulo the number of readers (see :meth:`vidshard.numpy_reader.Part.split`):
+first between ranks, then between a rank's workers.  Within its part a worker runs a
 :class:`~vidshard.numpy_reader.ShardReader`.
+
+:class:`ArrayRecordDataset` is the map-style counterpart over an ArrayRecord output
+(``vidshard shard --format array_record``): ``dataset[key]`` reads one example by its number,
+so ``DataLoader(shuffle=True)``, ``DistributedSampler`` and any other sampler work.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Iterator
 
 try:
     import torch
-    from torch.utils.data import IterableDataset, get_worker_info
+    from torch.utils.data import Dataset, IterableDataset, get_worker_info
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("vidshard.torch_data needs PyTorch: pip install 'vidshard[torch]'") from exc
 
@@ -93,3 +98,41 @@ class ShardIterableDataset(IterableDataset):
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for frames, labels in self._reader(self._rank_part.split(worker, num_workers)):
             yield torch.from_numpy(frames), torch.as_tensor(labels)
+
+
+class ArrayRecordDataset(Dataset):
+    """Map-style ``dataset[key] -> (frames uint8 [T, H, W, 3], label int64)`` over an ArrayRecord output.
+
+    ``key`` is the example's number in ``split`` (the order of ``dataset_info.json``); any sampler
+    chooses the order: ``DataLoader(dataset, shuffle=True)``, or
+    ``DistributedSampler(dataset, num_replicas=world_size, rank=rank)`` for data parallelism.
+    ``clips="random"`` draws each example's clip from ``(seed, epoch, key)``: call
+    ``set_epoch(epoch)`` before each epoch (as ``DistributedSampler.set_epoch``) for new clips;
+    with ``persistent_workers=False`` (the default) workers see the new epoch.  An int always
+    takes that stored clip.  Needs ``array_record`` (``pip install 'vidshard[grain]'``).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, split: str, *, seed: int = 0, clips: str | int = "random",
+                 epoch: int = 0) -> None:
+        from vidshard.random_access import ClipDecoder, SplitSource  # array_record: an optional extra
+
+        super().__init__()
+        self.source = SplitSource(data_dir, split)
+        self.decoder = ClipDecoder(self.source.info, len(self.source), seed=seed, clips=clips,
+                                   where=f"{self.source.data_dir} split {split}")
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next epoch use ``epoch``'s clip draws."""
+        if epoch < 0:
+            raise ValueError("epoch must be >= 0")
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= key < len(self.source):
+            raise IndexError(f"key {key} is not in [0, {len(self.source)})")
+        element = self.decoder(self.epoch * len(self.source) + key, self.source[key])
+        return torch.from_numpy(element["frames"]), torch.as_tensor(element["label"])

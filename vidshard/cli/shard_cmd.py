@@ -1,4 +1,4 @@
-"""``vidshard shard``: decode a video dataset once, with Apache Beam, into TFRecord shards.
+"""``vidshard shard``: decode a video dataset once, with Apache Beam, into TFRecord (or ArrayRecord) shards.
 
 Every option is checked before the source is opened (a bad value is one ``Error: ...`` line and
 exit status 1), the selection is checked against the listing before any video is read, and only
@@ -13,7 +13,7 @@ import click
 from vidshard.catalog import SplitRequest
 from vidshard.cli.selection import plan_from_options, selection_options
 from vidshard.errors import VidshardError
-from vidshard.records import ENCODINGS, INFO_FILE
+from vidshard.records import ENCODINGS, FILE_FORMATS, INFO_FILE
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 from vidshard.tfrecord_io import COMPRESSIONS
 
@@ -60,6 +60,19 @@ def parse_shards(text: str) -> int | None:
     return None if text == "auto" else _whole("--shards", text)
 
 
+def check_file_format(file_format: str, compression: str) -> None:
+    """ArrayRecord: no --compression gzip (its chunks are compressed already), and the package installed."""
+    if file_format != "array_record":
+        return
+    if compression != "none":
+        raise VidshardError("--compression gzip applies to TFRecord files; ArrayRecord compresses its own chunks "
+                            "(zstd): leave --compression none")
+    try:
+        import array_record.python.array_record_module  # noqa: F401  (the C++ writer)
+    except ImportError:
+        raise VidshardError("--format array_record needs the array_record package: pip install 'vidshard[grain]'") from None
+
+
 @click.command(
     "shard",
     epilog=_EPILOG,
@@ -87,6 +100,10 @@ def parse_shards(text: str) -> int | None:
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.option("--format", "file_format", default="tfrecord", show_default=True, metavar="|".join(FILE_FORMATS),
+              callback=_one_of("--format", FILE_FORMATS),
+              help="Shard files: TFRecord (sequential reads, tf.data) or ArrayRecord (random access: Grain, "
+                   "map-style PyTorch; needs vidshard[grain]).")
 @click.option("--timeout", default="30", show_default=True, metavar="SECONDS",
               callback=lambda _ctx, _param, value: _whole("--timeout", value), help="Per HTTP request.")
 @click.option("--retries", default="4", show_default=True, metavar="N",
@@ -100,8 +117,8 @@ def parse_shards(text: str) -> int | None:
 def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
-                  shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
-                  max_video_mib: int, insecure: bool) -> None:
+                  shards: int | None, compression: str, overwrite: bool, file_format: str, timeout: int,
+                  retries: int, max_video_mib: int, insecure: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.catalog import build_catalog
@@ -111,6 +128,7 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     from vidshard.sources import SourceOptions, open_source
 
     beam_args = list(ctx.args)
+    check_file_format(file_format, compression)
     check_beam_args(beam_args, [name for param in ctx.command.params for name in param.opts])
     check_output(source, output, overwrite)
     settings = EncodeSettings(
@@ -125,7 +143,9 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     if overwrite:
         clear_output(output)
     click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
-    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args)
+    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options,
+                                  file_format=file_format),
+                     beam_args)
 
     for split, written in result.written.items():
         files = len(result.info.splits[split].shards)

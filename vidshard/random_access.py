@@ -1,0 +1,104 @@
+"""Random access to an ArrayRecord output: a split as ``len`` + ``[key]``, and per-epoch clip choice.
+
+The pieces Grain (:mod:`vidshard.grain_data`) and map-style PyTorch (:mod:`vidshard.torch_data`)
+share, with neither of them imported here:
+
+- :class:`SplitSource` is Grain's ``RandomAccessDataSource`` protocol (``__len__``,
+  ``__getitem__``, ``__getitems__``) over one split's ArrayRecord files, in the order of
+  ``dataset_info.json``: key ``k`` is the ``k``-th example of the split, the same example
+  :mod:`vidshard.numpy_reader` reads ``k``-th without shuffling.  It returns the serialized
+  Example; it pickles without its open files (for loader worker processes).
+- :class:`ClipDecoder` turns ``(index, serialized)`` into ``{"frames", "label", "key"}``, where
+  ``index = epoch * len(split) + key`` (Grain's convention for indices past the first epoch).
+  With ``clips="random"`` the clip is drawn from a generator seeded by ``(seed, epoch, key)``:
+  a different clip each epoch, the same one whenever that epoch is read again (resume).
+
+It needs ``array_record`` (``pip install 'vidshard[grain]'``), NumPy, protobuf and OpenCV.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence, SupportsIndex
+
+import numpy as np
+
+from vidshard import arrayrecord_io
+from vidshard.errors import ShardFormatError
+from vidshard.numpy_reader import decode_one
+from vidshard.records import DatasetInfo, load_info
+
+
+class SplitSource:
+    """One split of an ArrayRecord output: ``len(source)`` examples, ``source[key]`` -> serialized Example.
+
+    Every file's record count is checked against ``dataset_info.json`` when the source is made
+    (from the files' footers); a record that fails its chunk hash raises ShardFormatError.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, split: str) -> None:
+        from array_record.python.array_record_data_source import ArrayRecordDataSource
+
+        self.data_dir = os.fspath(data_dir)
+        self.split = split
+        self.info: DatasetInfo = load_info(self.data_dir)
+        if self.info.file_format != "array_record":
+            raise ShardFormatError(f"{self.data_dir} holds {self.info.file_format} shards; random access needs "
+                                   f"ArrayRecord: shard with --format array_record")
+        if split not in self.info.splits:
+            raise ShardFormatError(f"{self.data_dir} has no split {split!r}; it has {', '.join(sorted(self.info.splits))}")
+        spl = self.info.splits[split]
+        ranges = []
+        for name, expected in zip(spl.shards, spl.shard_lengths):
+            path = os.path.join(self.data_dir, name)
+            found = arrayrecord_io.num_records(path)
+            if found != expected:
+                raise ShardFormatError(f"{path} holds {found} records but dataset_info.json says {expected}")
+            ranges.append(f"{path}[0:{found}]")  # the counts are known: the source need not open every file again
+        self._source = ArrayRecordDataSource(ranges)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, key: SupportsIndex) -> bytes:
+        try:
+            return self._source[key]
+        except RuntimeError as exc:  # Riegeli: a chunk failed its hash
+            raise ShardFormatError(f"{self.data_dir}: split {self.split}: example {int(key)}: {exc}") from None
+
+    def __getitems__(self, keys: Sequence[SupportsIndex]) -> Sequence[bytes]:
+        try:
+            return self._source.__getitems__(keys)
+        except RuntimeError as exc:
+            raise ShardFormatError(f"{self.data_dir}: split {self.split}: examples {list(map(int, keys))[:8]}: {exc}") from None
+
+    def __repr__(self) -> str:  # Grain logs and checkpoints name the source by this
+        return f"vidshard.SplitSource({self.data_dir!r}, {self.split!r})"
+
+
+class ClipDecoder:
+    """``(index, serialized) -> {"frames": uint8 [T, H, W, 3], "label": int64, "key": int64}``.
+
+    ``index`` is ``epoch * length + key``; ``clips="random"`` draws the clip from
+    ``np.random.default_rng([seed, epoch, key])``, an int always takes that stored clip.
+    """
+
+    def __init__(self, info: DatasetInfo, length: int, *, seed: int = 0, clips: str | int = "random",
+                 where: str = "") -> None:
+        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < info.clips_per_video):
+            raise ValueError(f"clips must be 'random' or a clip index in [0, {info.clips_per_video}), not {clips!r}")
+        if seed < 0 or length < 1:
+            raise ValueError("seed must be >= 0 and the split not empty")
+        self.info = info
+        self.length = length
+        self.seed = seed
+        self.clips = clips
+        self.where = where
+
+    def __call__(self, index: int, serialized: bytes) -> dict[str, np.ndarray]:
+        epoch, key = divmod(int(index), self.length)
+        if self.clips == "random":
+            frames, label = decode_one(serialized, self.info, clip_draw=float(np.random.default_rng([self.seed, epoch, key]).random()),
+                                       where=self.where, index=key)
+        else:
+            frames, label = decode_one(serialized, self.info, clip=int(self.clips), where=self.where, index=key)
+        return {"frames": frames, "label": np.int64(label), "key": np.int64(key)}
