@@ -1,0 +1,177 @@
+"""Random access over ArrayRecord shards: the split source, Grain (shuffle, clips, resume), map-style PyTorch.
+
+Shards are written here without TensorFlow or Beam: raw frames whose first pixel names the video
+(its number in the split) and the clip, as in ``test_numpy_reader``, so every test can tell which
+example and which clip a reader returned.  Grain imports JAX, so the Grain test runs in a
+subprocess and this process checks what it saw.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_numpy_reader import CLASSES, H, T, W, tagged_frames
+from vidshard.errors import ShardFormatError
+from vidshard.records import ARRAY_RECORD_FORMAT_VERSION, ClipRecord, DatasetInfo, SplitInfo, encode_example
+
+pytest.importorskip("array_record.python.array_record_module",
+                    reason="random access needs the grain extra: pip install 'vidshard[grain]'")
+
+from vidshard import arrayrecord_io  # noqa: E402  (after the skip: needs array_record)
+from vidshard.random_access import ClipDecoder, SplitSource  # noqa: E402
+
+CLIPS = 3
+SEED = 7
+
+
+def write_array_record_shards(out, shard_sizes: list[int], split: str = "train") -> None:
+    """One split of ``sum(shard_sizes)`` tagged raw videos of ``CLIPS`` clips, as ArrayRecord files."""
+    os.makedirs(out, exist_ok=True)
+    names, video = [], 0
+    for index, size in enumerate(shard_sizes):
+        chunk = []
+        for _ in range(size):
+            label = video % len(CLASSES)
+            chunk.append(encode_example(ClipRecord(f"UCF101/v_{CLASSES[label]}_g01_c{video:02d}.avi", label, CLASSES[label],
+                                                   tagged_frames(video, CLIPS),
+                                                   np.arange(CLIPS * T, dtype=np.int64).reshape(CLIPS, T)), "raw"))
+            video += 1
+        names.append(f"{split}-{index:05d}-of-{len(shard_sizes):05d}.array_record")
+        arrayrecord_io.write_records(os.path.join(out, names[-1]), chunk)
+    DatasetInfo(
+        class_names=CLASSES, splits={split: SplitInfo(video, names, list(shard_sizes))}, n_frames=T, frame_step=1,
+        height=H, width=W, clips_per_video=CLIPS, encoding="raw", quality=95, compression="none",
+        split_policy="test", split_request="", seed=0, source="test", num_failed=0, vidshard_version="test",
+        format_version=ARRAY_RECORD_FORMAT_VERSION, file_format="array_record",
+    ).write(os.fspath(out))
+
+
+def expected_clip(seed: int, epoch: int, key: int) -> int:
+    """The clip ``ClipDecoder`` draws: from a generator seeded by (seed, epoch, key)."""
+    return min(int(np.random.default_rng([seed, epoch, key]).random() * CLIPS), CLIPS - 1)
+
+
+def test_split_source_reads_any_key_and_checks_counts(tmp_path):
+    write_array_record_shards(tmp_path, [4, 0, 7])  # an empty shard too, as vidshard writes for all-failed shards
+    source = SplitSource(tmp_path, "train")
+    assert len(source) == 11
+    decoder = ClipDecoder(source.info, len(source), seed=SEED)
+    for key in (10, 0, 4, 3):
+        element = decoder(2 * len(source) + key, source[key])  # epoch 2
+        assert element["key"] == key and element["label"] == key % len(CLASSES)
+        assert element["frames"].shape == (T, H, W, 3)
+        assert (element["frames"][0, 0, 0, 0], element["frames"][0, 0, 0, 1]) == (key, expected_clip(SEED, 2, key))
+    assert [int(decoder(k, r)["key"]) for k, r in zip([5, 1], source.__getitems__([5, 1]))] == [5, 1]
+
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    info["splits"]["train"]["shard_lengths"] = [4, 0, 6]
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(ShardFormatError, match="train-00002-of-00003.array_record holds 7 records but dataset_info.json says 6"):
+        SplitSource(tmp_path, "train")
+
+
+def test_split_source_refuses_tfrecord_outputs(tmp_path):
+    from test_numpy_reader import write_shards
+
+    write_shards(tmp_path, [2])
+    with pytest.raises(ShardFormatError, match="random access needs ArrayRecord: shard with --format array_record"):
+        SplitSource(tmp_path, "train")
+
+
+def test_random_access_modules_import_no_ml_framework():
+    code = ("import sys, vidshard.random_access, vidshard.shardfiles, vidshard.arrayrecord_io; "
+            "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax', 'grain') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+#: Runs Grain in a subprocess; prints what each dataset yielded as (key, video pixel, clip pixel, label).
+GRAIN_SCRIPT = """
+import json, sys
+import grain
+from vidshard.grain_data import make_dataset
+
+out, seed = sys.argv[1], int(sys.argv[2])
+
+def ids(elements):
+    return [(int(e["key"]), int(e["frames"][0, 0, 0, 0]), int(e["frames"][0, 0, 0, 1]), int(e["label"]))
+            for e in elements]
+
+result = {"length": len(make_dataset(out, "train", seed=seed, num_epochs=3)),
+          "run": ids(make_dataset(out, "train", seed=seed, num_epochs=3)),
+          "again": ids(make_dataset(out, "train", seed=seed, num_epochs=3)),
+          "other_seed": ids(make_dataset(out, "train", seed=seed + 1, num_epochs=1)),
+          "ordered": ids(make_dataset(out, "train", shuffle=False, clips=1, num_epochs=1))}
+iterator = iter(make_dataset(out, "train", seed=seed, num_epochs=3))
+result["head"] = ids(next(iterator) for _ in range(15))  # 11 per epoch: stop 4 elements into epoch 1
+state = iterator.get_state()
+result["tail"] = ids(iterator)
+resumed = iter(make_dataset(out, "train", seed=seed, num_epochs=3))  # a fresh process would do the same
+resumed.set_state(json.loads(json.dumps(state)))                     # (the state survives JSON)
+result["resumed"] = ids(resumed)
+batches = make_dataset(out, "train", seed=seed, num_epochs=1).batch(4).to_iter_dataset(grain.ReadOptions(num_threads=2))
+result["batches"] = [(list(batch["frames"].shape), batch["key"].tolist()) for batch in batches]
+print(json.dumps(result))
+"""
+
+
+def test_grain_global_shuffle_new_clips_per_epoch_and_exact_resume(tmp_path):
+    pytest.importorskip("grain", reason="needs the grain extra: pip install 'vidshard[grain]'")
+    write_array_record_shards(tmp_path, [4, 3, 4])
+    proc = subprocess.run([sys.executable, "-c", GRAIN_SCRIPT, str(tmp_path), str(SEED)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    n = 11
+    run = [tuple(e) for e in result["run"]]
+    assert result["length"] == len(run) == 3 * n
+    epochs = [run[e * n:(e + 1) * n] for e in range(3)]
+    for epoch, elements in enumerate(epochs):
+        assert sorted(key for key, *_ in elements) == list(range(n))  # every example once per epoch
+        for key, video, clip, label in elements:
+            assert video == key and label == key % len(CLASSES)
+            assert clip == expected_clip(SEED, epoch, key)  # the clip of (seed, epoch, key)
+    assert len({tuple(key for key, *_ in elements) for elements in epochs}) == 3  # a new order every epoch
+    assert {tuple(sorted((key, clip) for key, _, clip, _ in elements)) for elements in epochs}.__len__() > 1
+    assert [tuple(e) for e in result["again"]] == run  # seeded: the same run again
+    assert [tuple(e) for e in result["other_seed"]] != epochs[0]
+    assert [tuple(e) for e in result["ordered"]] == [(k, k, 1, k % len(CLASSES)) for k in range(n)]
+    # checkpoint mid-epoch: the resumed iterator yields exactly what the first one did after the checkpoint
+    assert [tuple(e) for e in result["head"]] == run[:15]
+    assert [tuple(e) for e in result["tail"]] == run[15:]
+    assert [tuple(e) for e in result["resumed"]] == run[15:]
+    assert [shape for shape, _ in result["batches"]] == [[4, T, H, W, 3]] * 2 + [[3, T, H, W, 3]]
+    assert [key for _, keys in result["batches"] for key in keys] == [key for key, *_ in epochs[0]]
+
+
+def test_torch_map_style_dataset_with_distributed_sampler(tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from vidshard.torch_data import ArrayRecordDataset
+
+    write_array_record_shards(tmp_path, [5, 5])
+    dataset = ArrayRecordDataset(tmp_path, "train", seed=SEED)
+    assert len(dataset) == 10
+    for epoch in range(2):
+        dataset.set_epoch(epoch)
+        seen = []
+        for rank in range(2):  # two data-parallel processes, each with two loader workers
+            sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=SEED)
+            sampler.set_epoch(epoch)
+            for frames, labels in DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=2):
+                assert frames.dtype == torch.uint8 and frames.shape[1:] == (T, H, W, 3) and labels.dtype == torch.int64
+                for f, label in zip(frames, labels):
+                    key, clip = int(f[0, 0, 0, 0]), int(f[0, 0, 0, 1])
+                    assert int(label) == key % len(CLASSES) and clip == expected_clip(SEED, epoch, key)
+                    seen.append(key)
+        assert sorted(seen) == list(range(10))  # the two ranks cover the split exactly once
+    fixed = ArrayRecordDataset(tmp_path, "train", clips=2)
+    assert int(fixed[9][0][0, 0, 0, 1]) == 2
+    with pytest.raises(IndexError):
+        fixed[10]
