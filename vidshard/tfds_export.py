@@ -25,6 +25,8 @@ num_clips, ... ``Scalar(int64)``
 TFDS decodes JPEG with TensorFlow's default IDCT, vidshard's readers with the accurate one
 (OpenCV's, ``dct_method="INTEGER_ACCURATE"``), so JPEG pixels differ by a few levels;
 ``as_dataset(..., decoders=exact_decoders("jpeg"))`` gives vidshard's pixels exactly.
+An ArrayRecord output (``--format array_record``) is declared as TFDS's ``array_record`` file
+format, which TFDS reads by index: ``builder.as_data_source(split)``, not ``as_dataset``.
 TFDS's TFRecord reader has no compression option: gzip-compressed outputs are refused.  Importing
 this module imports TensorFlow Datasets (an optional extra: ``pip install 'vidshard[tfds]'``).
 """
@@ -116,7 +118,9 @@ def export_tfds(output: str, to: str | None = None) -> str:
     if os.path.isdir(to) and set(os.listdir(to)) - {"dataset_info.json", "features.json", "label.labels.txt"}:
         raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another --to")
     os.makedirs(to, exist_ok=True)
-    suffix = file_adapters.FileFormat.TFRECORD.file_suffix
+    file_format = file_adapters.FileFormat.ARRAY_RECORD if info.file_format == "array_record" \
+        else file_adapters.FileFormat.TFRECORD
+    suffix = file_format.file_suffix
     template = naming.ShardedFileTemplate(
         data_dir=to, template=os.path.join(os.path.relpath(output, to), f"{SHARD_TEMPLATE}.{suffix}"),
         dataset_name=DATASET_NAME, filetype_suffix=suffix)
@@ -135,7 +139,7 @@ def export_tfds(output: str, to: str | None = None) -> str:
                                          data_dir=to, module_name="")
     metadata = tfds_info.DatasetInfo(builder=identity, features=tfds_features(info), description=_description(info),
                                      supervised_keys=("frames", "label"))
-    metadata.set_file_format(file_adapters.FileFormat.TFRECORD)
+    metadata.set_file_format(file_format)
     metadata.set_splits(tfds_splits.SplitDict(split_infos))
     metadata.write_to_directory(to)
     return to

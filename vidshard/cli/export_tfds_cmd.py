@@ -6,6 +6,7 @@ import os
 import click
 
 from vidshard.errors import VidshardError
+from vidshard.records import load_info
 
 
 @click.command("export-tfds")
@@ -25,4 +26,6 @@ def export_tfds_command(output: str, to: str | None) -> None:
         raise VidshardError(str(exc)) from None
 
     folder = export_tfds(output, to)
-    click.echo(f"{folder}: load it with tfds.builder_from_directory({folder!r}).as_dataset(split=...)")
+    # TFDS reads ArrayRecord files through its random-access data source, TFRecord through tf.data.
+    method = "as_data_source" if load_info(output).file_format == "array_record" else "as_dataset"
+    click.echo(f"{folder}: load it with tfds.builder_from_directory({folder!r}).{method}(split=...)")
