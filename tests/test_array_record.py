@@ -17,7 +17,7 @@ from PIL import Image
 from vidshard.cli import main
 from vidshard.errors import ShardFormatError
 from vidshard.numpy_reader import ShardReader
-from vidshard.records import INFO_FILE, decode_example, load_info
+from vidshard.records import INFO_FILE, load_info
 from vidshard.shardfiles import iter_shard, read_shard_record
 from vidshard.tfrecord_io import iter_records
 
@@ -165,3 +165,22 @@ def test_info_of_a_newer_format_is_refused(outputs, tmp_path):
     (copy / INFO_FILE).write_text(json.dumps(data))
     with pytest.raises(ShardFormatError, match="format_version 1 outputs hold TFRecord shards"):
         load_info(str(copy))
+
+
+def test_format_benchmark_reads_both_outputs(outputs):
+    from vidshard.bench.formats import measure, to_markdown
+
+    result = measure(outputs["tfrecord"], outputs["array_record"], split="train", passes=1)
+    for fmt, out in outputs.items():
+        info = load_info(out)
+        row = result[fmt]
+        assert row["records"] == sum(s.num_examples for s in info.splits.values()) == 12
+        assert row["file_bytes"] == sum(s.num_bytes for s in info.splits.values())
+        assert row["split_examples"] == info.splits["train"].num_examples
+        assert row["sequential_s"] > 0 and row["decode_s"] > 0
+    assert result["tfrecord"]["record_bytes"] == result["array_record"]["record_bytes"]
+    assert "shuffled_s" in result["array_record"] and "shuffled_s" not in result["tfrecord"]
+    table = to_markdown(result, "train")
+    assert table.splitlines()[0] == "| | TFRecord | ArrayRecord |" and "| records in them | 12 records," in table
+    with pytest.raises(ValueError, match="holds tfrecord shards, expected array_record"):
+        measure(outputs["tfrecord"], outputs["tfrecord"])

@@ -114,8 +114,9 @@ result["tail"] = ids(iterator)
 resumed = iter(make_dataset(out, "train", seed=seed, num_epochs=3))  # a fresh process would do the same
 resumed.set_state(json.loads(json.dumps(state)))                     # (the state survives JSON)
 result["resumed"] = ids(resumed)
-batches = make_dataset(out, "train", seed=seed, num_epochs=1).batch(4).to_iter_dataset(grain.ReadOptions(num_threads=2))
-result["batches"] = [(list(batch["frames"].shape), batch["key"].tolist()) for batch in batches]
+batches = make_dataset(out, "train", seed=seed, num_epochs=2, batch_size=4)
+result["batches"] = [(list(batch["frames"].shape), batch["key"].tolist(), batch["frames"][:, 0, 0, 0, 1].tolist())
+                     for batch in batches.to_iter_dataset(grain.ReadOptions(num_threads=2))]
 print(json.dumps(result))
 """
 
@@ -145,8 +146,10 @@ def test_grain_global_shuffle_new_clips_per_epoch_and_exact_resume(tmp_path):
     assert [tuple(e) for e in result["head"]] == run[:15]
     assert [tuple(e) for e in result["tail"]] == run[15:]
     assert [tuple(e) for e in result["resumed"]] == run[15:]
-    assert [shape for shape, _ in result["batches"]] == [[4, T, H, W, 3]] * 2 + [[3, T, H, W, 3]]
-    assert [key for _, keys in result["batches"] for key in keys] == [key for key, *_ in epochs[0]]
+    # batch_size: batches within each epoch (11 = 4 + 4 + 3), same order and clips, read by 2 threads
+    assert [shape for shape, _, _ in result["batches"]] == [[4, T, H, W, 3], [4, T, H, W, 3], [3, T, H, W, 3]] * 2
+    assert [(key, clip) for _, keys, clips in result["batches"] for key, clip in zip(keys, clips)] \
+        == [(key, clip) for key, _, clip, _ in epochs[0] + epochs[1]]
 
 
 def test_torch_map_style_dataset_with_distributed_sampler(tmp_path):

@@ -7,6 +7,7 @@ Importing this module imports Grain (``pip install 'vidshard[grain]'``), which i
     SplitSource (key -> serialized Example)
       .map_with_index(ClipDecoder)   # parse, decode one clip: drawn from (seed, epoch, key)
       .shuffle(seed)                 # a permutation of the whole split, a new one every epoch
+      .batch(batch_size)             # optional: batches within an epoch (the last one may be short)
       .repeat(num_epochs)
 
 A ``MapDataset`` is indexable: element ``i`` is epoch ``i // len(split)``, and Grain's shuffle
@@ -14,8 +15,9 @@ derives each epoch's permutation from ``seed + epoch``.  Iterating it
 (``iter(ds)`` or ``ds.to_iter_dataset()``) gives a ``grain.DatasetIterator`` whose
 ``get_state()``/``set_state()`` checkpoint and resume mid-epoch with exactly the elements that
 would have come next: the state is the position, and every element is a pure function of it.
-Batch with ``.batch(B)``; read in parallel with ``.to_iter_dataset(grain.ReadOptions(num_threads=N))``
-or ``.mp_prefetch(...)``.
+``batch_size`` batches before repeating, so no batch spans two epochs (``.batch(B)`` on the
+returned dataset would, as tf.data's ``repeat().batch()``).  Read in parallel with
+``.to_iter_dataset(grain.ReadOptions(num_threads=N))`` or ``.mp_prefetch(...)``.
 """
 from __future__ import annotations
 
@@ -30,15 +32,19 @@ from vidshard.random_access import ClipDecoder, SplitSource
 
 
 def make_dataset(data_dir: str | os.PathLike, split: str, *, seed: int = 0, shuffle: bool = True,
-                 clips: str | int = "random", num_epochs: int | None = 1) -> "grain.MapDataset":
+                 clips: str | int = "random", batch_size: int | None = None, drop_remainder: bool = False,
+                 num_epochs: int | None = 1) -> "grain.MapDataset":
     """A ``grain.MapDataset`` of ``{"frames", "label", "key"}`` over ``split`` of an ArrayRecord output.
 
     ``shuffle=False`` keeps the order of ``dataset_info.json`` (evaluation).  ``clips`` as in
-    :class:`~vidshard.random_access.ClipDecoder`.  ``num_epochs=None`` repeats forever.
+    :class:`~vidshard.random_access.ClipDecoder`.  ``batch_size`` stacks elements into batches
+    (``frames`` uint8 ``[B, T, H, W, 3]``) within each epoch.  ``num_epochs=None`` repeats forever.
     """
     source = SplitSource(data_dir, split)
     decoder = ClipDecoder(source.info, len(source), seed=seed, clips=clips, where=f"{source.data_dir} split {split}")
     dataset = grain.MapDataset.source(source).map_with_index(decoder)
     if shuffle:
         dataset = dataset.shuffle(seed=seed)
+    if batch_size is not None:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.repeat(num_epochs)

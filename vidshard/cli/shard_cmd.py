@@ -6,6 +6,7 @@ then is an existing output removed (with ``--overwrite``) and the pipeline start
 """
 from __future__ import annotations
 
+import importlib.util
 from typing import Callable, Sequence
 
 import click
@@ -67,10 +68,8 @@ def check_file_format(file_format: str, compression: str) -> None:
     if compression != "none":
         raise VidshardError("--compression gzip applies to TFRecord files; ArrayRecord compresses its own chunks "
                             "(zstd): leave --compression none")
-    try:
-        import array_record.python.array_record_module  # noqa: F401  (the C++ writer)
-    except ImportError:
-        raise VidshardError("--format array_record needs the array_record package: pip install 'vidshard[grain]'") from None
+    if importlib.util.find_spec("array_record") is None:
+        raise VidshardError("--format array_record needs the array_record package: pip install 'vidshard[grain]'")
 
 
 @click.command(
