@@ -19,7 +19,10 @@ from vidshard.errors import ShardFormatError
 
 #: Writer options: one record per chunk (random access reads one record, not a group).
 WRITER_OPTIONS = "group_size:1"
-#: Sequential reads: the reader's default read-ahead.  Random access: none (``random_access=True``).
+#: Reader options.  ``max_parallelism:0``: no reads on ArrayRecord's own C++ thread pool, which a
+#: forked process (a ``DataLoader`` worker) would inherit without its threads; reading in the
+#: calling thread was as fast here.  Random access also reads no further ahead than the record.
+_SEQUENTIAL_OPTIONS = "max_parallelism:0"
 _RANDOM_ACCESS_OPTIONS = "readahead_buffer_size:0,max_parallelism:0"
 #: Records fetched per call when reading a whole file in order.
 _READ_BATCH = 64
@@ -55,7 +58,7 @@ def open_reader(path: str | os.PathLike, random_access: bool = False) -> Any:
     if not os.path.isfile(path):
         raise ShardFormatError(f"{path}: no such file")
     try:
-        reader = _module().ArrayRecordReader(path, _RANDOM_ACCESS_OPTIONS if random_access else "")
+        reader = _module().ArrayRecordReader(path, _RANDOM_ACCESS_OPTIONS if random_access else _SEQUENTIAL_OPTIONS)
     except RuntimeError as exc:  # Riegeli: a damaged footer or index
         raise ShardFormatError(f"{path}: not a readable ArrayRecord file: {exc}") from None
     if not reader.ok():

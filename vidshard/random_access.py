@@ -54,7 +54,8 @@ class SplitSource:
             if found != expected:
                 raise ShardFormatError(f"{path} holds {found} records but dataset_info.json says {expected}")
             ranges.append(f"{path}[0:{found}]")  # the counts are known: the source need not open every file again
-        self._source = ArrayRecordDataSource(ranges)
+        # It reads with readahead_buffer_size:0; max_parallelism:0 as in vidshard.arrayrecord_io.
+        self._source = ArrayRecordDataSource(ranges, reader_options={"max_parallelism": "0"})
 
     def __len__(self) -> int:
         return len(self._source)
