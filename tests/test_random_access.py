@@ -2,7 +2,7 @@
 
 Shards are written here without TensorFlow or Beam: raw frames whose first pixel names the video
 (its number in the split) and the clip, as in ``test_numpy_reader``, so every test can tell which
-example and which clip a reader returned.  Grain imports JAX, so the Grain test runs in a
+example and which clip a reader returned.  Grain imports JAX (where installed), so the Grain test runs in a
 subprocess and this process checks what it saw.
 """
 from __future__ import annotations
@@ -152,29 +152,55 @@ def test_grain_global_shuffle_new_clips_per_epoch_and_exact_resume(tmp_path):
         == [(key, clip) for key, _, clip, _ in epochs[0] + epochs[1]]
 
 
-def test_torch_map_style_dataset_with_distributed_sampler(tmp_path):
-    torch = pytest.importorskip("torch")
-    from torch.utils.data import DataLoader, DistributedSampler
+#: Two DistributedSampler ranks, each through a DataLoader with two workers, over two epochs;
+#: prints every (epoch, key, clip, label) seen and what indexing does at the ends.
+TORCH_SCRIPT = """
+import json, sys
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from vidshard.torch_data import ArrayRecordDataset
 
-    from vidshard.torch_data import ArrayRecordDataset
+out, seed, context = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
+dataset = ArrayRecordDataset(out, "train", seed=seed)
+seen = []
+for epoch in range(2):
+    dataset.set_epoch(epoch)
+    for rank in range(2):
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        for frames, labels in DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=2,
+                                         multiprocessing_context=context):
+            assert frames.dtype == torch.uint8 and labels.dtype == torch.int64, (frames.dtype, labels.dtype)
+            seen += [(epoch, rank, int(f[0, 0, 0, 0]), int(f[0, 0, 0, 1]), int(label), list(f.shape))
+                     for f, label in zip(frames, labels)]
+fixed = ArrayRecordDataset(out, "train", clips=2)
+try:
+    fixed[len(fixed)]
+    beyond = "no error"
+except IndexError as exc:
+    beyond = "IndexError"
+print(json.dumps({"length": len(dataset), "seen": seen, "fixed_last_clip": int(fixed[len(fixed) - 1][0][0, 0, 0, 1]),
+                  "beyond": beyond}))
+"""
 
+
+# DataLoader workers fork the process: run in a fresh interpreter, not in pytest's, which has run
+# TensorFlow, Beam and ArrayRecord writers in-process by then (a forked worker crashed there, twice).
+# spawn: each worker unpickles the dataset (its source pickles without open files) in a fresh interpreter.
+@pytest.mark.parametrize("context", ["", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_torch_map_style_dataset_with_distributed_sampler(tmp_path, context):
+    pytest.importorskip("torch")
     write_array_record_shards(tmp_path, [5, 5])
-    dataset = ArrayRecordDataset(tmp_path, "train", seed=SEED)
-    assert len(dataset) == 10
+    proc = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(tmp_path), str(SEED), context],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["length"] == 10
     for epoch in range(2):
-        dataset.set_epoch(epoch)
-        seen = []
-        for rank in range(2):  # two data-parallel processes, each with two loader workers
-            sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=SEED)
-            sampler.set_epoch(epoch)
-            for frames, labels in DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=2):
-                assert frames.dtype == torch.uint8 and frames.shape[1:] == (T, H, W, 3) and labels.dtype == torch.int64
-                for f, label in zip(frames, labels):
-                    key, clip = int(f[0, 0, 0, 0]), int(f[0, 0, 0, 1])
-                    assert int(label) == key % len(CLASSES) and clip == expected_clip(SEED, epoch, key)
-                    seen.append(key)
-        assert sorted(seen) == list(range(10))  # the two ranks cover the split exactly once
-    fixed = ArrayRecordDataset(tmp_path, "train", clips=2)
-    assert int(fixed[9][0][0, 0, 0, 1]) == 2
-    with pytest.raises(IndexError):
-        fixed[10]
+        seen = [entry for entry in result["seen"] if entry[0] == epoch]
+        assert sorted(key for _, _, key, _, _, _ in seen) == list(range(10))  # the two ranks cover the split once
+        assert {rank for _, rank, *_ in seen} == {0, 1}
+        for _, _, key, clip, label, shape in seen:
+            assert shape == [T, H, W, 3] and label == key % len(CLASSES)
+            assert clip == expected_clip(SEED, epoch, key)  # set_epoch reached the workers
+    assert result["fixed_last_clip"] == 2 and result["beyond"] == "IndexError"

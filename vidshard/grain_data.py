@@ -1,6 +1,7 @@
 """Grain over an ArrayRecord output: exact global shuffle, a new clip per epoch, resumable iterators.
 
-Importing this module imports Grain (``pip install 'vidshard[grain]'``), which imports JAX.
+Importing this module imports Grain (``pip install 'vidshard[grain]'``), which imports JAX where
+JAX is installed.
 
 :func:`make_dataset` builds a ``grain.MapDataset``::
 

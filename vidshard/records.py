@@ -183,8 +183,8 @@ class DatasetInfo:
         if self.format_version == FORMAT_VERSION and self.file_format != "tfrecord":
             raise ValueError(f"format_version {FORMAT_VERSION} outputs hold TFRecord shards, not {self.file_format}")
 
-    @classmethod
-    def version_for(cls, file_format: str) -> int:
+    @staticmethod
+    def version_for(file_format: str) -> int:
         """The ``format_version`` an output with shards of ``file_format`` is written with."""
         return _VERSION_OF_FORMAT[file_format]
 

@@ -21,6 +21,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
+from vidshard import arrayrecord_io  # imports the array_record package only when it writes
 from vidshard.tfrecord_io import frame
 
 #: ``auto`` aims at shards of about this size (TFDS keeps shards between 64 MiB and 1 GiB).
@@ -178,8 +179,6 @@ def _write_array_record(output: str, tmp: str, records: Iterable[bytes]) -> int:
 
     The ArrayRecord writer (C++) writes to local paths only; object stores get the finished file.
     """
-    from vidshard import arrayrecord_io  # the array_record package is an optional extra
-
     if is_local(output):
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
         return arrayrecord_io.write_records(tmp, records)
