@@ -28,7 +28,9 @@ fixed size only (``drop_remainder``): a short batch would recompile the step.
 It runs where neither TensorFlow nor Beam is installed (the GPU machine): it imports neither,
 imports Keras only after choosing the backend (:mod:`vidshard.models.backend`), keeps Keras from
 importing TensorFlow on JAX and PyTorch, and runs as ``python -m vidshard.bench.train_step``
-without the ``vidshard`` command, whose other sub-commands need packages that machine lacks.
+without the ``vidshard`` command, whose other sub-commands need packages that machine lacks.  So
+the click command :func:`bench_train_command` is defined here, and ``vidshard bench-train`` is
+this same command; its ``--backend`` defaults to ``vidshard train``'s.
 """
 from __future__ import annotations
 
