@@ -338,8 +338,7 @@ def _dtype_list(_ctx: click.Context, _param: click.Parameter, text: str) -> tupl
 @click.command("bench-train", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("data", type=EXISTING_DIR)
 @click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND, show_default=True,
-              help="Keras backend, as vidshard train's --backend. jax and torch import no TensorFlow "
-                   "(the GPU machine has none).")
+              help="Keras backend, as vidshard train's --backend; jax and torch import no TensorFlow.")
 @click.option("--split", default="train", show_default=True, help="Split to read.")
 @click.option("--batch-sizes", default="8,32", show_default=True, metavar="N,N", callback=_int_list,
               help="Batch sizes to time, one table row each.")
