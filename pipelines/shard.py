@@ -12,7 +12,9 @@ pass through unchanged.
 """
 from __future__ import annotations
 
+import argparse
 import difflib
+import importlib
 import json
 import os
 import sys
@@ -27,13 +29,13 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
-    DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions, _BeamArgumentParser,
+    DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions,
 )
-from apache_beam.runners.runner import PipelineState
+from apache_beam.runners.runner import PipelineRunner, PipelineState
 
 from vidshard import __version__, shardio
 from vidshard.catalog import SplitPlan
-from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.pipelines.transforms import (
     METRICS_NAMESPACE, SUMMARY_FILE, EncodeSettings, ShardSlot, ShardVideos, WorkItem,
 )
@@ -94,38 +96,101 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
     return items, slots
 
 
-def _beam_options() -> dict[str, bool]:
-    """Every option Beam's Python SDK defines -> whether it takes a value."""
-    parser = _BeamArgumentParser(allow_abbrev=False)  # the parser PipelineOptions itself builds
-    for options_class in PipelineOptions.__subclasses__():
-        options_class._add_argparse_args(parser)
-    return {name: action.nargs != 0 for action in parser._actions for name in action.option_strings}
+#: Runners vidshard accepts besides Beam's own names; :func:`pipeline_options` maps them to a class.
+EXTRA_RUNNERS = ("DaskRunner",)
+_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
-def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = ()) -> None:
-    """Refuse what is neither a vidshard nor a Beam option before any work starts.
+def _beam_parser() -> argparse.ArgumentParser:
+    """The argument parser that ``PipelineOptions`` builds from every options class of Beam's SDK.
 
-    Beam's options are snake_case (``--direct_num_workers``); an unknown hyphenated option is a
-    misspelt vidshard option (``--n-frame``), which Beam would otherwise drop with a warning.
-    Unknown snake_case options pass (with their value): portable runners forward them to the
-    Java job server.  A stray word that is no option's value is refused too.
+    Beam hands it to ``add_extra_args_fn``; with ``exit_on_error`` off a bad value raises
+    ``ArgumentError`` instead of printing argparse's usage and exiting.
     """
-    known = _beam_options()
-    position = 0
-    while position < len(beam_args):
-        arg = beam_args[position]
-        position += 1
-        if not arg.startswith("--"):
-            raise VidshardError(f"unexpected argument {arg!r} (SOURCE and OUTPUT are already given)")
-        name = arg.split("=", 1)[0]
-        if name not in known and "-" in name[2:]:
-            close = difflib.get_close_matches(name, list(own_options) + sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise VidshardError(f"no such option: {name}{hint}")
-        takes_value = known.get(name, True)  # unknown options: a following word is their value
-        if "=" not in arg and takes_value and position < len(beam_args) \
-                and not beam_args[position].startswith("--"):
-            position += 1
+    parsers: list[argparse.ArgumentParser] = []
+    PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+    parser = parsers[0]
+    parser.exit_on_error = False
+    return parser
+
+
+def _defines(parser: argparse.ArgumentParser, name: str) -> bool:
+    """Whether Beam's parser has an option spelt ``name`` (a flag, or an option that takes a value)."""
+    try:
+        return name not in parser.parse_known_args([name])[1]
+    except argparse.ArgumentError:  # "expected one argument": an option that takes a value
+        return True
+
+
+def _close_options(parser: argparse.ArgumentParser, name: str, own_options: Sequence[str]) -> tuple[str, ...]:
+    """vidshard and Beam option names close to the unknown ``name``, closest first.
+
+    Beam's names are spelt from its option destinations (``--runner``, ``--no_save_main_session``,
+    ``--experiment``, ``--job-server-timeout``) and kept only where Beam's parser defines them.
+    """
+    spellings = set()
+    for dest in vars(parser.parse_known_args([])[0]).keys() - {"help"}:  # parsing --help would exit
+        for stem in (dest, dest.removesuffix("s")):
+            spellings |= {f"--{stem}", f"--no_{stem}", f"--{stem.replace('_', '-')}"}
+    close = difflib.get_close_matches(name, [*own_options, *sorted(spellings)], n=8, cutoff=0.75)
+    return tuple(option for option in close if option in own_options or _defines(parser, option))[:3]
+
+
+def check_runner(runner: str | None) -> None:
+    """Refuse a ``--runner`` that Beam cannot load, in one line naming the runners that exist.
+
+    Beam takes its runners' class names in any case, with or without ``Runner``
+    (``dataflow``), or the full module path of a ``PipelineRunner`` subclass.  The runner's
+    module is imported here, before any work: a runner whose extra is not installed
+    (``DataflowRunner`` without ``apache-beam[gcp]``) fails now rather than after listing.
+    """
+    if runner is None:
+        return
+    names = [*StandardOptions.KNOWN_RUNNER_NAMES, *EXTRA_RUNNERS]
+    paths = {path.rsplit(".", 1)[-1].lower(): path for path in (*StandardOptions.ALL_KNOWN_RUNNERS, _DASK_RUNNER)}
+    path = paths.get(runner.lower(), paths.get(runner.lower() + "runner", runner))
+    if "." not in path:
+        close = difflib.get_close_matches(runner, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise VidshardError(f"--runner {runner}: no such runner{hint}; Beam's runners are {', '.join(names)}, "
+                            "or the full module path of a PipelineRunner class")
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError as exc:
+        raise VidshardError(f"--runner {runner} cannot be loaded: {exc}; is the extra it needs installed "
+                            "(apache-beam[gcp] for Dataflow, apache-beam[dask] for Dask)?") from None
+    if not (isinstance(found, type) and issubclass(found, PipelineRunner)):
+        raise VidshardError(f"--runner {runner}: {module} has no PipelineRunner class {name}")
+
+
+def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = (),
+                    unchecked: Sequence[str] = ()) -> None:
+    """Refuse what is neither a vidshard nor a Beam option, and a runner Beam lacks, before any work.
+
+    ``beam_args`` are what vidshard did not take itself: every option in them must be one that
+    Beam's Python SDK defines (hyphenated or snake_case, misspelt or not), otherwise Beam would
+    drop it with a warning and run a different job (``--runer DataflowRunner`` on the
+    DirectRunner).  A stray word that is no option's value is refused too.  Both raise
+    :class:`CommandLineError` with the closest vidshard or Beam option names.
+
+    ``unchecked`` (what follows a lone ``--`` on the command line) goes to Beam as it is: options
+    that only a runner's job server knows (Flink, Spark).  Its values are still checked where
+    Beam defines the option, and ``--runner`` wherever it is.
+    """
+    parser = _beam_parser()
+    try:
+        _, leftover = parser.parse_known_args(list(beam_args))
+        known, _ = parser.parse_known_args([*beam_args, *unchecked])
+    except argparse.ArgumentError as exc:
+        raise VidshardError(f"Beam option {exc.argument_name}: {exc.message}") from None
+    for arg in leftover:
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            raise CommandLineError(f"No such option: {name}", name, _close_options(parser, name, own_options))
+    if leftover:
+        raise CommandLineError(f"Got unexpected extra argument ({leftover[0]})")
+    check_runner(known.runner)
 
 
 def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:

@@ -24,7 +24,8 @@ from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
 from vidshard.decode import decode_clips
-from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.cli.shard_cmd import _checked_beam_args, shard_command
+from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.pipelines.shard import _account, check_beam_args
 from vidshard.rangeserver import RangeServer
 from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
@@ -288,7 +289,11 @@ def test_killed_run_leaves_nothing_that_looks_complete(reference, source, tmp_pa
     (["--shards", "0"], "--shards must be at least 1"),
     (["--shards", "many"], "--shards 'many'"),
     (["--compression", "zip"], "--compression 'zip'"),
-    (["--n-frame", "4"], "no such option: --n-frame (did you mean --n-frames?)"),
+    (["--direct_running_mode", "fast"], "Beam option --direct_running_mode: invalid choice: 'fast'"),
+    (["--runner", "Foo"], "--runner Foo: no such runner; Beam's runners are DataflowRunner,"),
+    (["--runner", "DataflowRuner"], "--runner DataflowRuner: no such runner (did you mean DataflowRunner?)"),
+    (["--runner", "no.such.Runner"], "--runner no.such.Runner cannot be loaded: No module named 'no'"),
+    (["--runner", "apache_beam.runners.runner.PipelineState"], "has no PipelineRunner class PipelineState"),
 ])
 def test_bad_arguments_give_one_line_before_any_work(args, fragment, tmp_path):
     # The source does not exist: an argument error must come first, and nothing is created.
@@ -317,15 +322,54 @@ def test_module_entry_point_reports_argument_errors_in_one_line(tmp_path):
         "Error: --quality must be between 1 and 100, got 0"]
 
 
-def test_beam_options_are_checked_not_swallowed():
+@pytest.mark.parametrize("args, unknown, suggested", [
+    (["--runer", "DataflowRunner"], "--runer", "'--runner'"),  # ran on the DirectRunner and exited 0
+    (["--direct_num_wrkers", "2"], "--direct_num_wrkers", "'--direct_num_workers'"),
+    (["--direct-num-workers", "2"], "--direct-num-workers", "'--direct_num_workers'"),
+    (["--n-frame", "4"], "--n-frame", "'--n-frames'"),
+    (["--n_frames=4"], "--n_frames", "'--n-frames'"),
+    (["--runner", "DirectRunner", "--no_save_main_sesion"], "--no_save_main_sesion", "'--no_save_main_session'"),
+])
+def test_unknown_options_are_refused_as_click_refuses_them(args, unknown, suggested, tmp_path):
+    """An option neither vidshard nor Beam defines never reaches Beam, which would drop it and run another job.
+
+    The same form and exit status as click's own unknown options (see test_cli_habits.py), before the
+    source (missing here) is opened.
+    """
+    result = shard(str(tmp_path / "missing.zip"), str(tmp_path / "out"), *args)
+    assert result.exit_code == 2, result.output
+    assert f"Error: No such option '{unknown}'." in result.stderr and suggested in result.stderr
+    assert "Usage: main shard" in result.stderr and "Traceback" not in result.output  # CliRunner names it main
+    assert not (tmp_path / "out").exists()
+
+
+def test_stray_words_and_known_beam_options(tmp_path):
     check_beam_args(["--runner=DirectRunner", "--direct_num_workers", "2", "--flink_master=localhost:8081",
-                     "--some_java_side_option=1"])
-    with pytest.raises(VidshardError, match="no such option: --frame-stepp"):
-        check_beam_args(["--frame-stepp", "3"], ["--frame-step"])
-    with pytest.raises(VidshardError, match="unexpected argument 'extra'"):
-        check_beam_args(["--runner", "DirectRunner", "extra"])
-    with pytest.raises(VidshardError, match="unexpected argument 'extra'"):
-        check_beam_args(["--save_main_session", "extra"])  # a flag takes no value
+                     "--experiments", "a", "--experiment=b", "--job-server-timeout", "5", "--no_save_main_session"])
+    check_beam_args(["--runner", "dataflow"])  # Beam's own short form
+    for args in (["--runner", "DirectRunner", "extra"], ["--save_main_session", "extra"]):  # a flag takes no value
+        with pytest.raises(CommandLineError, match=r"^Got unexpected extra argument \(extra\)$") as caught:
+            check_beam_args(args)
+        assert caught.value.option is None
+    result = shard(str(tmp_path / "missing.zip"), str(tmp_path / "out"), "--runner", "DirectRunner", "extra")
+    assert result.exit_code == 2 and "Error: Got unexpected extra argument (extra)" in result.stderr
+
+
+def test_job_server_options_pass_unchecked_after_a_lone_double_dash(tmp_path):
+    """Options only a runner's job server knows go after ``--``: unchecked, and handed to Beam after the rest."""
+    with pytest.raises(CommandLineError):
+        check_beam_args(["--flink_conf_dir", "/etc/flink"])
+    check_beam_args(["--runner", "FlinkRunner"], unchecked=["--flink_conf_dir", "/etc/flink", "--java_only"])
+    with pytest.raises(VidshardError, match="--runner Fink: no such runner"):  # the runner is checked anywhere
+        check_beam_args([], unchecked=["--runner", "Fink"])
+    args = ["src.zip", "out", "--seed", "3", "--runner", "FlinkRunner", "--", "--flink_conf_dir", "/etc/flink"]
+    ctx = shard_command.make_context("shard", args)
+    assert (ctx.params["source"], ctx.params["output"], ctx.params["seed"]) == ("src.zip", "out", 3)
+    assert _checked_beam_args(ctx) == ["--runner", "FlinkRunner", "--flink_conf_dir", "/etc/flink"]
+    # Through the command: accepted, so the job gets as far as opening the (missing) source.
+    result = shard(str(tmp_path / "missing.zip"), str(tmp_path / "out"), "--runner", "FnApiRunner", "--",
+                   "--flink_conf_dir", "/etc/flink")
+    assert_one_line_error(result, "missing.zip")
 
 
 def test_assign_shards_is_balanced_contiguous_and_order_free():

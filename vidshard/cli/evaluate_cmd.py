@@ -5,11 +5,12 @@ import os
 
 import click
 
+from vidshard.cli_params import EXISTING_DIR
 
 
 @click.command("evaluate")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+@click.argument("run_dir", type=EXISTING_DIR)
+@click.option("--data", type=EXISTING_DIR, default=None,
               help="Shard directory (default: the one the run was trained on).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the run's batch size.")

@@ -19,8 +19,41 @@ from vidshard.tfrecord_io import COMPRESSIONS
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
 --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.
-Put Beam options after SOURCE and OUTPUT. Without --runner: DirectRunner, multi_processing,
+Put Beam options after SOURCE and OUTPUT. An option that neither vidshard nor Beam's Python
+SDK defines is refused; options that only a runner's job server knows (Flink, Spark) go last,
+after a lone --, and are passed on unchecked. Without --runner: DirectRunner, multi_processing,
 one worker per core. See docs/runners.md."""
+#: ``ctx.meta`` key of the words after a lone ``--``: Beam options passed on unchecked.
+_UNCHECKED = "vidshard.shard.unchecked_beam_args"
+
+
+class _ShardCommand(click.Command):
+    """Sets aside everything after a lone ``--`` before click parses the rest (click would drop the ``--``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            args, ctx.meta[_UNCHECKED] = args[:cut], args[cut + 1:]
+        return super().parse_args(ctx, args)
+
+
+def _checked_beam_args(ctx: click.Context) -> list[str]:
+    """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.shard.check_beam_args`).
+
+    An unknown option or a stray word is a usage error as click reports its own: exit status 2
+    with a did-you-mean, the same in every vidshard command.
+    """
+    from vidshard.errors import CommandLineError
+    from vidshard.pipelines.shard import check_beam_args
+
+    unchecked = ctx.meta.get(_UNCHECKED, [])
+    try:
+        check_beam_args(ctx.args, [name for param in ctx.command.params for name in param.opts], unchecked)
+    except CommandLineError as exc:
+        if exc.option:
+            raise click.NoSuchOption(exc.option, possibilities=exc.possibilities, ctx=ctx) from None
+        raise click.UsageError(str(exc), ctx=ctx) from None
+    return [*ctx.args, *unchecked]
 
 
 def _whole(option: str, text: str, low: int = 1, high: int | None = None) -> int:
@@ -62,6 +95,7 @@ def parse_shards(text: str) -> int | None:
 
 @click.command(
     "shard",
+    cls=_ShardCommand,
     epilog=_EPILOG,
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
@@ -105,13 +139,12 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.catalog import build_catalog
-    from vidshard.pipelines.shard import ShardRequest, check_beam_args, check_output, clear_output, run_job
+    from vidshard.pipelines.shard import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sampling import ClipSpec
     from vidshard.sources import SourceOptions, open_source
 
-    beam_args = list(ctx.args)
-    check_beam_args(beam_args, [name for param in ctx.command.params for name in param.opts])
+    beam_args = _checked_beam_args(ctx)
     check_output(source, output, overwrite)
     settings = EncodeSettings(
         ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],

@@ -10,11 +10,12 @@ import os
 
 import click
 
+from vidshard.cli_params import EXISTING_DIR
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_backend
 
 
 @click.command("train")
-@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", type=EXISTING_DIR)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True,
               help="Epochs to train (in total, when resuming).")
