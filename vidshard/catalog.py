@@ -33,7 +33,14 @@ _UCF_NAME = re.compile(r"v_(?P<cls>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\
 #: Split names end up in shard file names (``{split}-00000-of-00004.tfrecord``).
 _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
-POLICIES: tuple[str, ...] = ("group", "order")
+#: ``group`` and ``order`` cut splits from ``--splits``; the others take train and test as given.
+POLICIES: tuple[str, ...] = ("group", "order", "folder", "ucf101-fold1", "ucf101-fold2", "ucf101-fold3")
+#: Folder names that say which split a video already belongs to (``train/<class>/v_...avi``).
+SPLIT_FOLDERS: dict[str, str] = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+#: UCF101's three folds: the groups each tests on (its RecognitionTask README): 1-7, 8-14, 15-21.
+FOLD_TEST_GROUPS: dict[int, range] = {1: range(1, 8), 2: range(8, 15), 3: range(15, 22)}
+#: The order fixed splits are written in.
+_FIXED_SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
 
 #: How many offending classes an error message names before summarising the rest.
 _MAX_NAMED = 5
@@ -227,7 +234,11 @@ class PlannedVideo:
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Which video goes to which split with which label; what the job records in dataset_info.json."""
+    """Which video goes to which split with which label; what the job records in dataset_info.json.
+
+    ``warnings`` are what the user should read before the job runs (the CLI prints them); they
+    are not recorded, ``notes`` are.
+    """
 
     class_names: tuple[str, ...]
     videos: tuple[PlannedVideo, ...]
@@ -236,6 +247,7 @@ class SplitPlan:
     seed: int
     request: str
     notes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``split -> class -> number of videos``, with zeros, in split and class order."""
@@ -338,8 +350,11 @@ def plan_splits(
     (split, class) is from its target.  Raises :class:`CatalogError` when a class has fewer
     videos than the request asks for, or a split would be empty.
     """
-    if policy not in POLICIES:
-        raise CatalogError(f"unknown split policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if policy not in ("group", "order"):
+        fixed = policy in POLICIES
+        raise CatalogError(f"split policy {policy!r} takes its splits from the source, not from a request; "
+                           "use plan_fixed_splits" if fixed else
+                           f"unknown split policy {policy!r}; choose one of {', '.join(POLICIES)}")
     names = tuple(sorted(class_names))
     by_class: dict[str, list[VideoEntry]] = {name: [] for name in names}
     for entry in catalog.entries:
@@ -394,4 +409,119 @@ def plan_splits(
         )
     for split in split_names:
         planned.extend(per_split[split])
-    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes))
+    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes),
+                     _ignored_folders_warning(catalog, names, policy))
+
+
+def folder_split(video_id: str) -> str | None:
+    """The split a folder of the path names (``train/Archery/v_...avi`` -> ``train``), innermost first."""
+    for folder in reversed(re.split(r"[/\\]", video_id)[:-1]):
+        split = SPLIT_FOLDERS.get(folder.lower())
+        if split is not None:
+            return split
+    return None
+
+
+def _ignored_folders_warning(catalog: Catalog, class_names: Sequence[str], policy: str) -> tuple[str, ...]:
+    """A warning when the source already has split folders and the policy re-splits them."""
+    chosen = set(class_names)
+    found = sorted({split for entry in catalog.entries if entry.class_name in chosen
+                    for split in [folder_split(entry.video_id)] if split})
+    if not found:
+        return ()
+    return (f"the source has split folders ({', '.join(found)}) that --split-by {policy} ignores: videos are "
+            "re-split; --split-by folder keeps them",)
+
+
+def val_request(request: SplitRequest | None) -> SplitRequest | None:
+    """Check a request that may only carve ``val`` out of fixed train splits (``val=0.1`` or ``val=5``)."""
+    if request is not None and request.split_names != ("val",):
+        raise CatalogError(f"--splits {request.text}: train and test are fixed by the split policy here; "
+                           "--splits may only carve val out of train, e.g. val=0.1 or val=5")
+    return request
+
+
+def plan_fixed_splits(
+    catalog: Catalog,
+    class_names: Sequence[str],
+    policy: str,
+    val: SplitRequest | None = None,
+    seed: int = 0,
+) -> SplitPlan:
+    """Splits the source already defines: ``folder`` (``train/``, ``val/``, ``test/`` folders) or a UCF101 fold.
+
+    ``ucf101-foldN`` puts the groups UCF101's fold N tests on (1-7, 8-14, 15-21) in test and the
+    rest in train, as its official lists do.  ``val`` (a request naming only ``val``) carves a
+    validation split out of each class's train videos, by whole groups as ``--split-by group`` does.
+    Labels index the sorted class names.
+    """
+    names = tuple(sorted(class_names))
+    val = val_request(val)
+    if policy == "folder":
+        if val is not None:
+            raise CatalogError("--split-by folder keeps the splits of the source's folders; it takes no --splits")
+        base_split = lambda entry: folder_split(entry.video_id)  # noqa: E731
+    elif policy.startswith("ucf101-fold") and policy in POLICIES:
+        test_groups = FOLD_TEST_GROUPS[int(policy[-1])]
+        base_split = lambda entry: "test" if entry.group in test_groups else "train"  # noqa: E731
+    else:
+        raise CatalogError(f"split policy {policy!r} is not one of folder, ucf101-fold1, ucf101-fold2, ucf101-fold3")
+    chosen = set(names)
+    by_class: dict[str, list[tuple[VideoEntry, str]]] = {name: [] for name in names}
+    outside: list[str] = []
+    for entry in catalog.entries:
+        if entry.class_name in chosen:
+            split = base_split(entry)
+            if split is None:
+                outside.append(entry.video_id)
+            else:
+                by_class[entry.class_name].append((entry, split))
+    if outside:
+        raise CatalogError(f"--split-by folder: {len(outside)} videos are in no train/val/test folder, "
+                           f"e.g. {_named(outside)}")
+    request_text = policy + (f",{val.text}" if val is not None else "")
+    warnings = () if policy == "folder" else _ignored_folders_warning(catalog, names, policy)
+    return assign_fixed(by_class, names, val, seed, policy, request_text, (), warnings)
+
+
+def assign_fixed(
+    by_class: dict[str, list[tuple[VideoEntry, str]]],
+    class_names: Sequence[str],
+    val: SplitRequest | None,
+    seed: int,
+    policy: str,
+    request_text: str,
+    notes: Sequence[str],
+    warnings: Sequence[str] = (),
+) -> SplitPlan:
+    """A plan from videos whose split is already known, with ``val`` carved from train by whole groups.
+
+    ``class_names`` give the label order.  A class without videos, or a split that gets none, is a
+    :class:`CatalogError`.
+    """
+    missing = [name for name in class_names if not by_class.get(name)]
+    if missing:
+        raise CatalogError(f"no videos for class {_named(missing)} in the listing")
+    per_split: dict[str, list[PlannedVideo]] = {split: [] for split in _FIXED_SPLIT_ORDER}
+    notes = list(notes)
+    for label, name in enumerate(class_names):
+        videos = by_class[name]
+        if val is not None:
+            train = [entry for entry, split in videos if split == "train"]
+            target = _targets(val, len(train))[0]
+            carved = _assign_groups(train, [target], seed, name)
+            to_val = {entry.video_id for entry, split_index in zip(train, carved) if split_index == 0}
+            if len(to_val) != target:
+                notes.append(f"val/{name}: {len(to_val)} videos, asked {target} ({len(to_val) - target:+d}; "
+                             "whole groups only)")
+            videos = [(entry, "val" if entry.video_id in to_val else split) for entry, split in videos]
+        for entry, split in videos:
+            per_split[split].append(PlannedVideo(entry.video_id, name, label, split, entry.group, entry.clip,
+                                                 entry.size))
+    wanted = [split for split in _FIXED_SPLIT_ORDER if per_split[split] or (split == "val" and val is not None)]
+    empty = [split for split in wanted if not per_split[split]]
+    if empty or not wanted:
+        raise CatalogError(f"split {_named(empty or ['train'])} would get no videos with --split-by {policy}")
+    planned = [video for split in wanted for video in per_split[split]]
+    return SplitPlan(tuple(class_names), tuple(planned), tuple(wanted), policy, seed, request_text, tuple(notes),
+                     tuple(warnings))

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import click
 
 from vidshard.catalog import SplitRequest
-from vidshard.cli.selection import plan_from_options, selection_options
+from vidshard.cli.selection import check_split_options, plan_from_options, selection_options
 from vidshard.errors import VidshardError
 from vidshard.records import ENCODINGS, INFO_FILE
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
@@ -98,7 +98,8 @@ def parse_shards(text: str) -> int | None:
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.pass_context
 def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
-                  classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
+                  classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
+                  split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
                   max_video_mib: int, insecure: bool) -> None:
@@ -113,6 +114,7 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     beam_args = list(ctx.args)
     check_beam_args(beam_args, [name for param in ctx.command.params for name in param.opts])
     check_output(source, output, overwrite)
+    check_split_options(split_by, split_lists, fold)
     settings = EncodeSettings(
         ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
                  clips_per_video=clips_per_video, seed=seed),
@@ -121,7 +123,9 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
                                    verify_tls=not insecure)
     with open_source(source, source_options) as src:
         catalog = build_catalog(src.list_members())
-    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed)
+    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
+    for warning in plan.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if overwrite:
         clear_output(output)
     click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
