@@ -7,7 +7,7 @@ names, videos per class) is checked by :func:`plan_from_options`, before any vid
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import click
 
@@ -21,8 +21,13 @@ from vidshard.catalog import (
     plan_splits,
     select_classes,
 )
+from vidshard.catalog import build_catalog, compile_group_pattern
 from vidshard.errors import CatalogError
+from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
 from vidshard.splitlists import FOLDS, plan_from_lists, read_split_lists
+
+if TYPE_CHECKING:
+    from vidshard.sources import Member
 
 #: The tutorial's split: 30 training, 10 validation and 10 test videos per class.
 DEFAULT_SPLITS = "train=30,val=10,test=10"
@@ -120,8 +125,8 @@ def selection_options(func: F) -> F:
             callback=_split_by_option,
             help="group: whole UCF101 groups per split, no actor/scene in two splits [default]. "
             "order: the tutorial's listing-order split (leaks groups). folder: keep the source's "
-            "train/val/test folders. ucf101-foldN: UCF101's official fold N by group number (test groups "
-            "1-7, 8-14, 15-21).",
+            "train/val/test folders. manifest: keep the --manifest's split column. ucf101-foldN: UCF101's "
+            "official fold N by group number (test groups 1-7, 8-14, 15-21).",
         ),
         click.option(
             "--split-lists", metavar="PATH|URL", default=None,
@@ -178,3 +183,40 @@ def plan_from_options(
     if policy in ("group", "order"):
         return plan_splits(catalog, chosen, request or parse_splits(DEFAULT_SPLITS), policy=policy, seed=seed)
     return plan_fixed_splits(catalog, chosen, policy, request, seed)
+
+
+def catalog_options(func: F) -> F:
+    """Add ``--manifest`` and ``--group-pattern``: where classes and groups come from (``shard``, ``list``).
+
+    The command receives ``manifest`` and ``group_pattern`` (str or None); pass them to
+    :func:`load_manifest` before opening the source and to :func:`catalog_from_options` after listing it.
+    """
+    options = [
+        click.option(
+            "--manifest", metavar="FILE.csv|FILE.jsonl", default=None,
+            help="Labels for any dataset: one row per video with path (relative to SOURCE) and label, "
+            "optionally split and group. Without it classes come from UCF101 names or <class>/ folders.",
+        ),
+        click.option(
+            "--group-pattern", metavar="REGEX", default=None,
+            help="Group of each video (kept inside one split): the part of its file name in the pattern's "
+            "(group). Default: UCF101's gGG, a manifest's group column, else each video its own group.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_manifest(manifest: str | None, group_pattern: str | None) -> list[ManifestRow] | None:
+    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened."""
+    compile_group_pattern(group_pattern)
+    return None if manifest is None else read_manifest(manifest)
+
+
+def catalog_from_options(members: Sequence[Member], rows: list[ManifestRow] | None,
+                         group_pattern: str | None) -> Catalog:
+    """The catalog of a listed source: from the manifest's rows if given, else from the names."""
+    if rows is None:
+        return build_catalog(members, group_pattern)
+    return catalog_from_manifest(rows, {member.name: member.size for member in members}, group_pattern)
