@@ -11,7 +11,9 @@ from typing import Callable, Sequence
 import click
 
 from vidshard.catalog import SplitRequest
-from vidshard.cli.selection import plan_from_options, selection_options
+from vidshard.cli.selection import (
+    catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
+)
 from vidshard.errors import VidshardError
 from vidshard.records import ENCODINGS, INFO_FILE
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
@@ -101,6 +103,7 @@ def parse_shards(text: str) -> int | None:
 )
 @click.argument("source")
 @click.argument("output")
+@catalog_options
 @selection_options
 @click.option("--n-frames", default="10", show_default=True, metavar="N", callback=_positive("--n-frames"),
               help="Frames per clip.")
@@ -131,14 +134,15 @@ def parse_shards(text: str) -> int | None:
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.pass_context
-def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
-                  classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
+def shard_command(ctx: click.Context, source: str, output: str, manifest: str | None, group_pattern: str | None,
+                  num_classes: int | None,
+                  classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
+                  split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
                   max_video_mib: int, insecure: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
-    from vidshard.catalog import build_catalog
     from vidshard.pipelines.shard import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sampling import ClipSpec
@@ -146,6 +150,8 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
 
     beam_args = _checked_beam_args(ctx)
     check_output(source, output, overwrite)
+    check_split_options(split_by, split_lists, fold)
+    manifest_rows = load_manifest(manifest, group_pattern)
     settings = EncodeSettings(
         ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
                  clips_per_video=clips_per_video, seed=seed),
@@ -153,8 +159,10 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     with open_source(source, source_options) as src:
-        catalog = build_catalog(src.list_members())
-    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed)
+        catalog = catalog_from_options(src.list_members(), manifest_rows, group_pattern)
+    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
+    for warning in plan.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if overwrite:
         clear_output(output)
     click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
