@@ -46,15 +46,25 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
+_DROP_NOTICE = _DropOptionalImportNotice()
+
+
 def configure_logging(verbose: bool) -> None:
-    """Warnings and errors in one format; by default without the loggers in :data:`QUIET_LOGGERS`."""
+    """Warnings and errors in one format; by default without the loggers in :data:`QUIET_LOGGERS`.
+
+    Called by every ``vidshard`` invocation, so a process that runs several (tests) gets the
+    last one's choice.
+    """
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    if not verbose:
-        logging.getLogger().addFilter(_DropOptionalImportNotice())
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])  # does nothing once configured
+    root = logging.getLogger()
+    if verbose:
+        root.removeFilter(_DROP_NOTICE)
+    else:
+        root.addFilter(_DROP_NOTICE)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
 def _terminal_fd() -> int | None:
