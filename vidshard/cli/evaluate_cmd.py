@@ -1,8 +1,6 @@
 """``vidshard evaluate RUN_DIR``: loss, accuracy, confusion matrix and per-class scores on one split."""
 from __future__ import annotations
 
-import os
-
 import click
 
 from vidshard.cli_params import EXISTING_DIR
@@ -20,7 +18,6 @@ def evaluate_command(run_dir: str, data: str | None, split: str, batch_size: int
     Writes metrics.json, per_class.csv, predictions.csv and confusion_matrix.png to
     RUN_DIR/eval/SPLIT/ and prints the per-class table.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
     from vidshard.models.evaluate import evaluate, format_table
 
     metrics = evaluate(run_dir, data, split, batch_size)

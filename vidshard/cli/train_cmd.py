@@ -53,7 +53,6 @@ def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batc
         _refuse_changed_settings(ctx)
         backend = run_backend(run_dir)
     use_backend(backend or DEFAULT_BACKEND)  # before anything imports Keras
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
     from vidshard.models.train import HISTORY_PNG, MODEL_FILE, TrainConfig, best_epoch, train
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
