@@ -6,6 +6,7 @@ lossless) is checked from several sides; other runners and worker counts must gi
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import json
 import os
 import socket
@@ -111,6 +112,38 @@ def test_output_layout_and_info(reference, plan, source):
     # The summary accounts for every video, with throughput and the errors file.
     assert "12 videos written, 2 failed" in result.stdout and "clips/s" in result.stdout
     assert str(out / ERRORS_FILE) in result.stdout
+
+
+#: sha256 of every file of the reference run, taken from the code before the pipeline was restructured
+#: (one leaf, outcomes staged as files): a refactoring of the pipeline must not change one byte.
+#: ``dataset_info.json`` is pinned byte for byte with its ``source`` replaced (the range server's
+#: port varies).  The synthetic videos are byte-stable across processes (OpenCV writes the same
+#: XVID bytes for the same frames; only the zip's timestamps differ); the digests depend on the
+#: OpenCV build (its FFmpeg, libpng), like every byte-identity claim in docs/format.md.
+PINNED_SHA256 = {
+    "errors.jsonl": "9dec3b6379f82d99fb82e595ba482e66e84aec03fde67a08ef2b0cc286243050",
+    "test-00000-of-00002.tfrecord": "5d18e4199d7a4dd4406f77994b6890effa3a92b5995a6258f7d28672cd1b39ed",
+    "test-00001-of-00002.tfrecord": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # empty
+    "train-00000-of-00002.tfrecord": "16bd28dbe4e5d7c0ba876cdf34bb9eb331b260036388dba71f7383e74a220f82",
+    "train-00001-of-00002.tfrecord": "2641254bddc9a03ea7fc8cef30b535056ac72ac7ea342bb97cb4be74103af0ed",
+    "val-00000-of-00002.tfrecord": "1324949e25e420f94d331ec94c822cdc7c767942ebdae79f04ba76a1a8314e1d",
+    "val-00001-of-00002.tfrecord": "328746319b0eb34fba87154430571c46f053e605d8572d79e402f030fbdb0cdc",
+    "dataset_info.json (source as SOURCE)": "03f99525d2e8ccb61b213dd81826e70d09afc8f52a2841a17d6cb319936768c7",
+}
+
+
+def _pinned_digests(out, source_url: str) -> dict[str, str]:
+    digests = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in data_files(out)}
+    text = (out / INFO_FILE).read_text()
+    assert text.count(json.dumps(source_url)) == 1
+    digests[INFO_FILE + " (source as SOURCE)"] = hashlib.sha256(
+        text.replace(json.dumps(source_url), '"SOURCE"').encode("utf-8")).hexdigest()
+    return digests
+
+
+def test_output_bytes_are_pinned(reference, source):
+    out, _ = reference
+    assert _pinned_digests(out, source[0]) == PINNED_SHA256
 
 
 def _split_of(plan, video_id: str) -> str:
