@@ -25,18 +25,15 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
     DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions, _BeamArgumentParser,
 )
 from apache_beam.runners.runner import PipelineState
 
-from vidshard import __version__, shardio
+from vidshard import __version__, shardio, staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import ShardFormatError, VidshardError
-from vidshard.pipelines.transforms import (
-    METRICS_NAMESPACE, SUMMARY_FILE, EncodeSettings, ShardSlot, ShardVideos, WorkItem,
-)
+from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
 from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
 
@@ -63,7 +60,7 @@ class ShardResult:
     failed: dict[str, int]
     seconds: float
     errors_path: str
-    metrics: dict[str, int]
+    bytes_fetched: int  #: source bytes read by this run's workers
 
     @property
     def clips_per_second(self) -> float:
@@ -206,16 +203,6 @@ def _describe_source(uri: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _metrics(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
-    """The pipeline's counters, committed values where the runner has them."""
-    counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
-    totals: Counter[str] = Counter()
-    for counter in counters:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[counter.key.metric.name] += int(value or 0)
-    return dict(totals)
-
-
 def _account(plan: SplitPlan, summaries: list[dict], errors: list[dict]) -> None:
     """Fail loudly unless every planned video is in exactly one shard or errors.jsonl, in its split."""
     planned = {video.video_id: video.split for video in plan.videos}
@@ -280,6 +267,20 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
     )
 
 
+def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[list[dict], list[dict]]:
+    """The shard summaries the pipeline staged, one per planned shard, and the errors they list."""
+    summaries = staging.read_summaries(request.output)
+    missing = sorted({(slot.split, slot.shard) for slot in slots}
+                     - {(summary["split"], summary["shard"]) for summary in summaries})
+    if missing:
+        shown = ", ".join(f"{split} shard {shard}" for split, shard in missing[:5])
+        raise VidshardError(f"the pipeline finished without writing {len(missing)} planned shard(s) ({shown}); "
+                            f"{request.output} is not complete")
+    errors = sorted((error for summary in summaries for error in summary["errors"]),
+                    key=lambda error: (error["split"], error["video_id"]))
+    return summaries, errors
+
+
 def run_job(request: ShardRequest, beam_args: Sequence[str] = ()) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
@@ -296,22 +297,21 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = ()) -> ShardResult
     if state != PipelineState.DONE:
         raise VidshardError(f"the Beam pipeline ended in state {state}; {request.output} is not complete")
 
-    tmp_dir = FileSystems.join(request.output, shardio.TMP_DIR)
-    summaries = json.loads(shardio.read_text(FileSystems.join(tmp_dir, SUMMARY_FILE)))
-    errors_path = FileSystems.join(request.output, ERRORS_FILE)
-    errors = [json.loads(line) for line in shardio.read_text(errors_path).splitlines()]
+    summaries, errors = _read_outcome(request, slots)
+    errors_path = shardio.write_text(
+        request.output, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
     _account(request.plan, summaries, errors)
     info = build_info(request, summaries, errors)
     # Last: its presence says the output is complete (write_text renames a finished temp file).
     shardio.write_text(request.output, INFO_FILE, info.to_json())
-    shardio.remove_tree(tmp_dir)
+    shardio.remove_tree(FileSystems.join(request.output, shardio.TMP_DIR))
     return ShardResult(
         info=info,
         written={split: split_info.num_examples for split, split_info in info.splits.items()},
         failed=dict(info.extra["failed_per_split"]),
         seconds=time.perf_counter() - started,
         errors_path=errors_path,
-        metrics=_metrics(result),
+        bytes_fetched=sum(summary["bytes_fetched"] for summary in summaries),
     )
 
 

@@ -131,7 +131,7 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
         files = len(result.info.splits[split].shards)
         click.echo(f"{split}: {written} videos written in {files} shard(s), {result.failed[split]} failed")
     failed = sum(result.failed.values())
-    fetched = result.metrics.get("bytes_fetched", 0) / 2**20
+    fetched = result.bytes_fetched / 2**20
     click.echo(
         f"{sum(result.written.values())} videos written, {failed} failed, in {result.seconds:.1f} s "
         f"({result.clips_per_second:.1f} clips/s, {fetched:.1f} MiB of video fetched); "
