@@ -33,6 +33,7 @@ from apache_beam.runners.runner import PipelineState
 from vidshard import __version__, shardio, staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
 from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
@@ -281,10 +282,11 @@ def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[li
     return summaries, errors
 
 
-def run_job(request: ShardRequest, beam_args: Sequence[str] = ()) -> ShardResult:
+def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
-    The output must already be checked (:func:`check_output`) and empty or absent.
+    The output must already be checked (:func:`check_output`) and empty or absent.  ``progress``
+    shows a live bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
     """
     started = time.perf_counter()
     items, slots = plan_layout(request)
@@ -292,8 +294,9 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = ()) -> ShardResult
     _ = pipeline | "ShardVideos" >> ShardVideos(
         items, slots, request.output, request.source, request.source_options, request.settings,
         request.compression)
-    result = pipeline.run()
-    state = result.wait_until_finish()
+    with StagedProgress(request.output, len(items), request.settings.clip_spec.clips_per_video, progress):
+        # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
+        state = pipeline.run().wait_until_finish()
     if state != PipelineState.DONE:
         raise VidshardError(f"the Beam pipeline ended in state {state}; {request.output} is not complete")
 

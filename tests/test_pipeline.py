@@ -5,13 +5,18 @@ lossless) is checked from several sides; other runners and worker counts must gi
 """
 from __future__ import annotations
 
+import fcntl
 import filecmp
 import hashlib
 import json
 import os
+import pty
+import re
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import zipfile
 from collections import Counter
@@ -215,9 +220,50 @@ def test_portable_runner_via_python_m_writes_the_same_bytes(reference, source, t
          "--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Sharding:" not in proc.stderr  # stderr is a pipe: no progress bar
     assert data_files(target) == data_files(out)
     match, mismatch, errors = filecmp.cmpfiles(out, target, data_files(out), shallow=False)
     assert (mismatch, errors) == ([], [])
+
+
+def _run_in_a_terminal(*args: str) -> tuple[int, str]:
+    """Run ``python -m vidshard.pipelines.shard ARGS`` with a pseudo-terminal as stdin/stdout/stderr."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows, 120 columns
+    proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", *args],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
+
+
+#: One state of the bar, e.g. ``Sharding: 100%|██████████| 14/14 [00:03<00:00, 4.1video/s, 2 failed, 8.2 clips/s]``.
+BAR = re.compile(r"Sharding: +\d+%\|[^|]*\| (\d+)/(\d+) \[[^\]]*, (\d+) failed, [\d.]+ clips/s\]")
+
+
+def test_progress_bar_on_a_terminal_only(reference, source, tmp_path):
+    out, result = reference
+    code, text = _run_in_a_terminal(source[0], str(tmp_path / "tty"), *OPTIONS)
+    assert code == 0, text[-3000:]
+    states = [tuple(map(int, match.groups())) for match in BAR.finditer(text)]
+    assert states and states[-1] == (14, 14, 2), text[-3000:]  # ends at N/N with the failed count
+    assert states[0][0] == 0 and all(total == 14 for _, total, _ in states)
+    # The bar leaves its last state on its own line, before the summary.
+    assert text.index("14/14") < text.index("12 videos written, 2 failed")
+    # Not on a terminal (the reference ran under CliRunner: stderr is a pipe), nor with --quiet.
+    assert "Sharding:" not in result.stderr and "clips/s]" not in result.stderr
+    code, text = _run_in_a_terminal(source[0], str(tmp_path / "quiet"), *OPTIONS, "--quiet")
+    assert code == 0, text[-3000:]
+    assert "Sharding:" not in text and not BAR.search(text) and "12 videos written, 2 failed" in text
 
 
 @pytest.mark.slow

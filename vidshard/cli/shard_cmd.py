@@ -6,6 +6,7 @@ then is an existing output removed (with ``--overwrite``) and the pipeline start
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable, Sequence
 
 import click
@@ -96,12 +97,13 @@ def parse_shards(text: str) -> int | None:
               callback=lambda _ctx, _param, value: _whole("--max-video-mib", value),
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
+@click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
 @click.pass_context
 def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
-                  max_video_mib: int, insecure: bool) -> None:
+                  max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.catalog import build_catalog
@@ -125,7 +127,8 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     if overwrite:
         clear_output(output)
     click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
-    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args)
+    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args,
+                     progress=not quiet and sys.stderr.isatty())
 
     for split, written in result.written.items():
         files = len(result.info.splits[split].shards)
