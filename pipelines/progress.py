@@ -23,6 +23,9 @@ from vidshard import shardio, staging
 #: page by page (1,000 names per request), so less often.
 LOCAL_INTERVAL = 0.5
 REMOTE_INTERVAL = 5.0
+#: At most this share of one core goes to listing: a local listing of 13,320 staged files (all of
+#: UCF101) costs about 20 ms of CPU, so near the end of such a job the bar updates once a second.
+MAX_LISTING_SHARE = 0.02
 
 
 class StagedProgress:
@@ -55,8 +58,11 @@ class StagedProgress:
         return self
 
     def _poll(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        wait = interval
+        while not self._stop.wait(wait):
+            started = time.thread_time()
             self._show(*staging.count_outcomes(self._output))
+            wait = max(interval, (time.thread_time() - started) / MAX_LISTING_SHARE)
 
     def _show(self, done: int, failed: int) -> None:
         assert self._bar is not None
