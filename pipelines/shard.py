@@ -20,7 +20,7 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
@@ -34,6 +34,8 @@ from vidshard import __version__, shardio, staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import ShardFormatError, VidshardError
 from vidshard.pipelines.progress import StagedProgress
+from vidshard.pipelines.resume import manifest as resume_manifest
+from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
 from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
@@ -62,10 +64,12 @@ class ShardResult:
     seconds: float
     errors_path: str
     bytes_fetched: int  #: source bytes read by this run's workers
+    reused: int = 0  #: videos whose staged examples an interrupted run left (``--resume``)
 
     @property
     def clips_per_second(self) -> float:
-        clips = sum(self.written.values()) * self.info.clips_per_video
+        """Clips this run made per second (examples reused by ``--resume`` not counted)."""
+        clips = (sum(self.written.values()) - self.reused) * self.info.clips_per_video
         return clips / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -159,12 +163,16 @@ def _within(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def check_output(source: str, output: str, overwrite: bool) -> None:
+def check_output(source: str, output: str, overwrite: bool, resume: bool = False) -> bool:
     """Refuse an output that overlaps a local source, or that is not empty without ``--overwrite``.
 
     Output inside a source folder would be listed as part of the source on the next run; a source
-    inside the output would be deleted by ``--overwrite``.
+    inside the output would be deleted by ``--overwrite``.  With ``resume`` the output must be
+    absent, empty (nothing to resume: the run starts from zero) or hold an interrupted run.
+    Returns whether it holds an interrupted run (a staging folder and no ``dataset_info.json``).
     """
+    if resume and overwrite:
+        raise VidshardError("--resume keeps what an interrupted run staged, --overwrite deletes it: pass one of them")
     out_path, source_path = _local_path(output), _local_path(source)
     if out_path and source_path:
         if os.path.isdir(source_path) and _within(out_path, source_path):
@@ -182,10 +190,17 @@ def check_output(source: str, output: str, overwrite: bool) -> None:
         existing = shardio.list_top(output)
     except BeamIOError as exc:
         raise VidshardError(f"cannot list output {output}: {exc}") from None
-    if existing and not overwrite:
+    interrupted = shardio.TMP_DIR in existing and INFO_FILE not in existing
+    if resume and existing and not interrupted:
+        what = "a finished vidshard output" if INFO_FILE in existing else \
+            f"files but no interrupted vidshard run ({shardio.TMP_DIR})"
+        raise VidshardError(f"output {output} holds {what}: nothing to resume; pass --overwrite to replace it")
+    if existing and not overwrite and not resume:
         complete = INFO_FILE in existing
         what = "a finished vidshard output" if complete else "files (an unfinished run has no dataset_info.json)"
-        raise VidshardError(f"output {output} already holds {what}; pass --overwrite to replace it")
+        hint = "--resume to finish it or --overwrite to replace it" if interrupted else "--overwrite to replace it"
+        raise VidshardError(f"output {output} already holds {what}; pass {hint}")
+    return interrupted
 
 
 def clear_output(output: str) -> None:
@@ -282,18 +297,31 @@ def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[li
     return summaries, errors
 
 
-def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False) -> ShardResult:
+def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False,
+            resume: bool = False, on_start: Callable[[int], None] | None = None) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
-    The output must already be checked (:func:`check_output`) and empty or absent.  ``progress``
-    shows a live bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
+    The output must already be checked (:func:`check_output`) and empty or absent, or, with
+    ``resume``, may hold the staging folder of an interrupted run of the same request, whose
+    staged examples are reused (:mod:`vidshard.pipelines.resume`).  ``on_start(reused videos)``
+    is called once that is settled, just before the pipeline starts.  ``progress`` shows a live
+    bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
     """
     started = time.perf_counter()
     items, slots = plan_layout(request)
+    wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
+                             request.compression, request.shards, items, slots)
+    todo, reused = items, []
+    if resume and shardio.TMP_DIR in shardio.list_top(request.output):
+        todo, reused = prepare_resume(request.output, wanted, items)
+    else:
+        staging.write_manifest(request.output, wanted)
+    if on_start is not None:
+        on_start(len(reused))
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     _ = pipeline | "ShardVideos" >> ShardVideos(
-        items, slots, request.output, request.source, request.source_options, request.settings,
-        request.compression)
+        todo, slots, request.output, request.source, request.source_options, request.settings,
+        request.compression, reused)
     with StagedProgress(request.output, len(items), request.settings.clip_spec.clips_per_video, progress):
         # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
         state = pipeline.run().wait_until_finish()
@@ -315,6 +343,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
         seconds=time.perf_counter() - started,
         errors_path=errors_path,
         bytes_fetched=sum(summary["bytes_fetched"] for summary in summaries),
+        reused=len(reused),
     )
 
 

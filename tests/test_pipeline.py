@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -25,18 +26,23 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from vidshard import shardio
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
+from vidshard import shardio, staging
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
 from vidshard.decode import decode_clips
 from vidshard.errors import ShardFormatError, VidshardError
-from vidshard.pipelines.shard import _account, check_beam_args
+from vidshard.pipelines import resume
+from vidshard.pipelines.shard import ShardRequest, _account, _describe_source, check_beam_args, plan_layout, run_job
+from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
 from vidshard.rangeserver import RangeServer
 from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
 from vidshard.sampling import ClipSpec
-from vidshard.sources import Member
-from vidshard.synthetic import MOTION_CLASSES, make_ucf_zip
+from vidshard.sources import Member, SourceOptions
+from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 from vidshard.tfrecord_io import iter_records
 
 CLASSES = MOTION_CLASSES[:3]
@@ -352,6 +358,115 @@ def test_killed_run_leaves_nothing_that_looks_complete(reference, source, tmp_pa
     assert shard(source[0], str(target), *OPTIONS, "--overwrite").exit_code == 0
     match, mismatch, errors = filecmp.cmpfiles(out, target, data_files(out), shallow=False)
     assert (mismatch, errors) == ([], []) and sorted(os.listdir(target)) == sorted(os.listdir(out))
+
+
+def _request(url: str, out, plan, quality: int = 95) -> ShardRequest:
+    """The request that OPTIONS make (png, 2 shards per split)."""
+    return ShardRequest(url, str(out), plan, EncodeSettings(SPEC, "png", quality), "none", 2, SourceOptions())
+
+
+def _interrupt(request: ShardRequest, done: int) -> tuple[list, int]:
+    """Leave ``request.output`` as a run stopped part-way leaves it, using the real DoFn for ``done`` videos.
+
+    Also stages a cut-short example (its size disagrees with its name) and a failed fetch, which a
+    resume must redo.  Returns (the items that were done, the number of staged files).
+    """
+    items, slots = plan_layout(request)
+    staging.write_manifest(request.output, resume.manifest(
+        _describe_source(request.source), request.plan, request.settings, request.compression, request.shards,
+        items, slots))
+    good = [item for item in items if item.video_id not in (RANDOM_AVI, EMPTY_AVI)]
+    with BeamTestPipeline() as pipeline:
+        _ = (pipeline | beam.Create(good[:done]) | beam.ParDo(FetchDecodeEncode(
+            request.source, request.source_options, request.settings, request.output)))
+    cut = good[done]
+    path = staging.stage_example(request.output, cut.split, cut.shard, cut.position, b"x" * 100)
+    with open(path, "wb") as fh:
+        fh.write(b"x" * 60)
+    failed = good[done + 1]
+    staging.stage_error(request.output, failed.split, failed.shard, failed.position,
+                        {"split": failed.split, "video_id": failed.video_id, "class_name": failed.label_name,
+                         "stage": "fetch", "reason": "503 (transient)"})
+    return good[:done], done + 2
+
+
+def test_resume_reuses_staged_examples_and_fetches_only_the_rest(reference, source, plan, tmp_path):
+    out, _ = reference
+    url, zip_path = source
+    request = _request(url, tmp_path / "resumed", plan)
+    done, staged = _interrupt(request, 5)
+    assert len(os.listdir(tmp_path / "resumed" / shardio.TMP_DIR / "staged")) == staged
+    result = run_job(request, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"], resume=True)
+    assert result.reused == 5
+    # Only the other videos were fetched (bytes_fetched counts the bytes the workers read).
+    sizes = {video.video_id: video.size for video in plan.videos}
+    assert result.bytes_fetched == sum(sizes.values()) - sum(sizes[item.video_id] for item in done)
+    # Byte-identical to the uninterrupted run, dataset_info.json included (same source URL).
+    names = data_files(out) + [INFO_FILE]
+    match, mismatch, errors = filecmp.cmpfiles(out, tmp_path / "resumed", names, shallow=False)
+    assert (mismatch, errors) == ([], []) and sorted(os.listdir(tmp_path / "resumed")) == sorted(os.listdir(out))
+
+
+def test_resume_refuses_another_request_and_names_the_differences(source, plan, tmp_path):
+    url, _ = source
+    target = tmp_path / "other"
+    request = _request(url, target, plan, quality=90)
+    items, slots = plan_layout(request)
+    wanted = resume.manifest(_describe_source(url), plan, request.settings, "none", 2, items, slots)
+    wanted["clip_spec"]["n_frames"] = 5
+    staging.write_manifest(str(target), wanted)
+    before = sorted(p.name for p in (target / shardio.TMP_DIR).iterdir())
+    result = shard(url, str(target), *OPTIONS, "--resume")
+    assert_one_line_error(result, "cannot resume", "clip_spec.n_frames: 5 -> 4", "quality: 90 -> 95", "--overwrite")
+    assert "plan_sha256" not in result.stderr and "source" not in result.stderr.split("(", 1)[1]
+    assert sorted(p.name for p in (target / shardio.TMP_DIR).iterdir()) == before  # nothing touched
+    # A different selection changes the plan digest: named, with both digests.
+    assert_one_line_error(shard(url, str(target), *OPTIONS[:-2], "--shards", "3", "--resume"), "plan_sha256", "shards: 2 -> 3")
+
+
+def test_resume_option_checks(reference, source, tmp_path):
+    out, _ = reference
+    url, _ = source
+    assert_one_line_error(shard(url, str(tmp_path / "x"), *OPTIONS, "--resume", "--overwrite"), "--resume", "--overwrite")
+    assert_one_line_error(shard(url, str(out), *OPTIONS, "--resume"), "finished vidshard output", "nothing to resume")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    assert_one_line_error(shard(url, str(tmp_path / "foreign"), *OPTIONS, "--resume"), "no interrupted vidshard run")
+    (tmp_path / "nomanifest" / shardio.TMP_DIR).mkdir(parents=True)
+    assert_one_line_error(shard(url, str(tmp_path / "nomanifest"), *OPTIONS, "--resume"), "no manifest")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_writes_the_bytes_of_an_uninterrupted_run(tmp_path):
+    """kill -9 mid-way, then --resume: the staged examples are reused and the output is byte-identical."""
+    zip_path = tmp_path / "thirty.zip"
+    make_ucf_zip(zip_path, classes=CLASSES, groups=5, clips_per_group=2,
+                 spec=VideoSpec(num_frames=150, width=160, height=120))
+    options = ["--splits", "train=0.7,val=0.3", "--n-frames", "8", "--frame-step", "15", "--size", "96",
+               "--encoding", "png", "--shards", "3", "--direct_running_mode=multi_processing", "--direct_num_workers=1"]
+    full = shard(str(zip_path), str(tmp_path / "full"), *options)
+    assert full.exit_code == 0, full.output
+    target = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", str(zip_path), str(target), *options],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while staging.count_outcomes(str(target))[0] < 4:
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before staging 4 videos"
+        time.sleep(0.01)
+    # SIGKILL to the launcher and its worker processes (as Ctrl-C reaches the whole foreground group).
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    staged = staging.count_outcomes(str(target))[0]
+    assert_one_line_error(shard(str(zip_path), str(target), *options), "unfinished run", "--resume")
+    resumed = shard(str(zip_path), str(target), *options, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    reused = int(re.search(r"Resuming: (\d+) of the videos", resumed.stderr).group(1))
+    assert 4 <= reused <= staged < 30  # the run was stopped mid-way; all it had staged is reused
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "full", target, data_files(tmp_path / "full"), shallow=False)
+    assert (mismatch, errors) == ([], []) and len(match) == 7
+    assert sorted(os.listdir(target)) == sorted(os.listdir(tmp_path / "full"))
+    seconds = [float(re.search(r"in ([\d.]+) s", run.stdout).group(1)) for run in (full, resumed)]
+    print(f"resume reused {reused} of 30 videos; {seconds[0]:.1f} s uninterrupted, {seconds[1]:.1f} s resumed")
 
 
 @pytest.mark.parametrize("args, fragment", [

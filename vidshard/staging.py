@@ -153,3 +153,19 @@ def read_summaries(output: str) -> list[dict[str, Any]]:
     paths = [meta.path for meta in FileSystems.match([folder.rstrip("/") + "/*.json"])[0].metadata_list]
     summaries = [json.loads(shardio.read_text(path)) for path in paths]
     return sorted(summaries, key=lambda summary: (summary["split"], summary["shard"]))
+
+
+def write_manifest(output: str, manifest: dict[str, Any]) -> str:
+    """Record what the run was asked (source, plan, settings), before any video is read."""
+    return _write_atomically(_folder(output, MANIFEST_FILE), json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8"))
+
+
+def read_manifest(output: str) -> dict[str, Any] | None:
+    """The manifest of the run that staged this folder; None when there is none."""
+    path = _folder(output, MANIFEST_FILE)
+    return json.loads(shardio.read_text(path)) if FileSystems.exists(path) else None
+
+
+def remove_summaries(output: str) -> None:
+    """Forget the shard summaries of an interrupted run: its shards are written again."""
+    shardio.remove_tree(_folder(output, SUMMARIES_DIR))

@@ -88,6 +88,8 @@ def parse_shards(text: str) -> int | None:
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.option("--resume", is_flag=True,
+              help="Finish an interrupted run in OUTPUT, reusing its staged examples (same source and settings only).")
 @click.option("--timeout", default="30", show_default=True, metavar="SECONDS",
               callback=lambda _ctx, _param, value: _whole("--timeout", value), help="Per HTTP request.")
 @click.option("--retries", default="4", show_default=True, metavar="N",
@@ -102,7 +104,7 @@ def parse_shards(text: str) -> int | None:
 def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
-                  shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
+                  shards: int | None, compression: str, overwrite: bool, resume: bool, timeout: int, retries: int,
                   max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
@@ -114,7 +116,7 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
 
     beam_args = list(ctx.args)
     check_beam_args(beam_args, [name for param in ctx.command.params for name in param.opts])
-    check_output(source, output, overwrite)
+    interrupted = check_output(source, output, overwrite, resume)
     settings = EncodeSettings(
         ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
                  clips_per_video=clips_per_video, seed=seed),
@@ -126,10 +128,15 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed)
     if overwrite:
         clear_output(output)
-    click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
-    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args,
-                     progress=not quiet and sys.stderr.isatty())
 
+    def announce(reused: int) -> None:
+        click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
+        if resume:
+            click.echo(f"Resuming: {reused} of the videos were staged by the interrupted run" if interrupted
+                       else f"Nothing to resume in {output}: starting from zero", err=True)
+
+    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args,
+                     progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
     for split, written in result.written.items():
         files = len(result.info.splits[split].shards)
         click.echo(f"{split}: {written} videos written in {files} shard(s), {result.failed[split]} failed")
