@@ -38,8 +38,10 @@ setup(
     ],
     extras_require={
         # The full test suite also checks the PyTorch DataLoader and the JAX/PyTorch backends.
-        "dev": ["pytest>=8", "pytest-timeout>=2.2", "jax[cpu]>=0.4.30", "torch>=2.3"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.2", "jax[cpu]>=0.4.30", "torch>=2.3", "apache-beam[dask]>=2.60,<3"],
         "jax": ["jax[cpu]>=0.4.30"],
+        # Beam's DaskRunner (`vidshard shard ... --runner DaskRunner`) and dask.distributed.
+        "dask": ["apache-beam[dask]>=2.60,<3"],
         "torch": ["torch>=2.3"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},

@@ -13,6 +13,7 @@ pass through unchanged.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import os
 import sys
@@ -130,12 +131,21 @@ def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = ()) -
             position += 1
 
 
+#: Runners that Beam knows only by module path; vidshard accepts their short names too.
+RUNNER_PATHS = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
 def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     """Beam options as given; without ``--runner``, DirectRunner in parallel on every core.
 
     ``save_main_session`` is off: everything workers run is in the installed package.
+    ``--runner DaskRunner`` stands for Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
     """
     options = PipelineOptions(list(beam_args))
+    standard = options.view_as(StandardOptions)
+    standard.runner = RUNNER_PATHS.get(standard.runner, standard.runner)
+    if standard.runner == RUNNER_PATHS["DaskRunner"] and importlib.util.find_spec("distributed") is None:
+        raise VidshardError("--runner DaskRunner needs Dask: pip install 'vidshard[dask]' (apache-beam[dask])")
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = "DirectRunner"
         direct = options.view_as(DirectOptions)
@@ -283,6 +293,25 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
     )
 
 
+#: Default number of Dask partitions (one task each) for the videos: enough for the workers of a
+#: small cluster, few enough that the grouping's task shuffle (partitions x 32 tasks per stage)
+#: stays small.  ``--dask_npartitions`` overrides it.
+DASK_PARTITIONS = 64
+
+
+def _with_dask_partitions(beam_args: Sequence[str], videos: int) -> list[str]:
+    """Beam args plus ``--dask_npartitions`` from the job size, for DaskRunner when the user gave none.
+
+    DaskRunner turns ``Create`` into a Dask bag of up to 128 elements per partition and treats
+    ``Reshuffle`` as a no-op, so without this a job of up to 128 videos is one task on one worker.
+    """
+    args = list(beam_args)
+    if pipeline_options(args).view_as(StandardOptions).runner != RUNNER_PATHS["DaskRunner"] or any(
+            arg.startswith(("--dask_npartitions", "--dask_partition_size")) for arg in args):
+        return args
+    return args + [f"--dask_npartitions={max(1, min(videos, DASK_PARTITIONS))}"]
+
+
 def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[list[dict], list[dict]]:
     """The shard summaries the pipeline staged, one per planned shard, and the errors they list."""
     summaries = staging.read_summaries(request.output)
@@ -308,6 +337,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
     """
     started = time.perf_counter()
+    pipeline_options(beam_args)  # a bad runner fails here, before anything is written
     items, slots = plan_layout(request)
     wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
                              request.compression, request.shards, items, slots)
@@ -318,7 +348,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
         staging.write_manifest(request.output, wanted)
     if on_start is not None:
         on_start(len(reused))
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    pipeline = beam.Pipeline(options=pipeline_options(_with_dask_partitions(beam_args, len(todo))))
     _ = pipeline | "ShardVideos" >> ShardVideos(
         todo, slots, request.output, request.source, request.source_options, request.settings,
         request.compression, reused)
