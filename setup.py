@@ -42,6 +42,8 @@ setup(
         "dev": ["pytest>=8", "pytest-timeout>=2.2"],
         # Optional backends: training with --backend jax|torch, the PyTorch DataLoader.
         "jax": ["jax[cpu]>=0.4.30"],
+        # Beam's DaskRunner (`vidshard shard ... --runner DaskRunner`) and dask.distributed.
+        "dask": ["apache-beam[dask]>=2.60,<3"],
         "torch": ["torch>=2.3"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},

@@ -6,6 +6,7 @@ then is an existing output removed (with ``--overwrite``) and the pipeline start
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable, Sequence
 
 import click
@@ -124,6 +125,8 @@ def parse_shards(text: str) -> int | None:
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.option("--resume", is_flag=True,
+              help="Finish an interrupted run in OUTPUT, reusing its staged examples (same source and settings only).")
 @click.option("--timeout", default="30", show_default=True, metavar="SECONDS",
               callback=lambda _ctx, _param, value: _whole("--timeout", value), help="Per HTTP request.")
 @click.option("--retries", default="4", show_default=True, metavar="N",
@@ -133,14 +136,15 @@ def parse_shards(text: str) -> int | None:
               callback=lambda _ctx, _param, value: _whole("--max-video-mib", value),
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
+@click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
 @click.pass_context
 def shard_command(ctx: click.Context, source: str, output: str, manifest: str | None, group_pattern: str | None,
                   num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
                   split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
-                  shards: int | None, compression: str, overwrite: bool, timeout: int, retries: int,
-                  max_video_mib: int, insecure: bool) -> None:
+                  shards: int | None, compression: str, overwrite: bool, resume: bool, timeout: int, retries: int,
+                  max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.pipelines.shard import ShardRequest, check_output, clear_output, run_job
@@ -149,7 +153,7 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
     from vidshard.sources import SourceOptions, open_source
 
     beam_args = _checked_beam_args(ctx)
-    check_output(source, output, overwrite)
+    interrupted = check_output(source, output, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
     manifest_rows = load_manifest(manifest, group_pattern)
     settings = EncodeSettings(
@@ -165,14 +169,20 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
         click.echo(f"Warning: {warning}", err=True)
     if overwrite:
         clear_output(output)
-    click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
-    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args)
 
+    def announce(reused: int) -> None:
+        click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
+        if resume:
+            click.echo(f"Resuming: {reused} of the videos were staged by the interrupted run" if interrupted
+                       else f"Nothing to resume in {output}: starting from zero", err=True)
+
+    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options), beam_args,
+                     progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
     for split, written in result.written.items():
         files = len(result.info.splits[split].shards)
         click.echo(f"{split}: {written} videos written in {files} shard(s), {result.failed[split]} failed")
     failed = sum(result.failed.values())
-    fetched = result.metrics.get("bytes_fetched", 0) / 2**20
+    fetched = result.bytes_fetched / 2**20
     click.echo(
         f"{sum(result.written.values())} videos written, {failed} failed, in {result.seconds:.1f} s "
         f"({result.clips_per_second:.1f} clips/s, {fetched:.1f} MiB of video fetched); "
