@@ -22,6 +22,7 @@ import time
 import zipfile
 from collections import Counter
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -153,7 +154,19 @@ def _pinned_digests(out, source_url: str) -> dict[str, str]:
     return digests
 
 
+#: The OpenCV the digests were taken with (its FFmpeg and libjpeg write the videos and the JPEGs).
+PINNED_OPENCV = "5.0.0"
+
+
+def pinned_opencv() -> bool:
+    """Whether this OpenCV is the one :data:`PINNED_SHA256` was taken with (else other bytes are right)."""
+    return cv2.__version__ == PINNED_OPENCV
+
+
 def test_output_bytes_are_pinned(reference, source):
+    if not pinned_opencv():
+        pytest.skip(f"the digests were taken with OpenCV {PINNED_OPENCV}, this is {cv2.__version__}; byte identity "
+                    "across runners, modes and workers is still checked run against run")
     out, _ = reference
     assert _pinned_digests(out, source[0]) == PINNED_SHA256
 
