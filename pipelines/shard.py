@@ -199,11 +199,21 @@ def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = (),
         raise CommandLineError(f"Got unexpected extra argument ({leftover[0]})")
 
 
-def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-    """Beam options as given; without ``--runner``, DirectRunner in parallel on every core.
+#: Up to this many videos to process, the default DirectRunner runs the job in this process
+#: (``in_memory``): starting one worker process per core costs more than the workers save on a
+#: small job (measured with ``vidshard bench``: docs/benchmarks.md, rows f).
+IN_PROCESS_MAX_VIDEOS = 16
 
-    ``save_main_session`` is off: everything workers run is in the installed package.
-    ``--runner DaskRunner`` stands for Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
+
+def pipeline_options(beam_args: Sequence[str], videos: int | None = None) -> PipelineOptions:
+    """Beam options as given; without ``--runner``, the DirectRunner, sized to the job.
+
+    A job of more than :data:`IN_PROCESS_MAX_VIDEOS` videos (or of unknown size) runs in
+    ``multi_processing`` mode with one worker per core; a smaller one in this process
+    (``in_memory``, one worker).  The output bytes do not depend on the mode.  An explicit
+    ``--direct_running_mode`` or ``--direct_num_workers`` wins.  ``save_main_session`` is off:
+    everything workers run is in the installed package.  ``--runner DaskRunner`` stands for
+    Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
     """
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
@@ -214,9 +224,11 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
         options.view_as(StandardOptions).runner = "DirectRunner"
         direct = options.view_as(DirectOptions)
         if not any(arg.startswith("--direct_running_mode") for arg in beam_args):
-            direct.direct_running_mode = "multi_processing"
+            small = videos is not None and videos <= IN_PROCESS_MAX_VIDEOS
+            direct.direct_running_mode = "in_memory" if small else "multi_processing"
         if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
-            direct.direct_num_workers = len(os.sched_getaffinity(0))
+            in_process = direct.direct_running_mode == "in_memory"
+            direct.direct_num_workers = 1 if in_process else len(os.sched_getaffinity(0))
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in beam_args):
         # Local workers log every bundle at INFO, and start-up warnings that need no action, to
         # the terminal; failures of videos are counted and listed in errors.jsonl instead.
@@ -418,7 +430,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
         staging.write_manifest(request.output, wanted)
     if on_start is not None:
         on_start(len(reused))
-    pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, len(todo))))
+    pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, len(todo)), videos=len(todo)))
     _ = pipeline | "ShardVideos" >> ShardVideos(
         todo, slots, request.output, request.source, request.source_options, request.settings,
         request.compression, reused)

@@ -231,6 +231,27 @@ def test_one_worker_writes_the_same_bytes(reference, source, tmp_path):
     assert (mismatch, errors) == ([], [])
 
 
+def test_small_jobs_run_in_process_and_write_the_same_bytes(reference, source, tmp_path):
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from vidshard.pipelines.shard import IN_PROCESS_MAX_VIDEOS, pipeline_options
+
+    def mode(args, videos):
+        direct = pipeline_options(args, videos).view_as(DirectOptions)
+        return direct.direct_running_mode, direct.direct_num_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert mode([], IN_PROCESS_MAX_VIDEOS) == ("in_memory", 1)
+    assert mode([], IN_PROCESS_MAX_VIDEOS + 1) == mode([], None) == ("multi_processing", cores)
+    assert mode(["--direct_running_mode=multi_threading"], 1) == ("multi_threading", cores)
+    assert mode(["--direct_num_workers=3"], 1) == ("in_memory", 3)
+    out, _ = reference  # multi_processing, 2 workers; this job (14 videos) runs in process by default
+    result = shard(source[0], str(tmp_path / "default"), *OPTIONS)
+    assert result.exit_code == 0, result.output
+    match, mismatch, errors = filecmp.cmpfiles(out, tmp_path / "default", data_files(out), shallow=False)
+    assert (mismatch, errors) == ([], []) and data_files(tmp_path / "default") == data_files(out)
+
+
 def test_portable_runner_via_python_m_writes_the_same_bytes(reference, source, tmp_path):
     """``python -m vidshard.pipelines.shard`` on the portable runner (embedded job server)."""
     out, _ = reference
