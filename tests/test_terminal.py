@@ -42,7 +42,9 @@ def source(tmp_path_factory, tiny_spec):
 
 
 def test_shard_hides_workers_and_decoders_unless_verbose(source, tmp_path):
-    options = ["--splits", "train=0.5,test=0.5", "--n-frames", "2", "--size", "16x16", "--shards", "1"]
+    # Worker processes are what logs the most: run them even for this small job.
+    options = ["--splits", "train=0.5,test=0.5", "--n-frames", "2", "--size", "16x16", "--shards", "1",
+               "--direct_running_mode", "multi_processing"]
     quiet = _vidshard("shard", str(source), str(tmp_path / "quiet"), *options)
     assert quiet.returncode == 0, quiet.stderr
     assert _noise(quiet.stderr) == [], quiet.stderr
