@@ -37,9 +37,13 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        # The full test suite also checks the PyTorch DataLoader and the JAX/PyTorch backends.
-        "dev": ["pytest>=8", "pytest-timeout>=2.2", "jax[cpu]>=0.4.30", "torch>=2.3"],
+        # Test tools only: the README's test command must not pull a second ML framework (PyPI's
+        # torch is the CUDA build, several GB).  Tests that need jax or torch skip without them.
+        "dev": ["pytest>=8", "pytest-timeout>=2.2"],
+        # Optional backends: training with --backend jax|torch, the PyTorch DataLoader.
         "jax": ["jax[cpu]>=0.4.30"],
+        # Beam's DaskRunner (`vidshard shard ... --runner DaskRunner`) and dask.distributed.
+        "dask": ["apache-beam[dask]>=2.60,<3"],
         "torch": ["torch>=2.3"],
         # `vidshard export-tfds`: TensorFlow Datasets loads an output in place.
         "tfds": ["tensorflow-datasets>=4.9,<5"],

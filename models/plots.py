@@ -21,6 +21,12 @@ _PNG_METADATA = {"Software": None}
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> str:
     """Plot loss and accuracy per epoch, train and validation, in two panels (as the tutorial)."""
+    history_figure(history).savefig(path, dpi=80, metadata=_PNG_METADATA)
+    return os.fspath(path)
+
+
+def history_figure(history: Mapping[str, Sequence[float]]) -> Figure:
+    """The figure of :func:`plot_history`: loss above accuracy, epochs numbered in whole numbers."""
     fig = Figure(figsize=(10, 7), layout="constrained")
     ax_loss, ax_acc = fig.subplots(2)
     epochs = np.arange(1, len(history["loss"]) + 1)
@@ -31,13 +37,13 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         ax.set_title(title)
         ax.set_ylabel(title)
         ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.grid(alpha=0.3)
         ax.legend()
     max_loss = max([*history["loss"], *history.get("val_loss", [])])
     ax_loss.set_ylim(0, math.ceil(max_loss) if math.isfinite(max_loss) else None)
     ax_acc.set_ylim(0, 1)
-    fig.savefig(path, dpi=80, metadata=_PNG_METADATA)
-    return os.fspath(path)
+    return fig
 
 
 def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike,

@@ -29,6 +29,14 @@ BLOCK_FILTERS: tuple[int, ...] = (16, 32, 64, 128)
 #: Each of the four downsamplings halves the frame, so smaller frames would vanish.
 MIN_FRAME_SIZE = 2 ** len(BLOCK_FILTERS)
 
+# A model compiled on PyTorch is saved with Keras's private PyTorch Adam as its optimizer (module
+# ``keras.src.backend.torch.optimizers.torch_adam``, registered name "Adam"), and loading it would
+# import that module, hence PyTorch, into whatever process loads it: in a TensorFlow process
+# PyPI's CUDA build of PyTorch then crashes the interpreter.  That class is the public Adam's
+# PyTorch implementation (same config), so the name maps to ``keras.optimizers.Adam``, which every
+# backend builds as its own; this module is imported to load the model anyway (its layers).
+keras.saving.get_custom_objects().setdefault("Adam", keras.optimizers.Adam)
+
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Conv2Plus1D(layers.Layer):

@@ -12,7 +12,10 @@ pass through unchanged.
 """
 from __future__ import annotations
 
+import argparse
 import difflib
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -20,23 +23,23 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
-    DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions, _BeamArgumentParser,
+    DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions,
 )
-from apache_beam.runners.runner import PipelineState
+from apache_beam.runners.runner import PipelineRunner, PipelineState
 
-from vidshard import __version__, shardio
+from vidshard import __version__, shardio, staging
 from vidshard.catalog import SplitPlan
-from vidshard.errors import ShardFormatError, VidshardError
-from vidshard.pipelines.transforms import (
-    METRICS_NAMESPACE, SUMMARY_FILE, EncodeSettings, ShardSlot, ShardVideos, WorkItem,
-)
+from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
+from vidshard.pipelines.progress import StagedProgress
+from vidshard.pipelines.resume import manifest as resume_manifest
+from vidshard.pipelines.resume import prepare as prepare_resume
+from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
 from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
 
@@ -64,11 +67,13 @@ class ShardResult:
     failed: dict[str, int]
     seconds: float
     errors_path: str
-    metrics: dict[str, int]
+    bytes_fetched: int  #: source bytes read by this run's workers
+    reused: int = 0  #: videos whose staged examples an interrupted run left (``--resume``)
 
     @property
     def clips_per_second(self) -> float:
-        clips = sum(self.written.values()) * self.info.clips_per_video
+        """Clips this run made per second (examples reused by ``--resume`` not counted)."""
+        clips = (sum(self.written.values()) - self.reused) * self.info.clips_per_video
         return clips / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -96,53 +101,136 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
     return items, slots
 
 
-def _beam_options() -> dict[str, bool]:
-    """Every option Beam's Python SDK defines -> whether it takes a value."""
-    parser = _BeamArgumentParser(allow_abbrev=False)  # the parser PipelineOptions itself builds
-    for options_class in PipelineOptions.__subclasses__():
-        options_class._add_argparse_args(parser)
-    return {name: action.nargs != 0 for action in parser._actions for name in action.option_strings}
+#: Runners that Beam knows only by module path; vidshard accepts their short names too
+#: (:func:`check_runner` checks them, :func:`pipeline_options` maps them).
+RUNNER_PATHS = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 
 
-def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = ()) -> None:
-    """Refuse what is neither a vidshard nor a Beam option before any work starts.
+def _beam_parser() -> argparse.ArgumentParser:
+    """The argument parser that ``PipelineOptions`` builds from every options class of Beam's SDK.
 
-    Beam's options are snake_case (``--direct_num_workers``); an unknown hyphenated option is a
-    misspelt vidshard option (``--n-frame``), which Beam would otherwise drop with a warning.
-    Unknown snake_case options pass (with their value): portable runners forward them to the
-    Java job server.  A stray word that is no option's value is refused too.
+    Beam hands it to ``add_extra_args_fn``; with ``exit_on_error`` off a bad value raises
+    ``ArgumentError`` instead of printing argparse's usage and exiting.
     """
-    known = _beam_options()
-    position = 0
-    while position < len(beam_args):
-        arg = beam_args[position]
-        position += 1
-        if not arg.startswith("--"):
-            raise VidshardError(f"unexpected argument {arg!r} (SOURCE and OUTPUT are already given)")
-        name = arg.split("=", 1)[0]
-        if name not in known and "-" in name[2:]:
-            close = difflib.get_close_matches(name, list(own_options) + sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise VidshardError(f"no such option: {name}{hint}")
-        takes_value = known.get(name, True)  # unknown options: a following word is their value
-        if "=" not in arg and takes_value and position < len(beam_args) \
-                and not beam_args[position].startswith("--"):
-            position += 1
+    parsers: list[argparse.ArgumentParser] = []
+    PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+    parser = parsers[0]
+    parser.exit_on_error = False
+    return parser
 
 
-def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-    """Beam options as given; without ``--runner``, DirectRunner in parallel on every core.
+def _defines(parser: argparse.ArgumentParser, name: str) -> bool:
+    """Whether Beam's parser has an option spelt ``name`` (a flag, or an option that takes a value)."""
+    try:
+        return name not in parser.parse_known_args([name])[1]
+    except argparse.ArgumentError:  # "expected one argument": an option that takes a value
+        return True
 
-    ``save_main_session`` is off: everything workers run is in the installed package.
+
+def _close_options(parser: argparse.ArgumentParser, name: str, own_options: Sequence[str]) -> tuple[str, ...]:
+    """vidshard and Beam option names close to the unknown ``name``, closest first.
+
+    Beam's names are spelt from its option destinations (``--runner``, ``--no_save_main_session``,
+    ``--experiment``, ``--job-server-timeout``) and kept only where Beam's parser defines them.
+    """
+    spellings = set()
+    for dest in vars(parser.parse_known_args([])[0]).keys() - {"help"}:  # parsing --help would exit
+        for stem in (dest, dest.removesuffix("s")):
+            spellings |= {f"--{stem}", f"--no_{stem}", f"--{stem.replace('_', '-')}"}
+    close = difflib.get_close_matches(name, [*own_options, *sorted(spellings)], n=8, cutoff=0.75)
+    return tuple(option for option in close if option in own_options or _defines(parser, option))[:3]
+
+
+def check_runner(runner: str | None) -> None:
+    """Refuse a ``--runner`` that Beam cannot load, in one line naming the runners that exist.
+
+    Beam takes its runners' class names in any case, with or without ``Runner``
+    (``dataflow``), or the full module path of a ``PipelineRunner`` subclass.  The runner's
+    module is imported here, before any work: a runner whose extra is not installed
+    (``DataflowRunner`` without ``apache-beam[gcp]``) fails now rather than after listing.
+    """
+    if runner is None:
+        return
+    names = [*StandardOptions.KNOWN_RUNNER_NAMES, *RUNNER_PATHS]
+    paths = {path.rsplit(".", 1)[-1].lower(): path
+             for path in (*StandardOptions.ALL_KNOWN_RUNNERS, *RUNNER_PATHS.values())}
+    path = paths.get(runner.lower(), paths.get(runner.lower() + "runner", runner))
+    if "." not in path:
+        close = difflib.get_close_matches(runner, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise VidshardError(f"--runner {runner}: no such runner{hint}; Beam's runners are {', '.join(names)}, "
+                            "or the full module path of a PipelineRunner class")
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError as exc:
+        raise VidshardError(f"--runner {runner} cannot be loaded: {exc}; is the extra it needs installed "
+                            "(apache-beam[gcp] for Dataflow, apache-beam[dask] for Dask)?") from None
+    if not (isinstance(found, type) and issubclass(found, PipelineRunner)):
+        raise VidshardError(f"--runner {runner}: {module} has no PipelineRunner class {name}")
+
+
+def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = (),
+                    unchecked: Sequence[str] = ()) -> None:
+    """Refuse what is neither a vidshard nor a Beam option, and a runner Beam lacks, before any work.
+
+    ``beam_args`` are what vidshard did not take itself: every option in them must be one that
+    Beam's Python SDK defines (hyphenated or snake_case, misspelt or not), otherwise Beam would
+    drop it with a warning and run a different job (``--runer DataflowRunner`` on the
+    DirectRunner).  A stray word that is no option's value is refused too.  Both raise
+    :class:`CommandLineError` with the closest vidshard or Beam option names.
+
+    ``unchecked`` (what follows a lone ``--`` on the command line) goes to Beam as it is: options
+    that only a runner's job server knows (Flink, Spark).  Its values are still checked where
+    Beam defines the option, and ``--runner`` wherever it is.
+    """
+    try:
+        # The runner first: importing its module registers the options it defines (Beam's
+        # DaskOptions exist only once apache_beam.runners.dask.dask_runner is imported).
+        check_runner(_beam_parser().parse_known_args([*beam_args, *unchecked])[0].runner)
+        parser = _beam_parser()
+        _, leftover = parser.parse_known_args(list(beam_args))
+        parser.parse_known_args([*beam_args, *unchecked])
+    except argparse.ArgumentError as exc:
+        raise VidshardError(f"Beam option {exc.argument_name}: {exc.message}") from None
+    for arg in leftover:
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            raise CommandLineError(f"No such option: {name}", name, _close_options(parser, name, own_options))
+    if leftover:
+        raise CommandLineError(f"Got unexpected extra argument ({leftover[0]})")
+
+
+#: Up to this many videos to process, the default DirectRunner runs the job in this process
+#: (``in_memory``): starting one worker process per core costs more than the workers save on a
+#: small job (measured with ``vidshard bench``: docs/benchmarks.md, rows f).
+IN_PROCESS_MAX_VIDEOS = 16
+
+
+def pipeline_options(beam_args: Sequence[str], videos: int | None = None) -> PipelineOptions:
+    """Beam options as given; without ``--runner``, the DirectRunner, sized to the job.
+
+    A job of more than :data:`IN_PROCESS_MAX_VIDEOS` videos (or of unknown size) runs in
+    ``multi_processing`` mode with one worker per core; a smaller one in this process
+    (``in_memory``, one worker).  The output bytes do not depend on the mode.  An explicit
+    ``--direct_running_mode`` or ``--direct_num_workers`` wins.  ``save_main_session`` is off:
+    everything workers run is in the installed package.  ``--runner DaskRunner`` stands for
+    Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
     """
     options = PipelineOptions(list(beam_args))
+    standard = options.view_as(StandardOptions)
+    standard.runner = RUNNER_PATHS.get(standard.runner, standard.runner)
+    if standard.runner == RUNNER_PATHS["DaskRunner"] and importlib.util.find_spec("distributed") is None:
+        raise VidshardError("--runner DaskRunner needs Dask: pip install 'vidshard[dask]' (apache-beam[dask])")
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = "DirectRunner"
         direct = options.view_as(DirectOptions)
         if not any(arg.startswith("--direct_running_mode") for arg in beam_args):
-            direct.direct_running_mode = "multi_processing"
+            small = videos is not None and videos <= IN_PROCESS_MAX_VIDEOS
+            direct.direct_running_mode = "in_memory" if small else "multi_processing"
         if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
-            direct.direct_num_workers = len(os.sched_getaffinity(0))
+            in_process = direct.direct_running_mode == "in_memory"
+            direct.direct_num_workers = 1 if in_process else len(os.sched_getaffinity(0))
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in beam_args):
         # Local workers log every bundle at INFO, and start-up warnings that need no action, to
         # the terminal; failures of videos are counted and listed in errors.jsonl instead.
@@ -163,12 +251,16 @@ def _within(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def check_output(source: str, output: str, overwrite: bool) -> None:
+def check_output(source: str, output: str, overwrite: bool, resume: bool = False) -> bool:
     """Refuse an output that overlaps a local source, or that is not empty without ``--overwrite``.
 
     Output inside a source folder would be listed as part of the source on the next run; a source
-    inside the output would be deleted by ``--overwrite``.
+    inside the output would be deleted by ``--overwrite``.  With ``resume`` the output must be
+    absent, empty (nothing to resume: the run starts from zero) or hold an interrupted run.
+    Returns whether it holds an interrupted run (a staging folder and no ``dataset_info.json``).
     """
+    if resume and overwrite:
+        raise VidshardError("--resume keeps what an interrupted run staged, --overwrite deletes it: pass one of them")
     out_path, source_path = _local_path(output), _local_path(source)
     if out_path and source_path:
         if os.path.isdir(source_path) and _within(out_path, source_path):
@@ -186,10 +278,17 @@ def check_output(source: str, output: str, overwrite: bool) -> None:
         existing = shardio.list_top(output)
     except BeamIOError as exc:
         raise VidshardError(f"cannot list output {output}: {exc}") from None
-    if existing and not overwrite:
+    interrupted = shardio.TMP_DIR in existing and INFO_FILE not in existing
+    if resume and existing and not interrupted:
+        what = "a finished vidshard output" if INFO_FILE in existing else \
+            f"files but no interrupted vidshard run ({shardio.TMP_DIR})"
+        raise VidshardError(f"output {output} holds {what}: nothing to resume; pass --overwrite to replace it")
+    if existing and not overwrite and not resume:
         complete = INFO_FILE in existing
         what = "a finished vidshard output" if complete else "files (an unfinished run has no dataset_info.json)"
-        raise VidshardError(f"output {output} already holds {what}; pass --overwrite to replace it")
+        hint = "--resume to finish it or --overwrite to replace it" if interrupted else "--overwrite to replace it"
+        raise VidshardError(f"output {output} already holds {what}; pass {hint}")
+    return interrupted
 
 
 def clear_output(output: str) -> None:
@@ -206,16 +305,6 @@ def _describe_source(uri: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _metrics(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
-    """The pipeline's counters, committed values where the runner has them."""
-    counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
-    totals: Counter[str] = Counter()
-    for counter in counters:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[counter.key.metric.name] += int(value or 0)
-    return dict(totals)
 
 
 def _account(plan: SplitPlan, summaries: list[dict], errors: list[dict]) -> None:
@@ -284,38 +373,93 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
     )
 
 
-def run_job(request: ShardRequest, beam_args: Sequence[str] = ()) -> ShardResult:
+#: Default number of Dask partitions (one task each) for the videos: enough for the workers of a
+#: small cluster, few enough that the grouping's task shuffle (about partitions squared tiny tasks)
+#: stays cheap: 200 videos on 2 workers took 11.4 s with 16, 12.5 s with 32 and 14.7-18.0 s with
+#: 64 partitions.  ``--dask_npartitions`` overrides it (2-4 per worker process on a big cluster).
+DASK_PARTITIONS = 16
+
+
+def _dask_defaults(beam_args: Sequence[str], videos: int) -> list[str]:
+    """For DaskRunner: ``--dask_npartitions`` from the job size unless given, and quiet Dask logs.
+
+    DaskRunner turns ``Create`` into a Dask bag of up to 128 elements per partition and treats
+    ``Reshuffle`` as a no-op, so without this a job of up to 128 videos is one task on one worker.
+    The ``LocalCluster`` that Beam starts without ``--dask_client_address`` logs its scheduler's
+    and workers' life at INFO to the terminal; like the DirectRunner's workers (see
+    :func:`pipeline_options`) it logs warnings only, unless ``DASK_LOGGING__DISTRIBUTED`` is set.
+    """
+    args = list(beam_args)
+    if pipeline_options(args).view_as(StandardOptions).runner != RUNNER_PATHS["DaskRunner"]:
+        return args
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    if any(arg.startswith(("--dask_npartitions", "--dask_partition_size")) for arg in args):
+        return args
+    return args + [f"--dask_npartitions={max(1, min(videos, DASK_PARTITIONS))}"]
+
+
+def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[list[dict], list[dict]]:
+    """The shard summaries the pipeline staged, one per planned shard, and the errors they list."""
+    summaries = staging.read_summaries(request.output)
+    missing = sorted({(slot.split, slot.shard) for slot in slots}
+                     - {(summary["split"], summary["shard"]) for summary in summaries})
+    if missing:
+        shown = ", ".join(f"{split} shard {shard}" for split, shard in missing[:5])
+        raise VidshardError(f"the pipeline finished without writing {len(missing)} planned shard(s) ({shown}); "
+                            f"{request.output} is not complete")
+    errors = sorted((error for summary in summaries for error in summary["errors"]),
+                    key=lambda error: (error["split"], error["video_id"]))
+    return summaries, errors
+
+
+def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False,
+            resume: bool = False, on_start: Callable[[int], None] | None = None) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
-    The output must already be checked (:func:`check_output`) and empty or absent.
+    The output must already be checked (:func:`check_output`) and empty or absent, or, with
+    ``resume``, may hold the staging folder of an interrupted run of the same request, whose
+    staged examples are reused (:mod:`vidshard.pipelines.resume`).  ``on_start(reused videos)``
+    is called once that is settled, just before the pipeline starts.  ``progress`` shows a live
+    bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
     """
     started = time.perf_counter()
+    pipeline_options(beam_args)  # a bad runner fails here, before anything is written
     items, slots = plan_layout(request)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
+                             request.compression, request.shards, items, slots)
+    todo, reused = items, []
+    if resume and shardio.TMP_DIR in shardio.list_top(request.output):
+        todo, reused = prepare_resume(request.output, wanted, items)
+    else:
+        staging.write_manifest(request.output, wanted)
+    if on_start is not None:
+        on_start(len(reused))
+    pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, len(todo)), videos=len(todo)))
     _ = pipeline | "ShardVideos" >> ShardVideos(
-        items, slots, request.output, request.source, request.source_options, request.settings,
-        request.compression)
-    result = pipeline.run()
-    state = result.wait_until_finish()
+        todo, slots, request.output, request.source, request.source_options, request.settings,
+        request.compression, reused)
+    with StagedProgress(request.output, len(items), request.settings.clip_spec.clips_per_video, progress):
+        # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
+        state = pipeline.run().wait_until_finish()
     if state != PipelineState.DONE:
         raise VidshardError(f"the Beam pipeline ended in state {state}; {request.output} is not complete")
 
-    tmp_dir = FileSystems.join(request.output, shardio.TMP_DIR)
-    summaries = json.loads(shardio.read_text(FileSystems.join(tmp_dir, SUMMARY_FILE)))
-    errors_path = FileSystems.join(request.output, ERRORS_FILE)
-    errors = [json.loads(line) for line in shardio.read_text(errors_path).splitlines()]
+    summaries, errors = _read_outcome(request, slots)
+    errors_path = shardio.write_text(
+        request.output, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
     _account(request.plan, summaries, errors)
     info = build_info(request, summaries, errors)
     # Last: its presence says the output is complete (write_text renames a finished temp file).
     shardio.write_text(request.output, INFO_FILE, info.to_json())
-    shardio.remove_tree(tmp_dir)
+    shardio.remove_tree(FileSystems.join(request.output, shardio.TMP_DIR))
     return ShardResult(
         info=info,
         written={split: split_info.num_examples for split, split_info in info.splits.items()},
         failed=dict(info.extra["failed_per_split"]),
         seconds=time.perf_counter() - started,
         errors_path=errors_path,
-        metrics=_metrics(result),
+        bytes_fetched=sum(summary["bytes_fetched"] for summary in summaries),
+        reused=len(reused),
     )
 
 

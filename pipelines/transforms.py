@@ -4,36 +4,35 @@ Everything here lives in the installed package (``vidshard.pipelines.transforms`
 ``__main__``, so Dataflow, Flink and Spark workers that install vidshard through ``setup.py`` can
 unpickle it (the launcher sets ``save_main_session=False``).
 
-Data flow::
+Data flow (one leaf, no tagged outputs)::
 
-    Create(WorkItem) -> Reshuffle -> FetchDecodeEncode ──paths──> WriteShards ──> shard summaries
-                                                       └─errors─> WriteAsOneFile ──> errors.jsonl
+    Create(WorkItem) -> Reshuffle -> FetchDecodeEncode ─((split, shard), Outcome)─┐
+    Create(planned shards, outcomes staged by an earlier run) ───────────────────┴> Flatten
+        -> GroupByKey(split, shard) -> WriteShardFn ─> shard files + shard summaries
+
+Every outcome (a staged example or an error record) and every shard summary is also a file in
+the output's staging folder (:mod:`vidshard.staging`): the launcher reads errors, counts and
+bytes fetched from there, not from runner metrics, which not every runner serves.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import cv2
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import TaggedOutput
 
-from vidshard import shardio
+from vidshard import shardio, staging
 from vidshard.decode import decode_clips
 from vidshard.errors import DecodeError, SourceError
-from vidshard.records import ERRORS_FILE, ClipRecord, encode_example
+from vidshard.records import ClipRecord, encode_example
 from vidshard.sampling import ClipSpec
 from vidshard.sources import SourceOptions, VideoSource, open_source
 
-#: Namespace of every Beam metric of the pipeline (``result.metrics()`` filters on it).
+#: Namespace of every Beam metric of the pipeline, for runners that show them while running.
 METRICS_NAMESPACE = "vidshard"
-#: Tag of :class:`FetchDecodeEncode`'s output of failed videos.
-ERRORS_TAG = "errors"
-#: Where the pipeline leaves its per-shard summaries for the launcher (inside the temp folder).
-SUMMARY_FILE = "shard_summaries.json"
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,28 @@ def error_record(item: WorkItem, stage: str, reason: str) -> dict[str, str]:
             "stage": stage, "reason": reason}
 
 
-class FetchDecodeEncode(beam.DoFn):
-    """Fetch a video's bytes, decode its clips, encode and stage one Example; failures go to ``errors``.
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one planned video, and the staged file that records it.
 
-    Main output: ``((split, shard), (position, video_id, staged file))`` (see
-    :func:`vidshard.shardio.stage_example`).  A video that cannot be read
-    (``fetch``), decoded (``decode``) or encoded (``encode``) is emitted on the ``errors`` tag with
-    the reason and counted, and the job goes on.
+    ``path`` is the staged example (see :func:`vidshard.staging.stage_example`), or, for a video
+    that failed, the staged error record, which ``error`` repeats.  ``fetched`` is the number of
+    source bytes read for it in this run (0 for an outcome reused from an earlier run).
+    """
+
+    position: int
+    video_id: str
+    path: str
+    error: dict[str, str] | None = None
+    fetched: int = 0
+
+
+class FetchDecodeEncode(beam.DoFn):
+    """Fetch a video's bytes, decode its clips, encode and stage one Example, or stage why not.
+
+    Output, for every video: ``((split, shard), Outcome)``.  A video that cannot be read
+    (``fetch``), decoded (``decode``) or encoded (``encode``) becomes an error outcome with the
+    reason and is counted, and the job goes on.
     """
 
     def __init__(self, source_uri: str, source_options: SourceOptions, settings: EncodeSettings, output: str) -> None:
@@ -112,11 +126,11 @@ class FetchDecodeEncode(beam.DoFn):
             self._source.close()
             self._source = None
 
-    def process(self, item: WorkItem) -> Iterator[Any]:
+    def process(self, item: WorkItem) -> Iterator[tuple[tuple[str, int], Outcome]]:
         try:
             data = self._open_source().read(item.video_id)
         except SourceError as exc:  # includes MemberReadError
-            yield self._fail(item, "fetch", str(exc))
+            yield self._fail(item, "fetch", str(exc), 0)
             return
         self._videos_read.inc()
         self._bytes_fetched.inc(len(data))
@@ -125,7 +139,7 @@ class FetchDecodeEncode(beam.DoFn):
         try:
             frames, indices = decode_clips(data, item.video_id, self._settings.clip_spec)
         except DecodeError as exc:
-            yield self._fail(item, "decode", str(exc))
+            yield self._fail(item, "decode", str(exc), len(data))
             return
         self._decode_ms.update(int((time.perf_counter() - started) * 1000))
         self._videos_decoded.inc()
@@ -136,15 +150,17 @@ class FetchDecodeEncode(beam.DoFn):
         try:
             example = encode_example(record, self._settings.encoding, self._settings.quality)
         except (ValueError, cv2.error) as exc:  # OpenCV refused a frame (e.g. wider than JPEG allows)
-            yield self._fail(item, "encode", str(exc))
+            yield self._fail(item, "encode", str(exc), len(data))
             return
         self._examples_encoded.inc()
-        staged = shardio.stage_example(self._output, item.split, item.shard, item.position, example)
-        yield (item.split, item.shard), (item.position, item.video_id, staged)
+        staged = staging.stage_example(self._output, item.split, item.shard, item.position, example)
+        yield (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=len(data))
 
-    def _fail(self, item: WorkItem, stage: str, reason: str) -> TaggedOutput:
+    def _fail(self, item: WorkItem, stage: str, reason: str, fetched: int) -> tuple[tuple[str, int], Outcome]:
         self._failed[stage].inc()
-        return TaggedOutput(ERRORS_TAG, error_record(item, stage, reason))
+        record = error_record(item, stage, reason)
+        staged = staging.stage_error(self._output, item.split, item.shard, item.position, record)
+        return (item.split, item.shard), Outcome(item.position, item.video_id, staged, record, fetched)
 
 
 @dataclass(frozen=True)
@@ -156,8 +172,13 @@ class ShardSlot:
     name: str
 
 
-class _WriteShardFn(beam.DoFn):
-    """Write one shard's staged examples, in their planned order, to ``output/name``."""
+class WriteShardFn(beam.DoFn):
+    """Write one shard's staged examples, in their planned order, and record the shard's summary.
+
+    Input: ``((split, shard), outcomes)``, where ``None`` entries only mark the shard as planned.
+    Output (and a file in the staging folder, :func:`vidshard.staging.write_summary`): the
+    summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``.
+    """
 
     def __init__(self, output: str, names: dict[tuple[str, int], str], compression: str) -> None:
         super().__init__()
@@ -168,83 +189,66 @@ class _WriteShardFn(beam.DoFn):
         self._shards_written = _counter("shards_written")
         self._bytes_written = _counter("bytes_written")
 
-    def process(self, element: tuple[tuple[str, int], dict[str, Iterable[Any]]]) -> Iterator[dict[str, Any]]:
+    def process(self, element: tuple[tuple[str, int], Iterable[Outcome | None]]) -> Iterator[dict[str, Any]]:
         (split, shard), grouped = element
         # Arrival order differs between runs and runners, the planned position does not.  Only the
-        # small (position, id, path) entries are held; examples stream from their staged files.
-        entries = sorted(grouped["examples"], key=lambda entry: entry[0])
+        # small outcomes are held; examples stream from their staged files.
+        outcomes = sorted((outcome for outcome in grouped if outcome is not None), key=lambda o: o.position)
+        examples = [outcome for outcome in outcomes if outcome.error is None]
         name = self._names[(split, shard)]
         count, size = shardio.write_shard(
-            self._output, name, (shardio.read_bytes(path) for _, _, path in entries), self._compression)
+            self._output, name, (shardio.read_bytes(outcome.path) for outcome in examples), self._compression)
         self._examples_written.inc(count)
         self._shards_written.inc()
         self._bytes_written.inc(size)
-        yield {"split": split, "shard": shard, "file": name, "count": count, "bytes": size,
-               "video_ids": [video_id for _, video_id, _ in entries]}
+        summary = {"split": split, "shard": shard, "file": name, "count": count, "bytes": size,
+                   "video_ids": [outcome.video_id for outcome in examples],
+                   "errors": [outcome.error for outcome in outcomes if outcome.error is not None],
+                   "bytes_fetched": sum(outcome.fetched for outcome in outcomes)}
+        staging.write_summary(self._output, summary)
+        yield summary
 
 
 class WriteShards(beam.PTransform):
-    """Group staged examples by (split, shard) and write every planned shard, empty ones included.
+    """Group outcomes by (split, shard) and write every planned shard, empty ones included.
 
     ``beam.io.WriteToTFRecord(num_shards=N)`` is not used: it puts each element in a random shard
     and writes shards in arrival order, so the bytes of each file would change from run to run
     and runner to runner; and it shuffles the examples themselves, which the DirectRunner holds
     in memory all at once.  Here the launcher fixed every video's shard and position in advance;
-    this transform groups the staged examples' paths, sorts them and streams the files into the
-    shard.  Planned shards whose videos all failed are still written (empty), so ``-of-NNNNN``
-    is honest.
+    this transform groups the outcomes (small: a path each), sorts them and streams the staged
+    files into the shard.  Planned shards whose videos all failed are still written (empty), so
+    ``-of-NNNNN`` is honest.  ``reused`` are outcomes staged by an earlier, interrupted run.
 
-    Output: one summary dict per shard (split, shard, file, count, bytes, video_ids).
+    Output: one summary dict per shard (see :class:`WriteShardFn`).
     """
 
-    def __init__(self, output: str, slots: Iterable[ShardSlot], compression: str) -> None:
+    def __init__(self, output: str, slots: Iterable[ShardSlot], compression: str,
+                 reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
         super().__init__()
         self._output = output
         self._slots = tuple(slots)
         self._compression = compression
+        self._reused = tuple(reused)
 
-    def expand(self, keyed_examples: beam.PCollection) -> beam.PCollection:
-        planned = keyed_examples.pipeline | "PlannedShards" >> beam.Create(
-            [((slot.split, slot.shard), None) for slot in self._slots])
+    def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
+        known = outcomes.pipeline | "PlannedShards" >> beam.Create(
+            [((slot.split, slot.shard), None) for slot in self._slots] + list(self._reused))
         names = {(slot.split, slot.shard): slot.name for slot in self._slots}
         return (
-            {"examples": keyed_examples, "planned": planned}
-            | "GroupByShard" >> beam.CoGroupByKey()
-            | "WriteShardFiles" >> beam.ParDo(_WriteShardFn(self._output, names, self._compression))
+            (outcomes, known)
+            | "WithPlanned" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._output, names, self._compression))
         )
 
 
-def _write_errors(errors: list[dict[str, str]], output: str) -> None:
-    lines = sorted(errors, key=lambda error: (error["split"], error["video_id"]))
-    shardio.write_text(output, ERRORS_FILE, "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
-
-
-class WriteAsOneFile(beam.PTransform):
-    """Collect a small PCollection (one entry per video or per shard) and write it as one file.
-
-    ``write(entries, output)`` sorts before writing, so the file is the same whatever order the
-    runner delivers the entries in; it runs once, and writes even when there are no entries.
-    """
-
-    def __init__(self, write: Callable[[list[Any], str], None], output: str) -> None:
-        super().__init__()
-        self._write = write
-        self._output = output
-
-    def expand(self, entries: beam.PCollection) -> beam.PCollection:
-        return entries | "Collect" >> beam.combiners.ToList() | "Write" >> beam.Map(self._write, self._output)
-
-
-def _write_summaries(summaries: list[dict[str, Any]], output: str) -> None:
-    ordered = sorted(summaries, key=lambda summary: (summary["split"], summary["shard"]))
-    shardio.write_text(output, f"{shardio.TMP_DIR}/{SUMMARY_FILE}", json.dumps(ordered))
-
-
 class ShardVideos(beam.PTransform):
-    """The whole job as one composite: planned videos in, shard files and ``errors.jsonl`` out."""
+    """The whole job as one composite: planned videos in, shard files and their summaries out."""
 
     def __init__(self, items: Iterable[WorkItem], slots: Iterable[ShardSlot], output: str,
-                 source_uri: str, source_options: SourceOptions, settings: EncodeSettings, compression: str) -> None:
+                 source_uri: str, source_options: SourceOptions, settings: EncodeSettings, compression: str,
+                 reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
         super().__init__()
         self._items = tuple(items)
         self._slots = tuple(slots)
@@ -253,19 +257,15 @@ class ShardVideos(beam.PTransform):
         self._source_options = source_options
         self._settings = settings
         self._compression = compression
+        self._reused = tuple(reused)
 
-    def expand(self, root: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-        results = (
+    def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
+        outcomes = (
             root
             | "PlannedVideos" >> beam.Create(self._items)
             # Create emits few, large bundles; Reshuffle spreads the videos over all workers.
             | "Distribute" >> beam.Reshuffle()
             | "FetchDecodeEncode" >> beam.ParDo(
-                FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._output)
-            ).with_outputs(ERRORS_TAG, main="examples")
+                FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._output))
         )
-        summaries = results.examples | "WriteShards" >> WriteShards(self._output, self._slots, self._compression)
-        return {
-            "summaries": summaries | "WriteSummaries" >> WriteAsOneFile(_write_summaries, self._output),
-            "errors": results[ERRORS_TAG] | "WriteErrors" >> WriteAsOneFile(_write_errors, self._output),
-        }
+        return outcomes | "WriteShards" >> WriteShards(self._output, self._slots, self._compression, self._reused)

@@ -2,9 +2,14 @@
 
 Keras picks its backend once per process, and this test process runs Keras on TensorFlow, so
 every JAX or PyTorch run happens in a subprocess, which also reports whether TensorFlow (or
-Beam) was imported there.  The results are checked here, on TensorFlow: the model.keras that
+Beam) was imported there.  The results are checked on TensorFlow in another subprocess, because
+a model from another backend must not bring that backend into a TensorFlow process (PyPI's CUDA
+PyTorch crashes it), and a crash there must fail a test, not kill pytest: the model.keras that
 JAX or PyTorch wrote loads, has the TensorFlow model's parameter count and gives the logits
-the training backend gave.
+the training backend gave, and ``vidshard evaluate`` scores the run.
+
+JAX and PyTorch are optional extras (``pip install -e '.[jax]'``, ``'.[torch]'``); without them
+these tests skip and say so.
 """
 from __future__ import annotations
 
@@ -58,6 +63,34 @@ print(json.dumps({"results": results, "logits": logits, "backend": keras.backend
 """
 
 
+#: In a process that has TensorFlow: ``vidshard evaluate`` the run (argv[1]) and load its model.keras
+#: and checkpoint the documented way, predicting the test split of argv[2]; reports which other
+#: backends got imported beyond what ``import tensorflow`` imports itself (it imports JAX if installed).
+_ON_TENSORFLOW = """
+import json, os, sys
+import tensorflow
+by_tensorflow = {name for name in ("torch", "jax") if name in sys.modules}
+from click.testing import CliRunner
+from vidshard.cli import main
+evaluated = CliRunner().invoke(main, ["evaluate", sys.argv[1]])
+import keras
+import vidshard.models.resnet21d
+from vidshard.numpy_reader import ShardReader
+model = keras.models.load_model(os.path.join(sys.argv[1], "model.keras"))
+last = keras.models.load_model(os.path.join(sys.argv[1], "checkpoints", "last.keras"))
+frames, _ = next(iter(ShardReader(sys.argv[2], "test", batch_size=64, shuffle=False, clips=0)))
+print(json.dumps({"evaluate": [evaluated.exit_code, evaluated.output], "params": model.count_params(),
+                  "logits": model.predict_on_batch(frames).tolist(), "iterations": int(last.optimizer.iterations),
+                  "backend": keras.backend.backend(),
+                  "foreign": sorted(n for n in ("torch", "jax") if n in sys.modules and n not in by_tensorflow)}))
+"""
+
+
+def _skip_without(backend: str) -> None:
+    pytest.importorskip(backend, reason=f"{backend} is not installed (an optional extra): "
+                                        f"pip install -e '.[{backend}]'")
+
+
 def _in_subprocess(commands: list[list], predict: tuple | None = None, timeout: int = 300) -> dict:
     """Run ``commands`` with a fresh interpreter; KERAS_BACKEND says tensorflow, so --backend must win."""
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -85,7 +118,7 @@ def trained(request, data, tmp_path_factory):
     """(backend, run dir, subprocess report) of a run of EPOCHS epochs resumed to EPOCHS + 1 (its backend
     taken from config.json), plus a run on a copy of the data with a corrupt shard."""
     backend = request.param
-    pytest.importorskip(backend)
+    _skip_without(backend)
     root = tmp_path_factory.mktemp(backend)
     shutil.copytree(data, root / "bad")
     corrupt_shard(root / "bad" / "train-00000-of-00002.tfrecord")
@@ -97,7 +130,18 @@ def trained(request, data, tmp_path_factory):
     return backend, root / "run", report
 
 
-def test_training_learns_resumes_and_never_imports_tensorflow(trained, data):
+@pytest.fixture(scope="module")
+def on_tensorflow(trained, data):
+    """The subprocess on TensorFlow (:data:`_ON_TENSORFLOW`) for the trained run: (its exit status, stderr, report)."""
+    _, run, _ = trained
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", _ON_TENSORFLOW, str(run), str(data)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    report = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+    return out.returncode, out.stderr[-3000:], report
+
+
+def test_training_learns_resumes_and_never_imports_tensorflow(trained, on_tensorflow, data):
     backend, run, report = trained
     first, resumed, corrupt = report["results"]
     assert first["exit_code"] == 0, first["output"] + str(first["error"])
@@ -118,32 +162,38 @@ def test_training_learns_resumes_and_never_imports_tensorflow(trained, data):
     assert config["versions"]["backend"] == backend and backend in config["versions"]
     assert "tensorflow" not in config["versions"]
     # The resumed epoch continued the optimizer: EPOCHS + 1 epochs of 6 steps.
-    assert int(keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations) == (EPOCHS + 1) * 6
+    code, stderr, loaded = on_tensorflow
+    assert code == 0, stderr
+    assert loaded["iterations"] == (EPOCHS + 1) * 6
     assert corrupt["exit_code"] == 1
     line = corrupt["output"].strip()
     assert line.startswith("Error: reading split 'train': ") and "train-00000-of-00002.tfrecord: record 0" in line
     assert "\n" not in line
 
 
-def test_model_keras_loads_on_tensorflow_with_the_same_parameters_and_logits(trained, data):
-    _, run, report = trained
-    model = keras.models.load_model(run / "model.keras")
+def test_model_keras_loads_on_tensorflow_without_the_training_backend(trained, on_tensorflow):
+    """Loaded the documented way in a TensorFlow process: same parameters and logits, and PyTorch (or JAX)
+    never imported there (on PyTorch, Keras saves its own Adam class, whose module imports torch)."""
+    backend, run, report = trained
+    code, stderr, loaded = on_tensorflow
+    assert code == 0, stderr
+    assert loaded["backend"] == "tensorflow" and loaded["foreign"] == []
     config = json.loads((run / "config.json").read_text())
-    assert model.count_params() == build_model(4, 32, 32, CLASSES).count_params() == config["model"]["params"]
-    clips = np.stack([r.frames[0] for r in read_records(data, "test")])
-    np.testing.assert_allclose(model.predict_on_batch(clips), np.array(report["logits"]), rtol=1e-4, atol=1e-4)
+    assert loaded["params"] == build_model(4, 32, 32, CLASSES).count_params() == config["model"]["params"]
+    np.testing.assert_allclose(np.array(loaded["logits"]), np.array(report["logits"]), rtol=1e-4, atol=1e-4)
 
 
-def test_evaluate_scores_the_run_with_the_tensorflow_reader(trained, data):
+def test_evaluate_scores_the_run_with_the_tensorflow_reader(trained, on_tensorflow, data):
     _, run, _ = trained
-    result = CliRunner().invoke(main, ["evaluate", str(run)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    code, stderr, loaded = on_tensorflow
+    assert code == 0, stderr
+    exit_code, output = loaded["evaluate"]
+    assert exit_code == 0, output
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     records = read_records(data, "test")
-    predicted = keras.models.load_model(run / "model.keras").predict(
-        np.stack([r.frames[0] for r in records]), verbose=0).argmax(axis=1)
+    predicted = np.array(loaded["logits"]).argmax(axis=1)  # the test split in file order, as read_records
     by_hand = np.zeros((CLASSES, CLASSES), int)
-    for record, guess in zip(records, predicted):
+    for record, guess in zip(records, predicted, strict=True):
         by_hand[record.label, guess] += 1
     assert metrics["confusion_matrix"] == by_hand.tolist()
     assert metrics["accuracy"] >= 2 / CLASSES  # chance is 1/3
@@ -252,7 +302,7 @@ print(json.dumps({"code": code, "tensorflow": "tensorflow" in sys.modules, "beam
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_bench_train_runs_as_a_module_without_tensorflow(backend, data, tmp_path):
-    pytest.importorskip(backend)
+    _skip_without(backend)
     args = [str(data), "--backend", backend, "--batch-sizes", "2,4", "--dtypes", "float32", "--steps", "2",
             "--warmup", "1", "--rounds", "2", "--workers", "1", "--json", str(tmp_path / "bench.json")]
     out = subprocess.run([sys.executable, "-c", _BENCH, json.dumps(args)], capture_output=True, text=True,

@@ -154,7 +154,7 @@ def test_select_classes_errors(kwargs, message):
 
 
 def test_select_classes_without_ucf_names():
-    with pytest.raises(CatalogError, match="no UCF101-named videos.*2 other members"):
+    with pytest.raises(CatalogError, match="no video with a class in the listing.*2 other members"):
         select_classes(build_catalog([Member("a.avi", 1), Member("b.avi", 1)]))
 
 

@@ -67,12 +67,13 @@ def test_list_local_zip_counts(ucf_zip):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == f"source: {path}"
-    assert lines[1].split() == ["class", "videos", "groups", "bytes"]
-    rows = {line.split()[0]: line.split()[1:3] for line in lines[2:5]}
+    assert lines[1] == "classes from: UCF101 file names (v_<Class>_g<GG>_c<CC>)"
+    assert lines[2].split() == ["class", "videos", "groups", "bytes"]
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[3:6]}
     assert rows == {"MoveDown": ["6", "3"], "MoveDownRight": ["6", "3"], "MoveRight": ["6", "3"]}
-    assert lines[5].split()[:5] == ["total", "(3", "classes)", "18", "9"]
-    assert lines[6] == "video members not named v_<Class>_g<GG>_c<CC>: 0"
-    assert len(lines) == 7 and result.stderr == ""
+    assert lines[6].split()[:5] == ["total", "(3", "classes)", "18", "9"]
+    assert lines[7] == "video members not named v_<Class>_g<GG>_c<CC>: 0"
+    assert len(lines) == 8 and result.stderr == ""
 
 
 def test_list_json_matches_the_zip(ucf_zip):

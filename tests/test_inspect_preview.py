@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vidshard.cli import main
+from vidshard.preview import contact_sheet
 from vidshard.records import INFO_FILE, decode_example, load_info
 from vidshard.tfrecord_io import iter_records
 
@@ -172,7 +173,36 @@ def test_preview_contact_sheet(output, tmp_path):
     assert image.std() > 10
 
 
+def test_preview_scale_enlarges_gif_pixels_and_sheet_panels(output, tmp_path):
+    record = decode_example(next(iter(iter_records(output / load_info(str(output)).splits["train"].shards[0]))))
+    gif = tmp_path / "clip.gif"
+    result = cli("preview", str(output), "--out", str(gif), "--scale", "3")
+    assert result.exit_code == 0, result.output
+    image = Image.open(gif)
+    assert (image.n_frames, image.size) == (5, (96, 72))  # 32x24 clip, 3 times larger
+    frame = np.asarray(image.convert("RGB"), dtype=int)
+    for dy in range(3):  # nearest neighbour: every stored pixel is a 3x3 block of one colour
+        for dx in range(3):
+            assert np.array_equal(frame[dy::3, dx::3], frame[::3, ::3])
+    assert np.abs(frame[::3, ::3] - record.frames[0, 0]).mean() < 6
+    sizes = {}
+    for scale in (1, 2):
+        sheet = tmp_path / f"sheet{scale}.jpg"
+        assert cli("preview", str(output), "--out", str(sheet), "--scale", str(scale)).exit_code == 0
+        with Image.open(sheet) as opened:
+            assert opened.format == "JPEG"
+            sizes[scale] = opened.size
+    assert sizes[2][0] == pytest.approx(2 * sizes[1][0], rel=0.05)
+
+
+def test_contact_sheet_title_names_the_split(output):
+    record = decode_example(next(iter(iter_records(output / load_info(str(output)).splits["val"].shards[0]))))
+    title = contact_sheet(record, 0, "val").get_suptitle()
+    assert title == f"val: {record.video_id} ({record.label_name}, label {record.label}), clip 0"
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--out", "/missing/dir/x.gif"], "--out /missing/dir/x.gif: folder /missing/dir does not exist"),
     (["--split", "nope", "--out", "x.gif"], "no split 'nope'"),
     (["--index", "6", "--out", "x.gif"], "--index 6 is out of range: split train has 6 examples"),
     (["--clip", "1", "--out", "x.gif"], "--clip 1 is out of range"),

@@ -176,7 +176,7 @@ print(json.dumps({"params": model.count_params(), "backend": __import__("keras")
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_same_parameter_count_on_every_installed_backend(backend):
     if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
+        pytest.skip(f"{backend} is not installed (an optional extra): pip install -e '.[{backend}]'")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, "-c", _BUILD], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -119,8 +119,11 @@ def test_a_split_shorter_than_its_info_fails_loudly(tmp_path):
     info = json.loads(info_path.read_text())
     info["splits"]["train"]["num_examples"] += 1
     info_path.write_text(json.dumps(info))
-    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 7 elements"):
+    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 7 elements") as caught:
         list(make_dataset(tmp_path, "train", 4))
+    message = str(data_error(tmp_path, ("train",), caught.value))
+    assert message.startswith(f"reading split train of {tmp_path} failed: ") and "expected to contain 7" in message
+    assert "{{" not in message and "[Op:" not in message and "\n" not in message  # no TensorFlow op names
 
 
 def test_a_corrupt_record_is_located_by_file(tmp_path):
@@ -128,6 +131,8 @@ def test_a_corrupt_record_is_located_by_file(tmp_path):
     corrupt_shard(tmp_path / "test-00001-of-00002.tfrecord")
     with pytest.raises(tf.errors.DataLossError) as caught:
         list(make_dataset(tmp_path, "test", 2, shuffle=False))
+    assert "function_node" in caught.value.message  # what train printed: TensorFlow's op names, a byte offset
     error = data_error(tmp_path, ("train", "test"), caught.value)
-    assert str(error).startswith("corrupt shard in split 'test': ")
-    assert "test-00001-of-00002.tfrecord" in str(error) and "\n" not in str(error)
+    # The file and record, as `inspect --verify` names them.
+    assert str(error) == (f"corrupt shard in split 'test': {tmp_path / 'test-00001-of-00002.tfrecord'}: record 0 "
+                          "(byte 0): data CRC mismatch: the file is corrupted")

@@ -115,6 +115,32 @@ def test_lying_header_gives_the_clip_of_the_true_count(tmp_path, claimed):
     assert np.array_equal(frames, truth_frames)
 
 
+def _with_index_entries(data: bytes, entries: int) -> bytes:
+    """Rewrite the AVI's idx1 index to list ``entries`` frames (cut short, or padded with copies)."""
+    at = data.rfind(b"idx1")
+    size = struct.unpack("<I", data[at + 4:at + 8])[0]
+    table = data[at + 8:at + 8 + size]
+    table = (table * (entries // (size // 16) + 1))[:16 * entries]
+    return data[:at + 4] + struct.pack("<I", len(table)) + table
+
+
+@pytest.mark.parametrize("entries, claimed", [(20, 40), (55, 60), (40, 12)])
+def test_index_and_header_that_disagree_with_the_stream_give_the_clip_of_the_stream(tmp_path, entries, claimed):
+    from vidshard.decode import count_packets
+
+    data = _video_bytes(tmp_path)
+    lying = _with_claimed_count(_with_index_entries(data, entries), claimed)
+    assert _frame_count(lying, tmp_path) == (claimed, 40)
+    probe = tmp_path / "lying.avi"
+    probe.write_bytes(lying)
+    assert count_packets(str(probe)) == 40  # counted from the stream, not the index or the header
+    spec = ClipSpec(n_frames=5, frame_step=4, height=24, width=32, clips_per_video=2, seed=5)
+    truth_frames, truth_indices = decode_clips(data, "v.avi", spec)
+    frames, indices = decode_clips(lying, "v.avi", spec)
+    assert np.array_equal(indices, clip_indices("v.avi", 40, spec)) and np.array_equal(indices, truth_indices)
+    assert np.array_equal(frames, truth_frames)
+
+
 def test_truncated_video_uses_the_frames_that_decode_and_pads_the_rest(tmp_path):
     data = _video_bytes(tmp_path, fourcc="MJPG")
     truncated = data[: len(data) // 2]

@@ -11,6 +11,8 @@ import pytest
 
 from test_numpy_reader import CLASSES, H, T, W, write_shards
 
+NO_TORCH = "PyTorch is not installed (an optional extra): pip install -e '.[torch]'"
+
 
 def test_without_torch_the_import_error_names_the_extra():
     if importlib.util.find_spec("torch") is not None:
@@ -41,7 +43,7 @@ def _ids(loader) -> list[tuple[int, int]]:
     ([4, 3, 4], None), ([11], None), pytest.param([4, 3, 4], "spawn", marks=pytest.mark.slow),
 ])
 def test_dataloader_with_two_workers_yields_each_example_once(tmp_path, shard_sizes, context):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
     from vidshard.torch_data import ShardIterableDataset
@@ -64,7 +66,7 @@ def test_dataloader_with_two_workers_yields_each_example_once(tmp_path, shard_si
 
 
 def test_worker_batches_and_ranks_cover_the_split_once(tmp_path):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
     from vidshard.torch_data import ShardIterableDataset

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from shardmaker import corrupt_shard, make_shards, read_records
 from vidshard.cli import main
 from vidshard.models.evaluate import confusion_matrix, per_class_metrics
+from vidshard.models.plots import history_figure
 from vidshard.models.resnet21d import build_model
 from vidshard.models.train import TrainConfig, _ResumableEarlyStopping, train
 from vidshard.reader import make_dataset
@@ -128,6 +129,8 @@ def test_evaluate_names_a_corrupt_shard_in_one_line(trained, tmp_path):
     result = _invoke("evaluate", run, "--data", tmp_path / "data")
     assert result.exit_code == 1
     assert result.output.startswith("Error: corrupt shard in split 'test': ")
+    assert "test-00001-of-00002.tfrecord: record 0 (byte 0): data CRC mismatch" in result.output
+    assert "function_node" not in result.output
     assert "test-00001-of-00002.tfrecord" in result.output and result.output.count("\n") == 1
 
 
@@ -206,7 +209,8 @@ def test_train_names_a_corrupt_shard_in_one_line(trained, tmp_path):
     result = _invoke("train", tmp_path / "data", tmp_path / "run", "--epochs", "1")
     assert result.exit_code == 1
     assert result.output.startswith("Error: corrupt shard in split 'train': ")
-    assert "train-00000-of-00002.tfrecord" in result.output and result.output.count("\n") == 1
+    assert "train-00000-of-00002.tfrecord: record 0 (byte 0): data CRC mismatch" in result.output
+    assert "function_node" not in result.output and result.output.count("\n") == 1
 
 
 @pytest.mark.slow
@@ -231,3 +235,15 @@ def test_learns_motion_direction_without_a_colour_cue(tmp_path):
     result = _invoke("evaluate", tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.6, result.output  # chance is 1/3
+
+
+@pytest.mark.parametrize("epochs", [3, 12])
+def test_history_plot_numbers_epochs_in_whole_numbers(epochs):
+    curve = list(np.linspace(1.0, 0.2, epochs))
+    figure = history_figure({"loss": curve, "val_loss": curve, "accuracy": curve, "val_accuracy": curve})
+    for ax in figure.axes:
+        ticks = ax.get_xticks()
+        low, high = ax.get_xlim()
+        shown = [tick for tick in ticks if low <= tick <= high]
+        assert shown and all(float(tick).is_integer() for tick in ticks), ticks  # no epoch 1.5
+        assert set(shown) <= set(range(1, epochs + 1))

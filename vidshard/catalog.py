@@ -33,29 +33,50 @@ _UCF_NAME = re.compile(r"v_(?P<cls>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\
 #: Split names end up in shard file names (``{split}-00000-of-00004.tfrecord``).
 _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
-POLICIES: tuple[str, ...] = ("group", "order")
+#: ``group`` and ``order`` cut splits from ``--splits``; the others take train and test as given.
+POLICIES: tuple[str, ...] = ("group", "order", "folder", "manifest", "ucf101-fold1", "ucf101-fold2", "ucf101-fold3")
+#: Folder names that say which split a video already belongs to (``train/<class>/v_...avi``).
+SPLIT_FOLDERS: dict[str, str] = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+#: UCF101's three folds: the groups each tests on (its RecognitionTask README): 1-7, 8-14, 15-21.
+FOLD_TEST_GROUPS: dict[int, range] = {1: range(1, 8), 2: range(8, 15), 3: range(15, 22)}
+#: The order fixed splits are written in.
+_FIXED_SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
 
 #: How many offending classes an error message names before summarising the rest.
 _MAX_NAMED = 5
 
 
+#: Where a catalog's classes come from: UCF101 file names, class folders, or a manifest.
+NAMINGS: tuple[str, ...] = ("ucf101", "folder", "manifest")
+
+
 @dataclass(frozen=True)
 class VideoEntry:
-    """One video of the listing: its member name and what its UCF101 name says about it."""
+    """One video of the listing: its member name, class and group (for leakage control).
+
+    ``group`` is UCF101's group number, what ``--group-pattern`` extracted, or the video id
+    itself (each video its own group); ``clip`` is UCF101's clip number, 0 otherwise.  ``split``
+    is the split a manifest names, if any.
+    """
 
     video_id: str
     class_name: str
-    group: int
+    group: int | str
     clip: int
     size: int
+    split: str | None = None
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """The videos of a source, in listing order, plus the member names that are not UCF101 names."""
+    """The videos of a source, in listing order, plus the video members that have no class.
+
+    ``naming`` says where classes come from (one of :data:`NAMINGS`).
+    """
 
     entries: tuple[VideoEntry, ...]
     unmatched: tuple[str, ...]
+    naming: str = "ucf101"
 
     @property
     def class_names(self) -> list[str]:
@@ -77,18 +98,69 @@ def parse_ucf_name(member_name: str) -> tuple[str, int, int] | None:
     return match["cls"], int(match["group"]), int(match["clip"])
 
 
-def build_catalog(members: Sequence[Member]) -> Catalog:
-    """Parse every member name; those that do not parse go to ``unmatched`` (reported, never guessed)."""
+def class_folder(member_name: str) -> str | None:
+    """The class a folder layout gives a video: its innermost folder that is not a split folder.
+
+    ``brush_hair/x.avi``, ``train/brush_hair/x.avi`` and ``hmdb51/brush_hair/x.avi`` all give
+    ``brush_hair``; a video with no such folder has no class.
+    """
+    folders = [folder for folder in re.split(r"[/\\]", member_name)[:-1] if folder]
+    return folders[-1] if folders and folders[-1].lower() not in SPLIT_FOLDERS else None
+
+
+def compile_group_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    """``--group-pattern``: a regular expression searched in each file name; a clear error if it is not one."""
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise CatalogError(f"--group-pattern {pattern!r} is not a regular expression ({exc})") from None
+    if compiled.groups == 0:
+        raise CatalogError(f"--group-pattern {pattern!r} has no (group): put the part of the file name that "
+                           "names the group in parentheses, e.g. '^(.+)_c\\d+\\.'")
+    return compiled
+
+
+def group_of(pattern: re.Pattern[str] | None, video_id: str, default: int | str) -> int | str:
+    """The group ``pattern`` finds in the file name (``(?P<group>...)`` or its first group), else ``default``."""
+    if pattern is None:
+        return default
+    basename = re.split(r"[/\\]", video_id)[-1]
+    match = pattern.search(basename)
+    if match is None:
+        raise CatalogError(f"--group-pattern {pattern.pattern!r} does not match {video_id}")
+    return match["group"] if "group" in pattern.groupindex else match.group(1)
+
+
+def build_catalog(members: Sequence[Member], group_pattern: str | None = None) -> Catalog:
+    """Classes and groups of every video member, from UCF101 names or, failing those, class folders.
+
+    If any member has a UCF101 name (``v_<Class>_g<GG>_c<CC>``), classes and groups come from the
+    names and the other members go to ``unmatched`` (reported, never guessed).  If none has, the
+    source is taken as ``<class>/<file>`` folders (HMDB51, a user's own clips): the class is the
+    innermost folder that is not a split folder, and members with no such folder go to
+    ``unmatched``.  ``group_pattern`` (a regular expression with one group, searched in the file
+    name) sets the group; without it a folder-named video is its own group.
+    """
+    pattern = compile_group_pattern(group_pattern)
+    parsed = [(member, parse_ucf_name(member.name)) for member in members]
+    naming = "ucf101" if any(names is not None for _, names in parsed) else "folder"
     entries: list[VideoEntry] = []
     unmatched: list[str] = []
-    for member in members:
-        parsed = parse_ucf_name(member.name)
-        if parsed is None:
-            unmatched.append(member.name)
+    for member, names in parsed:
+        if naming == "ucf101":
+            if names is None:
+                unmatched.append(member.name)
+                continue
+            class_name, group, clip = names
         else:
-            class_name, group, clip = parsed
-            entries.append(VideoEntry(member.name, class_name, group, clip, member.size))
-    return Catalog(tuple(entries), tuple(unmatched))
+            class_name, group, clip = class_folder(member.name), member.name, 0
+            if class_name is None:
+                unmatched.append(member.name)
+                continue
+        entries.append(VideoEntry(member.name, class_name, group_of(pattern, member.name, group), clip, member.size))
+    return Catalog(tuple(entries), tuple(unmatched), naming)
 
 
 def _named(items: Sequence[str]) -> str:
@@ -110,8 +182,8 @@ def select_classes(
     available = catalog.class_names
     if not available:
         raise CatalogError(
-            f"no UCF101-named videos (v_<Class>_g<GG>_c<CC>.<ext>) in the listing"
-            f" ({len(catalog.unmatched)} other members)"
+            f"no video with a class in the listing: none is named like UCF101's (v_<Class>_g<GG>_c<CC>.<ext>) "
+            f"or is in a <class>/ folder ({len(catalog.unmatched)} other members)"
         )
     if num_classes is not None and classes is not None:
         raise CatalogError("give either --num-classes or --classes, not both")
@@ -227,7 +299,11 @@ class PlannedVideo:
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Which video goes to which split with which label; what the job records in dataset_info.json."""
+    """Which video goes to which split with which label; what the job records in dataset_info.json.
+
+    ``warnings`` are what the user should read before the job runs (the CLI prints them); they
+    are not recorded, ``notes`` are.
+    """
 
     class_names: tuple[str, ...]
     videos: tuple[PlannedVideo, ...]
@@ -236,6 +312,7 @@ class SplitPlan:
     seed: int
     request: str
     notes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``split -> class -> number of videos``, with zeros, in split and class order."""
@@ -338,8 +415,11 @@ def plan_splits(
     (split, class) is from its target.  Raises :class:`CatalogError` when a class has fewer
     videos than the request asks for, or a split would be empty.
     """
-    if policy not in POLICIES:
-        raise CatalogError(f"unknown split policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if policy not in ("group", "order"):
+        fixed = policy in POLICIES
+        raise CatalogError(f"split policy {policy!r} takes its splits from the source, not from a request; "
+                           "use plan_fixed_splits" if fixed else
+                           f"unknown split policy {policy!r}; choose one of {', '.join(POLICIES)}")
     names = tuple(sorted(class_names))
     by_class: dict[str, list[VideoEntry]] = {name: [] for name in names}
     for entry in catalog.entries:
@@ -394,4 +474,135 @@ def plan_splits(
         )
     for split in split_names:
         planned.extend(per_split[split])
-    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes))
+    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes),
+                     _ignored_folders_warning(catalog, names, policy))
+
+
+def folder_split(video_id: str) -> str | None:
+    """The split a folder of the path names (``train/Archery/v_...avi`` -> ``train``), innermost first."""
+    for folder in reversed(re.split(r"[/\\]", video_id)[:-1]):
+        split = SPLIT_FOLDERS.get(folder.lower())
+        if split is not None:
+            return split
+    return None
+
+
+def _ignored_folders_warning(catalog: Catalog, class_names: Sequence[str], policy: str) -> tuple[str, ...]:
+    """A warning when the source already has split folders, or the manifest splits, and the policy re-splits them."""
+    chosen = set(class_names)
+    if catalog.naming == "manifest":
+        named = sorted({entry.split for entry in catalog.entries if entry.class_name in chosen and entry.split})
+        return (f"the manifest gives splits ({', '.join(named)}) that --split-by {policy} ignores: videos are "
+                "re-split; --split-by manifest keeps them",) if named else ()
+    found = sorted({split for entry in catalog.entries if entry.class_name in chosen
+                    for split in [folder_split(entry.video_id)] if split})
+    if not found:
+        return ()
+    return (f"the source has split folders ({', '.join(found)}) that --split-by {policy} ignores: videos are "
+            "re-split; --split-by folder keeps them",)
+
+
+def val_request(request: SplitRequest | None) -> SplitRequest | None:
+    """Check a request that may only carve ``val`` out of fixed train splits (``val=0.1`` or ``val=5``)."""
+    if request is not None and request.split_names != ("val",):
+        raise CatalogError(f"--splits {request.text}: train and test are fixed by the split policy here; "
+                           "--splits may only carve val out of train, e.g. val=0.1 or val=5")
+    return request
+
+
+def plan_fixed_splits(
+    catalog: Catalog,
+    class_names: Sequence[str],
+    policy: str,
+    val: SplitRequest | None = None,
+    seed: int = 0,
+) -> SplitPlan:
+    """Splits the source already defines: ``folder`` (``train/``, ``val/``, ``test/`` folders) or a UCF101 fold.
+
+    ``ucf101-foldN`` puts the groups UCF101's fold N tests on (1-7, 8-14, 15-21) in test and the
+    rest in train, as its official lists do.  ``val`` (a request naming only ``val``) carves a
+    validation split out of each class's train videos, by whole groups as ``--split-by group`` does.
+    Labels index the sorted class names.
+    """
+    names = tuple(sorted(class_names))
+    val = val_request(val)
+    if policy in ("folder", "manifest"):
+        if val is not None:
+            raise CatalogError(f"--split-by {policy} keeps the source's splits; it takes no --splits")
+        if policy == "folder":
+            base_split = lambda entry: folder_split(entry.video_id)  # noqa: E731
+        elif catalog.naming == "manifest" and any(entry.split for entry in catalog.entries):
+            base_split = lambda entry: entry.split  # noqa: E731
+        else:
+            raise CatalogError("--split-by manifest needs a --manifest with a split column")
+    elif policy.startswith("ucf101-fold") and policy in POLICIES:
+        if catalog.naming != "ucf101":
+            raise CatalogError(f"--split-by {policy} needs UCF101 names (v_<Class>_g<GG>_c<CC>): its folds are "
+                               "group numbers; this source's classes come from "
+                               + ("folders" if catalog.naming == "folder" else "a manifest"))
+        test_groups = FOLD_TEST_GROUPS[int(policy[-1])]
+        base_split = lambda entry: "test" if entry.group in test_groups else "train"  # noqa: E731
+    else:
+        raise CatalogError(f"split policy {policy!r} is not one of folder, manifest, ucf101-fold1, ucf101-fold2, "
+                           "ucf101-fold3")
+    chosen = set(names)
+    by_class: dict[str, list[tuple[VideoEntry, str]]] = {name: [] for name in names}
+    outside: list[str] = []
+    for entry in catalog.entries:
+        if entry.class_name in chosen:
+            split = base_split(entry)
+            if split is None:
+                outside.append(entry.video_id)
+            else:
+                by_class[entry.class_name].append((entry, split))
+    if outside:
+        where = "are in no train/val/test folder" if policy == "folder" else "have no split in the manifest"
+        raise CatalogError(f"--split-by {policy}: {len(outside)} videos {where}, e.g. {_named(outside)}")
+    request_text = policy + (f",{val.text}" if val is not None else "")
+    warnings = () if policy in ("folder", "manifest") else _ignored_folders_warning(catalog, names, policy)
+    return assign_fixed(by_class, names, val, seed, policy, request_text, (), warnings)
+
+
+def assign_fixed(
+    by_class: dict[str, list[tuple[VideoEntry, str]]],
+    class_names: Sequence[str],
+    val: SplitRequest | None,
+    seed: int,
+    policy: str,
+    request_text: str,
+    notes: Sequence[str],
+    warnings: Sequence[str] = (),
+) -> SplitPlan:
+    """A plan from videos whose split is already known, with ``val`` carved from train by whole groups.
+
+    ``class_names`` give the label order.  A class without videos, or a split that gets none, is a
+    :class:`CatalogError`.
+    """
+    missing = [name for name in class_names if not by_class.get(name)]
+    if missing:
+        raise CatalogError(f"no videos for class {_named(missing)} in the listing")
+    given = {split for videos in by_class.values() for _, split in videos}
+    order = [*_FIXED_SPLIT_ORDER, *sorted(given - set(_FIXED_SPLIT_ORDER))]
+    per_split: dict[str, list[PlannedVideo]] = {split: [] for split in order}
+    notes = list(notes)
+    for label, name in enumerate(class_names):
+        videos = by_class[name]
+        if val is not None:
+            train = [entry for entry, split in videos if split == "train"]
+            target = _targets(val, len(train))[0]
+            carved = _assign_groups(train, [target], seed, name)
+            to_val = {entry.video_id for entry, split_index in zip(train, carved) if split_index == 0}
+            if len(to_val) != target:
+                notes.append(f"val/{name}: {len(to_val)} videos, asked {target} ({len(to_val) - target:+d}; "
+                             "whole groups only)")
+            videos = [(entry, "val" if entry.video_id in to_val else split) for entry, split in videos]
+        for entry, split in videos:
+            per_split[split].append(PlannedVideo(entry.video_id, name, label, split, entry.group, entry.clip,
+                                                 entry.size))
+    wanted = [split for split in order if per_split[split] or (split == "val" and val is not None)]
+    empty = [split for split in wanted if not per_split[split]]
+    if empty or not wanted:
+        raise CatalogError(f"split {_named(empty or ['train'])} would get no videos with --split-by {policy}")
+    planned = [video for split in wanted for video in per_split[split]]
+    return SplitPlan(tuple(class_names), tuple(planned), tuple(wanted), policy, seed, request_text, tuple(notes),
+                     tuple(warnings))

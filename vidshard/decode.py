@@ -1,9 +1,11 @@
 """Decode the frames a clip needs from a video's bytes with OpenCV, resize-with-pad, BGR to RGB.
 
 Same pixels as the tutorial's ``frames_from_video_file`` for the same start frame, with three of
-its faults fixed: the header frame count is verified rather than trusted (real files over- and
-under-state it), frames are reached by decoding (``grab``) rather than by seeking, which is inexact
-for inter-coded streams, and only kept frames are converted and resized — no per-frame TF ops.
+its faults fixed: the header frame count is not trusted (real files over- and under-state it):
+the stream's packets are counted without decoding them, and a stream that ends before the frames
+they imply is re-planned on the frames that decoded; frames are reached by decoding (``grab``)
+rather than by seeking, which is inexact for inter-coded streams, and only kept frames are
+converted and resized — no per-frame TF ops.
 """
 from __future__ import annotations
 
@@ -78,6 +80,25 @@ def _scan(path: str, wanted_for_count: Callable[[int], np.ndarray], spec: ClipSp
     return kept, index
 
 
+def count_packets(path: str) -> int:
+    """The video stream's packets, read by FFmpeg's demuxer without decoding them; 0 if it cannot.
+
+    OpenCV's raw mode (``CAP_PROP_FORMAT`` -1) makes ``grab()`` hand over packets instead of
+    decoded frames: about 3 ms for a 175-frame 320x240 XVID AVI, against 30 ms to decode it.
+    Decoding reads the same packets through the same demuxer, so this count follows the stream
+    (or the container's index, where the demuxer reads by it), not the header's claimed count.
+    """
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
+    count = 0
+    try:
+        if capture.isOpened():
+            while capture.grab():
+                count += 1
+    finally:
+        capture.release()
+    return count
+
+
 def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``spec.clips_per_video`` clips of one video.
 
@@ -93,13 +114,25 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="vidshard-") as tmp:
         tmp.write(data)
         tmp.flush()
-        # One pass decodes to the end: it keeps the frames the claimed count implies and
-        # measures the true count, which decides the starts.
-        def implied_by_claim(claimed: int) -> np.ndarray:
-            guess = clip_indices(video_id, claimed, spec) if claimed else np.empty(0, np.int64)
-            return guess[guess != PADDED]
+        packets = count_packets(tmp.name)
+        if packets:
+            # The packet count decides the starts; decoding stops at the last frame they need.
+            # If the stream ends before that frame, the scan has decoded to its end, and the
+            # frames that decoded are the true count (re-planned below).
+            wanted = clip_indices(video_id, packets, spec)
+            wanted = wanted[wanted != PADDED]
+            last = int(wanted.max())
+            kept, total = _scan(tmp.name, lambda _claimed: wanted, spec, stop_after=last)
+            if total > last:
+                total = packets
+        else:
+            # No packets from the demuxer's raw mode: one pass decodes to the end, keeping the
+            # frames the claimed count implies and measuring the true count.
+            def implied_by_claim(claimed: int) -> np.ndarray:
+                guess = clip_indices(video_id, claimed, spec) if claimed else np.empty(0, np.int64)
+                return guess[guess != PADDED]
 
-        kept, total = _scan(tmp.name, implied_by_claim, spec)
+            kept, total = _scan(tmp.name, implied_by_claim, spec)
         if total == 0:
             raise DecodeError("no frame decodes (not a video, unsupported codec, or truncated before the first frame)")
         indices = clip_indices(video_id, total, spec)

@@ -27,3 +27,16 @@ class DecodeError(VidshardError):
 
 class ShardFormatError(VidshardError):
     """A shard directory or record does not match its ``dataset_info.json``."""
+
+
+class CommandLineError(VidshardError):
+    """The command line holds an option no command defines (``option`` set) or a stray word.
+
+    The CLI reports it the way click reports its own usage errors (exit status 2, with a
+    did-you-mean from ``possibilities``), so a typo reads the same in every command.
+    """
+
+    def __init__(self, message: str, option: str | None = None, possibilities: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.option = option
+        self.possibilities = possibilities

@@ -131,21 +131,6 @@ def tmp_path(output: str, name: str) -> str:
     return FileSystems.join(output, TMP_DIR, f"{name}.{uuid.uuid4().hex}.part")
 
 
-def stage_example(output: str, split: str, shard: int, position: int, data: bytes) -> str:
-    """Write one serialized Example to its own file in the temp folder; return the file's path.
-
-    Examples are staged on storage rather than shuffled, so the shuffle before writing carries only
-    these paths: no process (the DirectRunner's controller included, which buffers every shuffled
-    element in memory) ever holds more than a few examples at a time.  The name is unique per
-    attempt; a file left by a failed attempt is never referenced and goes with the temp folder.
-    """
-    path = FileSystems.join(output, TMP_DIR, "staged",
-                            f"{split}-{shard:05d}-{position:06d}.{uuid.uuid4().hex}.example")
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(data)
-    return path
-
-
 def read_bytes(path: str) -> bytes:
     """The whole content of one (small) file."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:

@@ -39,6 +39,8 @@ class BenchConfig:
     batch_size: int = 8
     train_videos: int = 32
     workers: int = os.cpu_count() or 1
+    #: Job sizes of the cost curve (f, g): each is sharded end to end and run through the tutorial's loop.
+    job_sizes: tuple[int, ...] = (1, 60, 500)
 
 
 @dataclass
@@ -98,14 +100,20 @@ def _peak_tree_rss(process: subprocess.Popen, poll: float = 0.05) -> Callable[[]
     return lambda: (thread.join(), peak[0])[1]
 
 
-def run_shard(source: Path, output: Path, config: BenchConfig, encoding: str = "jpeg") -> dict[str, Any]:
-    """Run ``vidshard shard`` in a subprocess, as a user would; return wall seconds and peak tree RSS."""
+def run_shard(source: Path, output: Path, config: BenchConfig, encoding: str = "jpeg",
+              beam_args: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run ``vidshard shard`` in a subprocess, as a user would; return wall seconds and peak tree RSS.
+
+    ``beam_args`` default to the DirectRunner in ``multi_processing`` mode on ``config.workers``
+    workers; ``()`` runs the command as a user types it, with vidshard's own choice of mode.
+    """
+    if beam_args is None:
+        beam_args = ("--direct_num_workers", str(config.workers), "--direct_running_mode", "multi_processing")
     cmd = [
         sys.executable, "-m", "vidshard.cli", "shard", str(source), str(output),
         "--splits", "train=1.0", "--overwrite", "--encoding", encoding,
         "--n-frames", str(config.n_frames), "--frame-step", str(config.frame_step),
-        "--size", f"{config.height}x{config.width}",
-        "--direct_num_workers", str(config.workers), "--direct_running_mode", "multi_processing",
+        "--size", f"{config.height}x{config.width}", *beam_args,
     ]
     start = time.perf_counter()
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -248,21 +256,62 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "opencv": cv2.__version__, "vidshard": vidshard.__version__}
 
 
-def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Generate the videos, take every measurement, and return the rows and the machine."""
-    work = Path(config.workdir)
-    log(f"writing {config.videos} videos ({config.video.width}x{config.video.height} {config.video.fourcc}, "
-        f"{config.video.num_frames} frames) ...")
-    paths = write_video_folder(work / "videos", config.videos, config)
-    small = work / "videos_small"
-    for path in paths[: config.small_videos]:
-        link = small / path.relative_to(work / "videos")
+def _subset(work: Path, name: str, paths: list[Path]) -> Path:
+    """A folder of hard links to ``paths`` (same files, same layout), for a run on part of the videos."""
+    folder = work / name
+    for path in paths:
+        link = folder / path.relative_to(work / "videos")
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             os.link(path, link)
+    return folder
+
+
+#: Targets of the job-size rows (issue 13): the ratio against the tutorial, or the wall time of one video.
+_JOB_TARGETS = {1: ("<= 1.5 s wall", lambda seconds, _ratio: seconds <= 1.5),
+                60: (">= 1.5x", lambda _seconds, ratio: ratio >= 1.5),
+                500: (">= 4x", lambda _seconds, ratio: ratio >= 4)}
+
+
+def _job_size_rows(work: Path, paths: list[Path], config: BenchConfig, log: Callable[[str], None]) -> list[Row]:
+    """f: each job size end to end (the command as a user types it) against the tutorial's loop on the
+    same videos; g: the cost curve's fixed and marginal cost, a least-squares line through the sizes."""
+    rows, points = [], []
+    for size in config.job_sizes:
+        log(f"f: {size} videos, vidshard shard vs the tutorial's loop ...")
+        folder = _subset(work, f"videos_{size}", paths[:size])
+        run = run_shard(folder, work / f"shards_{size}", config, beam_args=())
+        tutorial_seconds = _tutorial_preprocess(paths[:size], config)
+        ours, base = run["written"] / run["seconds"], size / tutorial_seconds
+        target, met = _JOB_TARGETS.get(size, ("report", lambda _s, _r: None))
+        rows.append(Row("f", f"{size} videos, end to end (wall {run['seconds']:.2f} s vs {tutorial_seconds:.2f} s)",
+                        ours, base, "clips/s", ours / base, target, met(run["seconds"], ours / base),
+                        {"vidshard_seconds": run["seconds"], "tutorial_seconds": tutorial_seconds,
+                         "peak_rss_mib": run["peak_rss"] / 2**20, "failed": run["failed"]}))
+        points.append((size, run["seconds"], tutorial_seconds))
+    if len(points) >= 2:
+        sizes = np.array([p[0] for p in points], float)
+        marginal, fixed = np.polyfit(sizes, np.array([p[1] for p in points]), 1)
+        base_marginal, base_fixed = np.polyfit(sizes, np.array([p[2] for p in points]), 1)
+        rows.append(Row("g", "cost curve: seconds per extra video (fixed cost in detail)", marginal, base_marginal,
+                        "s/video", base_marginal / marginal, "report", None,
+                        {"vidshard_fixed_seconds": fixed, "tutorial_fixed_seconds": base_fixed,
+                         "points": [{"videos": n, "vidshard_seconds": a, "tutorial_seconds": b} for n, a, b in points]}))
+    return rows
+
+
+def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generate the videos, take every measurement, and return the rows and the machine."""
+    work = Path(config.workdir)
+    count = max(config.videos, *config.job_sizes) if config.job_sizes else config.videos
+    log(f"writing {count} videos ({config.video.width}x{config.video.height} {config.video.fourcc}, "
+        f"{config.video.num_frames} frames) ...")
+    everything = write_video_folder(work / "videos", count, config)
+    paths = everything[: config.videos]
+    small = _subset(work, "videos_small", paths[: config.small_videos])
 
     log("a: vidshard shard (all cores) vs the tutorial's frames_from_video_file (one process) ...")
-    big = run_shard(work / "videos", work / "shards", config)
+    big = run_shard(_subset(work, "videos_main", paths), work / "shards", config)
     tutorial_seconds = _tutorial_preprocess(paths, config)
     log("d: peak memory of shard, small run ...")
     small_run = run_shard(small, work / "shards_small", config)
@@ -304,6 +353,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
             epochs["tutorial"] / epochs["shards"], "report", None,
             {"model_only_s_per_step": epochs["memory"], "steps": epochs["steps"], "batch_size": config.batch_size}),
     ]
+    rows += _job_size_rows(work, everything, config, log)
     return {"machine": machine(), "config": _config_dict(config), "rows": [asdict(r) for r in rows]}
 
 

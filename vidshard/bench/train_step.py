@@ -28,11 +28,12 @@ fixed size only (``drop_remainder``): a short batch would recompile the step.
 It runs where neither TensorFlow nor Beam is installed (the GPU machine): it imports neither,
 imports Keras only after choosing the backend (:mod:`vidshard.models.backend`), keeps Keras from
 importing TensorFlow on JAX and PyTorch, and runs as ``python -m vidshard.bench.train_step``
-without the ``vidshard`` command, whose other sub-commands need packages that machine lacks.
+without the ``vidshard`` command, whose other sub-commands need packages that machine lacks.  So
+the click command :func:`bench_train_command` is defined here, and ``vidshard bench-train`` is
+this same command; its ``--backend`` defaults to ``vidshard train``'s.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import importlib
@@ -40,17 +41,18 @@ import itertools
 import json
 import os
 import platform
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
+import click
 import numpy as np
 
 from vidshard import __version__
+from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
-from vidshard.models.backend import BACKENDS, tensorflow_kept_out, use_backend
+from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out, use_backend
 from vidshard.numpy_reader import Batch, ShardReader, prefetch_to_device
 from vidshard.records import load_info
 
@@ -65,7 +67,7 @@ class BenchTrainConfig:
     """What to measure; see the module docstring for the method."""
 
     data_dir: str
-    backend: str = "jax"
+    backend: str = DEFAULT_BACKEND
     split: str = "train"
     batch_sizes: tuple[int, ...] = (8, 32)
     dtypes: tuple[str, ...] = ("float32", "bfloat16")
@@ -315,62 +317,63 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def _int_list(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in text.split(","))
+        values = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if min(values) < 1:
+        raise click.BadParameter(f"{text!r}: every batch size must be at least 1")
+    return values
 
 
-def _name_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+def _dtype_list(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in DTYPES]
+    if unknown or not names:
+        raise click.BadParameter(f"{text!r}: choose among {', '.join(DTYPES)}, comma-separated")
+    return names
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The command line of ``python -m vidshard.bench.train_step`` and ``vidshard bench-train``."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Clips/s of a training step fed from shards by the TF-free reader versus the same "
-                               "step fed a synthetic batch already on the device; prints a Markdown table.")
-    defaults = BenchTrainConfig(data_dir="")
-    parser.add_argument("data", help="shard directory (written by vidshard shard)")
-    parser.add_argument("--backend", choices=BACKENDS, default=defaults.backend, help="Keras backend (default: %(default)s)")
-    parser.add_argument("--split", default=defaults.split, help="split to read (default: %(default)s)")
-    parser.add_argument("--batch-sizes", type=_int_list, default=defaults.batch_sizes, metavar="N,N",
-                        help="default: 8,32")
-    parser.add_argument("--dtypes", type=_name_list, default=defaults.dtypes, metavar="D,D",
-                        help=f"among {', '.join(DTYPES)}; 16-bit types use Keras mixed precision (default: float32,bfloat16)")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="timed steps per feed and round (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=defaults.warmup,
-                        help="untimed steps before timing, also at the start of every round on shards (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=defaults.rounds,
-                        help="rounds alternating synthetic and shards (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=defaults.workers,
-                        help="reader decode threads (default: the CPU count, %(default)s)")
-    parser.add_argument("--prefetch", type=int, default=defaults.prefetch, help="batches decoded ahead (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
-    parser.add_argument("--json", metavar="PATH", help="also write the result, with machine and versions, as JSON")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Run the benchmark from a command line; 0 on success, 1 with one ``Error: ...`` line otherwise."""
-    args = build_parser(prog).parse_args(argv)
+@click.command("bench-train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("data", type=EXISTING_DIR)
+@click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND, show_default=True,
+              help="Keras backend, as vidshard train's --backend; jax and torch import no TensorFlow.")
+@click.option("--split", default="train", show_default=True, help="Split to read.")
+@click.option("--batch-sizes", default="8,32", show_default=True, metavar="N,N", callback=_int_list,
+              help="Batch sizes to time, one table row each.")
+@click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="D,D", callback=_dtype_list,
+              help=f"Among {', '.join(DTYPES)}; 16-bit types use Keras mixed precision, as vidshard train "
+                   "--mixed-precision.")
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed steps per feed and round.")
+@click.option("--warmup", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Untimed steps before timing, also at the start of every round on shards.")
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Rounds alternating synthetic batches and shards.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Reader decode threads. [default: the CPU count]")
+@click.option("--prefetch", type=click.IntRange(min=1), default=4, show_default=True, help="Batches decoded ahead.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the synthetic batch and the shuffling.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Also write the result, with machine and versions, as JSON.")
+def bench_train_command(data: str, backend: str, split: str, batch_sizes: tuple[int, ...], dtypes: tuple[str, ...],
+                        steps: int, warmup: int, rounds: int, workers: int | None, prefetch: int, seed: int,
+                        json_path: str | None) -> None:
+    """Clips/s of a training step fed from DATA's shards by the TF-free reader versus the same step fed a
+    synthetic batch already on the device; prints a Markdown table (see docs/tf-free.md)."""
     try:
-        config = BenchTrainConfig(data_dir=args.data, backend=args.backend, split=args.split,
-                                  batch_sizes=args.batch_sizes, dtypes=args.dtypes, steps=args.steps,
-                                  warmup=args.warmup, rounds=args.rounds, workers=args.workers,
-                                  prefetch=args.prefetch, seed=args.seed)
-        result = run(config, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        config = BenchTrainConfig(data_dir=data, backend=backend, split=split, batch_sizes=batch_sizes,
+                                  dtypes=dtypes, steps=steps, warmup=warmup, rounds=rounds, prefetch=prefetch,
+                                  seed=seed, **({} if workers is None else {"workers": workers}))
+        result = run(config, progress=lambda line: click.echo(line, err=True))
     except VidshardError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    result["argv"] = list(sys.argv[1:] if argv is None else argv)
-    print(format_table(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(result))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    bench_train_command(prog_name="python -m vidshard.bench.train_step")

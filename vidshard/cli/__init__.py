@@ -1,9 +1,8 @@
 """The ``vidshard`` command: one module per sub-command, registered here."""
-import logging
-
 import click
 
 from vidshard import __version__
+from vidshard.cli.terminal import configure_logging, native_output_hidden
 from vidshard.errors import VidshardError
 
 
@@ -17,25 +16,16 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-class _DropOptionalImportNotice(logging.Filter):
-    """Drops Beam's import-time notice that its optional BigQuery client is absent: it needs no action."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("apitools not found")
-
-
-def _configure_logging() -> None:
-    """Warnings and errors only, in one format; Beam's chatter about its own internals stays quiet."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().addFilter(_DropOptionalImportNotice())
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidshard")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show what libraries and Beam's workers log (TensorFlow, OpenCV, FFmpeg, retries).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Shard video classification datasets with Apache Beam and train from the shards."""
-    _configure_logging()
+    configure_logging(verbose)
+    if not verbose:
+        ctx.with_resource(native_output_hidden())
 
 
 def _register() -> None:

@@ -21,10 +21,13 @@ from vidshard.synthetic import VideoSpec
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--train-videos", default=32, show_default=True, help="Clips per timed training epoch (e).")
 @click.option("--workers", type=int, default=None, help="Beam workers for shard (default: all cores).")
+@click.option("--job-sizes", default="1,60,500", show_default=True, metavar="N,N,...",
+              help="Job sizes of the cost curve: each sharded end to end (as a user runs it) and through the "
+                   "tutorial's loop. Empty: skip.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep generated files here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the results as JSON.")
 def bench_command(videos, small_videos, classes, video_size, video_frames, size_text, n_frames, frame_step,
-                  batch_size, train_videos, workers, workdir, json_path) -> None:
+                  batch_size, train_videos, workers, job_sizes, workdir, json_path) -> None:
     """Benchmark vidshard against the tutorial's path (a Markdown table; ratios are taken in this run)."""
     from vidshard.bench.measure import BenchConfig, run_benchmark, save_json, to_markdown
 
@@ -35,9 +38,20 @@ def bench_command(videos, small_videos, classes, video_size, video_frames, size_
             workdir=workdir or tmp, videos=videos, small_videos=min(small_videos, videos), classes=classes,
             video=VideoSpec(num_frames=video_frames, width=video_w, height=video_h),
             n_frames=n_frames, frame_step=frame_step, height=height, width=width, batch_size=batch_size,
-            train_videos=train_videos, **({"workers": workers} if workers else {}),
+            train_videos=train_videos, job_sizes=_job_sizes(job_sizes), **({"workers": workers} if workers else {}),
         )
         result = run_benchmark(config, log=lambda msg: click.echo(msg, err=True))
     click.echo(to_markdown(result))
     if json_path:
         save_json(result, json_path)
+
+
+def _job_sizes(text: str) -> tuple[int, ...]:
+    """``"1,60,500"`` -> (1, 60, 500); every size a positive whole number."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected whole numbers separated by commas", param_hint="--job-sizes")
+    if any(size < 1 for size in sizes):
+        raise click.BadParameter(f"{text!r}: every job size must be at least 1", param_hint="--job-sizes")
+    return sizes

@@ -1,15 +1,14 @@
 """``vidshard evaluate RUN_DIR``: loss, accuracy, confusion matrix and per-class scores on one split."""
 from __future__ import annotations
 
-import os
-
 import click
 
+from vidshard.cli_params import EXISTING_DIR
 
 
 @click.command("evaluate")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+@click.argument("run_dir", type=EXISTING_DIR)
+@click.option("--data", type=EXISTING_DIR, default=None,
               help="Shard directory (default: the one the run was trained on).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the run's batch size.")
@@ -19,7 +18,6 @@ def evaluate_command(run_dir: str, data: str | None, split: str, batch_size: int
     Writes metrics.json, per_class.csv, predictions.csv and confusion_matrix.png to
     RUN_DIR/eval/SPLIT/ and prints the per-class table.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
     from vidshard.models.evaluate import evaluate, format_table
 
     metrics = evaluate(run_dir, data, split, batch_size)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import click
 
+from vidshard.cli_params import EXISTING_DIR
 from vidshard.inspect import format_summary, summarize, verify
 
 
 @click.command("inspect")
-@click.argument("output")
+@click.argument("output", type=EXISTING_DIR)
 @click.option("--verify", "check", is_flag=True,
               help="Read every record (CRC checks), parse it and compare counts and shapes with dataset_info.json.")
 def inspect_command(output: str, check: bool) -> None:

@@ -12,7 +12,8 @@ import urllib.parse
 import click
 from tqdm import tqdm
 
-from vidshard.catalog import Catalog, build_catalog
+from vidshard.catalog import Catalog
+from vidshard.cli.selection import catalog_from_options, catalog_options, load_manifest
 from vidshard.sources import Member, open_source
 
 
@@ -30,6 +31,7 @@ def summarize(catalog: Catalog, source: str) -> dict:
     ]
     return {
         "source": source,
+        "classes_from": catalog.naming,
         "classes": classes,
         "total": {
             "classes": len(classes),
@@ -57,13 +59,20 @@ def format_summary(summary: dict) -> str:
     rows.append((f"total ({total['classes']} classes)", total["videos"], total["groups"], total["bytes"]))
     width = max(len("class"), *(len(row[0]) for row in rows))
     header = f"{'class':<{width}}  {'videos':>6}  {'groups':>6}  {'bytes':>10}"
-    lines = [f"source: {summary['source']}", header]
+    lines = [f"source: {summary['source']}", f"classes from: {_CLASSES_FROM[summary['classes_from']]}", header]
     for name, videos, groups, size in rows:
         lines.append(f"{name:<{width}}  {videos:>6}  {groups:>6}  {_human_bytes(size):>10}")
     unmatched = summary["unmatched"]["count"]
     hint = " (--json lists them)" if unmatched else ""
-    lines.append(f"video members not named v_<Class>_g<GG>_c<CC>: {unmatched}{hint}")
+    lines.append(f"{_UNMATCHED[summary['classes_from']]}: {unmatched}{hint}")
     return "\n".join(lines)
+
+
+#: How ``list`` says where classes came from, and what the members without a class are.
+_CLASSES_FROM = {"ucf101": "UCF101 file names (v_<Class>_g<GG>_c<CC>)",
+                 "folder": "<class>/ folders (no UCF101 names found)", "manifest": "the manifest"}
+_UNMATCHED = {"ucf101": "video members not named v_<Class>_g<GG>_c<CC>",
+              "folder": "video members in no <class>/ folder", "manifest": "video members the manifest does not list"}
 
 
 def _list_members(source: str) -> list[Member]:
@@ -82,8 +91,10 @@ def _list_members(source: str) -> list[Member]:
 
 @click.command("list")
 @click.argument("source")
+@catalog_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (with the unmatched names).")
-def list_command(source: str, as_json: bool) -> None:
+def list_command(source: str, manifest: str | None, group_pattern: str | None, as_json: bool) -> None:
     """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, local zip or folder)."""
-    summary = summarize(build_catalog(_list_members(source)), source)
+    rows = load_manifest(manifest, group_pattern)
+    summary = summarize(catalog_from_options(_list_members(source), rows, group_pattern), source)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

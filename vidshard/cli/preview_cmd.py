@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import click
 
+from vidshard.cli_params import EXISTING_DIR
+
 
 @click.command("preview")
-@click.argument("output")
+@click.argument("output", type=EXISTING_DIR)
 @click.option("--split", default="train", show_default=True, help="Split to read from.")
 @click.option("--index", default=0, show_default=True, type=int, help="Example number within the split (shard order).")
 @click.option("--clip", default=0, show_default=True, type=int, help="Which of the example's clips.")
 @click.option("--out", required=True, metavar="FILE",
-              help="clip.gif for an animation (10 fps, as the tutorial's to_gif), or sheet.png for a contact sheet.")
-def preview_command(output: str, split: str, index: int, clip: int, out: str) -> None:
+              help="clip.gif for an animation (10 fps, as the tutorial's to_gif), or a contact sheet of the frames: "
+                   "sheet.png, .jpg/.jpeg, .pdf or .svg. Its folder must exist.")
+@click.option("--scale", type=click.IntRange(1, 16), default=1, show_default=True, metavar="N",
+              help="Enlarge N times: every GIF pixel becomes NxN (nearest neighbour); sheet panels are N times larger.")
+def preview_command(output: str, split: str, index: int, clip: int, out: str, scale: int) -> None:
     """Write one clip of shard directory OUTPUT to --out."""
     from vidshard.preview import preview  # matplotlib is imported only when a preview is asked for
 
-    record = preview(output, split, index, out, clip)
+    record = preview(output, split, index, out, clip, scale)
     click.echo(f"{out}: {record.video_id} ({record.label_name}), clip {clip}, {record.frames.shape[1]} frames")

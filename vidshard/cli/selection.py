@@ -7,7 +7,7 @@ names, videos per class) is checked by :func:`plan_from_options`, before any vid
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import click
 
@@ -17,10 +17,17 @@ from vidshard.catalog import (
     SplitPlan,
     SplitRequest,
     parse_splits,
+    plan_fixed_splits,
     plan_splits,
     select_classes,
 )
+from vidshard.catalog import build_catalog, compile_group_pattern
 from vidshard.errors import CatalogError
+from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
+from vidshard.splitlists import FOLDS, plan_from_lists, read_split_lists
+
+if TYPE_CHECKING:
+    from vidshard.sources import Member
 
 #: The tutorial's split: 30 training, 10 validation and 10 test videos per class.
 DEFAULT_SPLITS = "train=30,val=10,test=10"
@@ -66,14 +73,23 @@ def _classes_option(ctx: click.Context, _param: click.Parameter, value: str | No
     return parse_class_list(value)
 
 
-def _splits_option(_ctx: click.Context, _param: click.Parameter, value: str) -> SplitRequest:
-    return parse_splits(value)
+def _splits_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> SplitRequest | None:
+    return None if value is None else parse_splits(value)
 
 
-def _split_by_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if value not in POLICIES:
+def _split_by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and value not in POLICIES:
         raise CatalogError(f"--split-by {value!r}: choose one of {', '.join(POLICIES)}")
     return value
+
+
+def _fold_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    fold = _parse_int("--fold", value)
+    if fold not in FOLDS:
+        raise CatalogError(f"--fold must be one of {', '.join(map(str, FOLDS))}, got {fold}")
+    return fold
 
 
 def _seed_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -81,11 +97,12 @@ def _seed_option(_ctx: click.Context, _param: click.Parameter, value: str) -> in
 
 
 def selection_options(func: F) -> F:
-    """Add ``--num-classes``, ``--classes``, ``--splits``, ``--split-by`` and ``--seed`` to a command.
+    """Add ``--num-classes``, ``--classes``, ``--splits``, ``--split-by``, ``--split-lists``, ``--fold``, ``--seed``.
 
     The command receives ``num_classes`` (int or None), ``classes`` (tuple or None), ``splits``
-    (:class:`SplitRequest`), ``split_by`` (str) and ``seed`` (int); pass them to
-    :func:`plan_from_options`.
+    (:class:`SplitRequest` or None when not given), ``split_by`` (str or None when not given),
+    ``split_lists`` (str or None), ``fold`` (int or None) and ``seed`` (int); pass them to
+    :func:`plan_from_options`, and call :func:`check_split_options` before opening the source.
     """
     options = [
         click.option(
@@ -97,15 +114,28 @@ def selection_options(func: F) -> F:
             help="Use exactly these classes (comma-separated). Excludes --num-classes.",
         ),
         click.option(
-            "--splits", default=DEFAULT_SPLITS, show_default=True, metavar="NAME=N,...",
+            "--splits", default=None, metavar="NAME=N,...",
             callback=_splits_option,
-            help="Videos per class for each split (train=30,...) or fractions of each class (train=0.7,...).",
+            help="Videos per class for each split (train=30,...) or fractions of each class (train=0.7,...). "
+            f"[default: {DEFAULT_SPLITS}] With fixed splits (a fold, folders, --split-lists) only val=N or "
+            "val=FRACTION, carved out of train by whole groups.",
         ),
         click.option(
-            "--split-by", default="group", show_default=True, metavar="[group|order]",
+            "--split-by", default=None, metavar="[" + "|".join(POLICIES) + "]",
             callback=_split_by_option,
-            help="group: whole UCF101 groups per split, no actor/scene in two splits. "
-            "order: the tutorial's listing-order split (leaks groups).",
+            help="group: whole UCF101 groups per split, no actor/scene in two splits [default]. "
+            "order: the tutorial's listing-order split (leaks groups). folder: keep the source's "
+            "train/val/test folders. manifest: keep the --manifest's split column. ucf101-foldN: UCF101's "
+            "official fold N by group number (test groups 1-7, 8-14, 15-21).",
+        ),
+        click.option(
+            "--split-lists", metavar="PATH|URL", default=None,
+            help="UCF101's official lists (ucfTrainTestlist: classInd.txt, trainlist0N.txt, testlist0N.txt) in a "
+            "folder, zip or http(s) zip: train and test exactly as listed, labels in classInd.txt order.",
+        ),
+        click.option(
+            "--fold", metavar="1|2|3", default=None, callback=_fold_option,
+            help="Which fold of --split-lists. [default: 1]",
         ),
         click.option(
             "--seed", default="0", show_default=True, metavar="INT", callback=_seed_option,
@@ -117,17 +147,76 @@ def selection_options(func: F) -> F:
     return func
 
 
+def check_split_options(split_by: str | None, split_lists: str | None, fold: int | None) -> None:
+    """Refuse option combinations that would leave one of them unused, before the source is opened."""
+    if split_lists is not None and split_by is not None:
+        raise CatalogError(f"--split-lists fixes the splits; it cannot be combined with --split-by {split_by}")
+    if fold is not None and split_lists is None:
+        hint = f" (or --split-by ucf101-fold{fold})" if fold in FOLDS else ""
+        raise CatalogError(f"--fold chooses a fold of --split-lists; give --split-lists PATH{hint}")
+
+
 def plan_from_options(
     catalog: Catalog,
     num_classes: int | None,
     classes: Sequence[str] | str | None,
-    splits: SplitRequest | str,
-    split_by: str,
+    splits: SplitRequest | str | None,
+    split_by: str | None,
     seed: int,
+    split_lists: str | None = None,
+    fold: int | None = None,
 ) -> SplitPlan:
-    """Select classes and plan splits from the option values (raw strings are accepted too)."""
+    """Select classes and plan splits from the option values (raw strings are accepted too).
+
+    ``splits=None`` means the option was not given: the tutorial's split for ``group``/``order``,
+    no validation split for fixed splits.  ``split_by=None`` means ``group``.
+    """
+    check_split_options(split_by, split_lists, fold)
     if isinstance(classes, str):
         classes = parse_class_list(classes)
-    request = splits if isinstance(splits, SplitRequest) else parse_splits(splits)
+    request = splits if isinstance(splits, SplitRequest) or splits is None else parse_splits(splits)
+    if split_lists is not None:
+        lists = read_split_lists(split_lists, fold or 1)
+        return plan_from_lists(catalog, lists, num_classes, classes, request, seed)
+    policy = split_by or "group"
     chosen = select_classes(catalog, num_classes=num_classes, classes=classes)
-    return plan_splits(catalog, chosen, request, policy=split_by, seed=seed)
+    if policy in ("group", "order"):
+        return plan_splits(catalog, chosen, request or parse_splits(DEFAULT_SPLITS), policy=policy, seed=seed)
+    return plan_fixed_splits(catalog, chosen, policy, request, seed)
+
+
+def catalog_options(func: F) -> F:
+    """Add ``--manifest`` and ``--group-pattern``: where classes and groups come from (``shard``, ``list``).
+
+    The command receives ``manifest`` and ``group_pattern`` (str or None); pass them to
+    :func:`load_manifest` before opening the source and to :func:`catalog_from_options` after listing it.
+    """
+    options = [
+        click.option(
+            "--manifest", metavar="FILE.csv|FILE.jsonl", default=None,
+            help="Labels for any dataset: one row per video with path (relative to SOURCE) and label, "
+            "optionally split and group. Without it classes come from UCF101 names or <class>/ folders.",
+        ),
+        click.option(
+            "--group-pattern", metavar="REGEX", default=None,
+            help="Group of each video (kept inside one split): the part of its file name in the pattern's "
+            "(group). Default: UCF101's gGG, a manifest's group column, else each video its own group.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_manifest(manifest: str | None, group_pattern: str | None) -> list[ManifestRow] | None:
+    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened."""
+    compile_group_pattern(group_pattern)
+    return None if manifest is None else read_manifest(manifest)
+
+
+def catalog_from_options(members: Sequence[Member], rows: list[ManifestRow] | None,
+                         group_pattern: str | None) -> Catalog:
+    """The catalog of a listed source: from the manifest's rows if given, else from the names."""
+    if rows is None:
+        return build_catalog(members, group_pattern)
+    return catalog_from_manifest(rows, {member.name: member.size for member in members}, group_pattern)

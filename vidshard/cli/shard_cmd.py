@@ -7,12 +7,15 @@ then is an existing output removed (with ``--overwrite``) and the pipeline start
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Callable, Sequence
 
 import click
 
 from vidshard.catalog import SplitRequest
-from vidshard.cli.selection import plan_from_options, selection_options
+from vidshard.cli.selection import (
+    catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
+)
 from vidshard.errors import VidshardError
 from vidshard.records import ENCODINGS, FILE_FORMATS, INFO_FILE
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
@@ -20,8 +23,41 @@ from vidshard.tfrecord_io import COMPRESSIONS
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
 --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.
-Put Beam options after SOURCE and OUTPUT. Without --runner: DirectRunner, multi_processing,
-one worker per core. See docs/runners.md."""
+Put Beam options after SOURCE and OUTPUT. An option that neither vidshard nor Beam's Python
+SDK defines is refused; options that only a runner's job server knows (Flink, Spark) go last,
+after a lone --, and are passed on unchecked. Without --runner: DirectRunner, multi_processing,
+one worker per core (16 videos or fewer: in this process). See docs/runners.md."""
+#: ``ctx.meta`` key of the words after a lone ``--``: Beam options passed on unchecked.
+_UNCHECKED = "vidshard.shard.unchecked_beam_args"
+
+
+class _ShardCommand(click.Command):
+    """Sets aside everything after a lone ``--`` before click parses the rest (click would drop the ``--``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            args, ctx.meta[_UNCHECKED] = args[:cut], args[cut + 1:]
+        return super().parse_args(ctx, args)
+
+
+def _checked_beam_args(ctx: click.Context) -> list[str]:
+    """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.shard.check_beam_args`).
+
+    An unknown option or a stray word is a usage error as click reports its own: exit status 2
+    with a did-you-mean, the same in every vidshard command.
+    """
+    from vidshard.errors import CommandLineError
+    from vidshard.pipelines.shard import check_beam_args
+
+    unchecked = ctx.meta.get(_UNCHECKED, [])
+    try:
+        check_beam_args(ctx.args, [name for param in ctx.command.params for name in param.opts], unchecked)
+    except CommandLineError as exc:
+        if exc.option:
+            raise click.NoSuchOption(exc.option, possibilities=exc.possibilities, ctx=ctx) from None
+        raise click.UsageError(str(exc), ctx=ctx) from None
+    return [*ctx.args, *unchecked]
 
 
 def _whole(option: str, text: str, low: int = 1, high: int | None = None) -> int:
@@ -74,11 +110,13 @@ def check_file_format(file_format: str, compression: str) -> None:
 
 @click.command(
     "shard",
+    cls=_ShardCommand,
     epilog=_EPILOG,
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
 @click.argument("source")
 @click.argument("output")
+@catalog_options
 @selection_options
 @click.option("--n-frames", default="10", show_default=True, metavar="N", callback=_positive("--n-frames"),
               help="Frames per clip.")
@@ -99,6 +137,8 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.option("--resume", is_flag=True,
+              help="Finish an interrupted run in OUTPUT, reusing its staged examples (same source and settings only).")
 @click.option("--format", "file_format", default="tfrecord", show_default=True, metavar="|".join(FILE_FORMATS),
               callback=_one_of("--format", FILE_FORMATS),
               help="Shard files: TFRecord (sequential reads, tf.data) or ArrayRecord (random access: Grain, "
@@ -112,24 +152,27 @@ def check_file_format(file_format: str, compression: str) -> None:
               callback=lambda _ctx, _param, value: _whole("--max-video-mib", value),
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
+@click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
 @click.pass_context
-def shard_command(ctx: click.Context, source: str, output: str, num_classes: int | None,
-                  classes: tuple[str, ...] | None, splits: SplitRequest, split_by: str, seed: int, n_frames: int,
+def shard_command(ctx: click.Context, source: str, output: str, manifest: str | None, group_pattern: str | None,
+                  num_classes: int | None,
+                  classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
+                  split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
-                  shards: int | None, compression: str, overwrite: bool, file_format: str, timeout: int,
-                  retries: int, max_video_mib: int, insecure: bool) -> None:
+                  shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
+                  timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
-    from vidshard.catalog import build_catalog
-    from vidshard.pipelines.shard import ShardRequest, check_beam_args, check_output, clear_output, run_job
+    from vidshard.pipelines.shard import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sampling import ClipSpec
     from vidshard.sources import SourceOptions, open_source
 
-    beam_args = list(ctx.args)
+    beam_args = _checked_beam_args(ctx)
     check_file_format(file_format, compression)
-    check_beam_args(beam_args, [name for param in ctx.command.params for name in param.opts])
-    check_output(source, output, overwrite)
+    interrupted = check_output(source, output, overwrite, resume)
+    check_split_options(split_by, split_lists, fold)
+    manifest_rows = load_manifest(manifest, group_pattern)
     settings = EncodeSettings(
         ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
                  clips_per_video=clips_per_video, seed=seed),
@@ -137,20 +180,27 @@ def shard_command(ctx: click.Context, source: str, output: str, num_classes: int
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     with open_source(source, source_options) as src:
-        catalog = build_catalog(src.list_members())
-    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed)
+        catalog = catalog_from_options(src.list_members(), manifest_rows, group_pattern)
+    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
+    for warning in plan.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if overwrite:
         clear_output(output)
-    click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
-    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options,
-                                  file_format=file_format),
-                     beam_args)
 
+    def announce(reused: int) -> None:
+        click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
+        if resume:
+            click.echo(f"Resuming: {reused} of the videos were staged by the interrupted run" if interrupted
+                       else f"Nothing to resume in {output}: starting from zero", err=True)
+
+    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options,
+                                  file_format=file_format), beam_args,
+                     progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
     for split, written in result.written.items():
         files = len(result.info.splits[split].shards)
         click.echo(f"{split}: {written} videos written in {files} shard(s), {result.failed[split]} failed")
     failed = sum(result.failed.values())
-    fetched = result.metrics.get("bytes_fetched", 0) / 2**20
+    fetched = result.bytes_fetched / 2**20
     click.echo(
         f"{sum(result.written.values())} videos written, {failed} failed, in {result.seconds:.1f} s "
         f"({result.clips_per_second:.1f} clips/s, {fetched:.1f} MiB of video fetched); "

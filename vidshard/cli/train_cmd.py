@@ -10,11 +10,12 @@ import os
 
 import click
 
+from vidshard.cli_params import EXISTING_DIR
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_backend
 
 
 @click.command("train")
-@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", type=EXISTING_DIR)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True,
               help="Epochs to train (in total, when resuming).")
@@ -52,7 +53,6 @@ def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batc
         _refuse_changed_settings(ctx)
         backend = run_backend(run_dir)
     use_backend(backend or DEFAULT_BACKEND)  # before anything imports Keras
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
     from vidshard.models.train import HISTORY_PNG, MODEL_FILE, TrainConfig, best_epoch, train
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,

@@ -1,0 +1,84 @@
+"""One CLI, one set of habits: the same mistake reads the same in every ``vidshard`` command.
+
+An unknown option is click's usage error in every command (exit status 2, ``No such option``
+with a did-you-mean), ``shard`` included, whose unknown options are first looked up among Beam's;
+a missing shard or run directory is click's ``Directory '...' does not exist.``, exit status 2.
+Nothing here needs shards: click refuses before a command runs.
+"""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from vidshard.bench.train_step import BenchTrainConfig, bench_train_command
+from vidshard.cli import main
+from vidshard.models.backend import DEFAULT_BACKEND
+
+#: Every command, a command line of it with one option misspelt, that option, and what click suggests.
+TYPOS = {
+    "list": (["SRC", "--jsn"], "--jsn", "--json"),
+    "shard": (["SRC", "OUT", "--n-frame", "8"], "--n-frame", "--n-frames"),
+    "inspect": (["DATA", "--verfy"], "--verfy", "--verify"),
+    "preview": (["DATA", "--out", "x.gif", "--scal", "2"], "--scal", "--scale"),
+    "train": (["DATA", "RUN", "--epoch", "3"], "--epoch", "--epochs"),
+    "evaluate": (["RUN", "--splt", "test"], "--splt", "--split"),
+    "demo": (["--workdr", "x"], "--workdr", "--workdir"),
+    "bench": (["--vidoes", "3"], "--vidoes", "--videos"),
+    "bench-train": (["DATA", "--stps", "3"], "--stps", "--steps"),
+}
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def test_every_command_is_covered():
+    assert set(TYPOS) == set(main.commands)
+
+
+@pytest.mark.parametrize("command", sorted(TYPOS))
+def test_an_option_typo_reads_the_same_in_every_command(command):
+    args, typo, suggestion = TYPOS[command]
+    result = invoke(command, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Usage: main {command} [OPTIONS]"), result.stderr
+    assert f"Error: No such option '{typo}'." in result.stderr and f"'{suggestion}'" in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["inspect", "{missing}"],
+    ["inspect", "{missing}", "--verify"],
+    ["preview", "{missing}", "--out", "x.gif"],
+    ["train", "{missing}", "run"],
+    ["evaluate", "{missing}"],
+    ["evaluate", "{existing}", "--data", "{missing}"],
+    ["bench-train", "{missing}"],
+])
+def test_a_missing_directory_reads_the_same_in_every_command(args, tmp_path):
+    missing = tmp_path / "nonexistent"
+    result = invoke(*(arg.format(missing=missing, existing=tmp_path) for arg in args))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].endswith(f"Directory '{missing}' does not exist."), result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_demo_refuses_a_workdir_that_is_not_empty(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = invoke("demo", "--workdir", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"Error: --workdir {tmp_path} is not empty; pass --overwrite to redo the "
+                                          "demo there (its source/, shards/ and run/ are replaced)"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_bench_train_is_a_click_command_with_trains_defaults(tmp_path):
+    result = invoke("bench-train", "--help")
+    assert result.exit_code == 0 and result.output.startswith("Usage: main bench-train [OPTIONS] DATA")
+    words = " ".join(result.output.split())  # help text wraps anywhere
+    assert "[default: tensorflow]" in words and "--batch-sizes N,N" in words
+    assert {param.name: param.default for param in bench_train_command.params}["backend"] == DEFAULT_BACKEND
+    assert BenchTrainConfig(data_dir="").backend == DEFAULT_BACKEND
+    for option, value in (("--batch-sizes", "8,0"), ("--dtypes", "float64"), ("--steps", "0")):
+        result = invoke("bench-train", tmp_path, option, value)
+        assert result.exit_code == 2 and f"Error: Invalid value for '{option}'" in result.stderr, result.output

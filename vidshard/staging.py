@@ -1,0 +1,171 @@
+"""The output's staging folder (``OUTPUT/.vidshard-tmp``): what a sharding run knows so far, as files.
+
+Workers stage every video's outcome as a file the moment it is known, and every written shard's
+summary once the shard file is in place; the launcher reads them back.  So progress can be shown
+and an interrupted run resumed by looking at storage alone, on any runner, without asking the
+runner for metrics::
+
+    .vidshard-tmp/
+      staged/{split}-{shard:05d}-{position:06d}.{attempt}.{size}.example   one encoded Example
+      staged/{split}-{shard:05d}-{position:06d}.{attempt}.error.json       one errors.jsonl record
+      summaries/{split}-{shard:05d}.json                                   one written shard
+      manifest.json                                                        what the run was asked
+
+Every file is written under a temporary name and renamed into place, so a file with one of these
+names is complete; an example's name also carries its size, so a copy cut short on a filesystem
+without atomic rename is recognised.  ``attempt`` is unique per write, so two attempts at the same
+video (a retried bundle) never write into one file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from vidshard import shardio
+
+STAGED_DIR = "staged"
+SUMMARIES_DIR = "summaries"
+MANIFEST_FILE = "manifest.json"
+_EXAMPLE = ".example"
+_ERROR = ".error.json"
+
+
+def _folder(output: str, *parts: str) -> str:
+    return FileSystems.join(output, shardio.TMP_DIR, *parts)
+
+
+def _write_atomically(path: str, data: bytes) -> str:
+    tmp = f"{path}.{uuid.uuid4().hex}.part"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(data)
+    FileSystems.rename([tmp], [path])
+    return path
+
+
+def _place(split: str, shard: int, position: int) -> str:
+    return f"{split}-{shard:05d}-{position:06d}"
+
+
+def stage_example(output: str, split: str, shard: int, position: int, data: bytes) -> str:
+    """Stage one serialized Example; return the staged file's path.
+
+    Examples are staged on storage rather than shuffled, so the shuffle before writing carries only
+    these paths: no process (the DirectRunner's controller included, which buffers every shuffled
+    element in memory) ever holds more than a few examples at a time.
+    """
+    name = f"{_place(split, shard, position)}.{uuid.uuid4().hex}.{len(data)}{_EXAMPLE}"
+    return _write_atomically(_folder(output, STAGED_DIR, name), data)
+
+
+def stage_error(output: str, split: str, shard: int, position: int, record: dict[str, str]) -> str:
+    """Stage one failed video's ``errors.jsonl`` record; return the staged file's path."""
+    name = f"{_place(split, shard, position)}.{uuid.uuid4().hex}{_ERROR}"
+    return _write_atomically(_folder(output, STAGED_DIR, name), json.dumps(record, sort_keys=True).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One complete staged outcome found on storage."""
+
+    split: str
+    shard: int
+    position: int
+    path: str
+    is_error: bool
+
+
+def _parse(name: str) -> tuple[str, int, int, int | None, bool] | None:
+    """(split, shard, position, size or None, is_error) of a staged file's name; None for anything else."""
+    if name.endswith(_EXAMPLE):
+        is_error, stem = False, name[: -len(_EXAMPLE)]
+    elif name.endswith(_ERROR):
+        is_error, stem = True, name[: -len(_ERROR)]
+    else:
+        return None  # a temporary .part file, or something that is not ours
+    parts = stem.split(".")
+    if len(parts) != (2 if is_error else 3):
+        return None
+    try:
+        split, shard, position = parts[0].rsplit("-", 2)
+        return split, int(shard), int(position), None if is_error else int(parts[2]), is_error
+    except ValueError:
+        return None
+
+
+def _list_staged(output: str, sizes: bool) -> list[tuple[str, int | None]]:
+    """(path, size or None) of every file in the staged folder; [] when there is none."""
+    folder = _folder(output, STAGED_DIR)
+    if shardio.is_local(folder):
+        if not os.path.isdir(folder):
+            return []
+        with os.scandir(folder) as entries:
+            return [(entry.path, entry.stat().st_size if sizes else None) for entry in entries]
+    found = FileSystems.match([folder.rstrip("/") + "/*"])[0].metadata_list
+    return [(meta.path, meta.size_in_bytes) for meta in found]
+
+
+def count_outcomes(output: str) -> tuple[int, int]:
+    """(videos with an outcome, of which failed) staged so far: one cheap listing, names only."""
+    done: dict[str, bool] = {}
+    for path, _ in _list_staged(output, sizes=False):
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith(_EXAMPLE):
+            done[name.split(".", 1)[0]] = False
+        elif name.endswith(_ERROR):
+            done.setdefault(name.split(".", 1)[0], True)
+    return len(done), sum(done.values())
+
+
+def staged_outcomes(output: str) -> list[StagedFile]:
+    """Every complete staged outcome (an example whose size matches its name, or an error record)."""
+    found = []
+    for path, size in _list_staged(output, sizes=True):
+        parsed = _parse(path.rsplit("/", 1)[-1])
+        if parsed is None:
+            continue
+        split, shard, position, expected, is_error = parsed
+        if is_error or size == expected:
+            found.append(StagedFile(split, shard, position, path, is_error))
+    return sorted(found, key=lambda staged: staged.path)
+
+
+def remove(paths: list[str]) -> None:
+    """Delete staged files (errors of an interrupted run, before they are retried)."""
+    if paths:
+        FileSystems.delete(paths)
+
+
+def write_summary(output: str, summary: dict[str, Any]) -> str:
+    """Record one written shard (split, shard, file, count, bytes, video_ids, errors, bytes_fetched)."""
+    name = f"{summary['split']}-{summary['shard']:05d}.json"
+    return _write_atomically(_folder(output, SUMMARIES_DIR, name), json.dumps(summary, sort_keys=True).encode("utf-8"))
+
+
+def read_summaries(output: str) -> list[dict[str, Any]]:
+    """Every shard summary the pipeline wrote, sorted by (split, shard)."""
+    folder = _folder(output, SUMMARIES_DIR)
+    paths = [meta.path for meta in FileSystems.match([folder.rstrip("/") + "/*.json"])[0].metadata_list]
+    summaries = [json.loads(shardio.read_text(path)) for path in paths]
+    return sorted(summaries, key=lambda summary: (summary["split"], summary["shard"]))
+
+
+def write_manifest(output: str, manifest: dict[str, Any]) -> str:
+    """Record what the run was asked (source, plan, settings), before any video is read."""
+    return _write_atomically(_folder(output, MANIFEST_FILE), json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8"))
+
+
+def read_manifest(output: str) -> dict[str, Any] | None:
+    """The manifest of the run that staged this folder; None when there is none."""
+    path = _folder(output, MANIFEST_FILE)
+    return json.loads(shardio.read_text(path)) if FileSystems.exists(path) else None
+
+
+def remove_summaries(output: str) -> None:
+    """Forget the shard summaries of an interrupted run: its shards are written again."""
+    shardio.remove_tree(_folder(output, SUMMARIES_DIR))
