@@ -25,6 +25,7 @@ TYPOS = {
     "demo": (["--workdr", "x"], "--workdr", "--workdir"),
     "bench": (["--vidoes", "3"], "--vidoes", "--videos"),
     "bench-train": (["DATA", "--stps", "3"], "--stps", "--steps"),
+    "export-tfds": (["DATA", "--too", "x"], "--too", "--to"),
 }
 
 
@@ -54,6 +55,7 @@ def test_an_option_typo_reads_the_same_in_every_command(command):
     ["evaluate", "{missing}"],
     ["evaluate", "{existing}", "--data", "{missing}"],
     ["bench-train", "{missing}"],
+    ["export-tfds", "{missing}"],
 ])
 def test_a_missing_directory_reads_the_same_in_every_command(args, tmp_path):
     missing = tmp_path / "nonexistent"

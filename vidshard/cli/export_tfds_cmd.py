@@ -5,12 +5,13 @@ import os
 
 import click
 
+from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
 from vidshard.records import load_info
 
 
 @click.command("export-tfds")
-@click.argument("output")
+@click.argument("output", type=EXISTING_DIR)
 @click.option("--to", "to", default=None, metavar="DIR",
               help="Folder for TFDS's dataset_info.json and features.json  [default: OUTPUT/tfds]")
 def export_tfds_command(output: str, to: str | None) -> None:
