@@ -202,17 +202,20 @@ def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = (),
 
 
 #: Up to this many videos to process, the default DirectRunner runs the job in this process
-#: (``in_memory``): starting one worker process per core costs more than the workers save on a
-#: small job (measured with ``vidshard bench``: docs/benchmarks.md, rows f).
-IN_PROCESS_MAX_VIDEOS = 16
+#: (``in_memory``, one thread per core: OpenCV decodes and encodes without holding the GIL).
+#: Starting one worker process per core costs about 2 s more, which on 2 cores the processes
+#: did not win back even at 500 UCF101-shaped videos (12.0 s in process against 14.0 s; 64
+#: videos: 2.8 s against 4.5 s; docs/benchmarks.md).  Past it, worker processes: a thread pool
+#: is bounded by the Python-side work per video that holds the GIL, and many cores pay for it.
+IN_PROCESS_MAX_VIDEOS = 500
 
 
 def pipeline_options(beam_args: Sequence[str], videos: int | None = None) -> PipelineOptions:
     """Beam options as given; without ``--runner``, the DirectRunner, sized to the job.
 
     A job of more than :data:`IN_PROCESS_MAX_VIDEOS` videos (or of unknown size) runs in
-    ``multi_processing`` mode with one worker per core; a smaller one in this process
-    (``in_memory``, one worker).  The output bytes do not depend on the mode.  An explicit
+    ``multi_processing`` mode with one worker process per core; a smaller one in this process
+    (``in_memory``, one worker thread per core).  The output bytes do not depend on the mode.  An explicit
     ``--direct_running_mode`` or ``--direct_num_workers`` wins.  ``save_main_session`` is off:
     everything workers run is in the installed package.  ``--runner DaskRunner`` stands for
     Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
@@ -229,8 +232,7 @@ def pipeline_options(beam_args: Sequence[str], videos: int | None = None) -> Pip
             small = videos is not None and videos <= IN_PROCESS_MAX_VIDEOS
             direct.direct_running_mode = "in_memory" if small else "multi_processing"
         if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
-            in_process = direct.direct_running_mode == "in_memory"
-            direct.direct_num_workers = 1 if in_process else len(os.sched_getaffinity(0))
+            direct.direct_num_workers = len(os.sched_getaffinity(0))
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in beam_args):
         # Local workers log every bundle at INFO, and start-up warnings that need no action, to
         # the terminal; failures of videos are counted and listed in errors.jsonl instead.

@@ -241,7 +241,7 @@ def test_small_jobs_run_in_process_and_write_the_same_bytes(reference, source, t
         return direct.direct_running_mode, direct.direct_num_workers
 
     cores = len(os.sched_getaffinity(0))
-    assert mode([], IN_PROCESS_MAX_VIDEOS) == ("in_memory", 1)
+    assert mode([], IN_PROCESS_MAX_VIDEOS) == ("in_memory", cores)
     assert mode([], IN_PROCESS_MAX_VIDEOS + 1) == mode([], None) == ("multi_processing", cores)
     assert mode(["--direct_running_mode=multi_threading"], 1) == ("multi_threading", cores)
     assert mode(["--direct_num_workers=3"], 1) == ("in_memory", 3)

@@ -26,7 +26,7 @@ _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner Dataf
 Put Beam options after SOURCE and OUTPUT. An option that neither vidshard nor Beam's Python
 SDK defines is refused; options that only a runner's job server knows (Flink, Spark) go last,
 after a lone --, and are passed on unchecked. Without --runner: DirectRunner, multi_processing,
-one worker per core (16 videos or fewer: in this process). See docs/runners.md."""
+one worker per core (500 videos or fewer: threads of this process). See docs/runners.md."""
 #: ``ctx.meta`` key of the words after a lone ``--``: Beam options passed on unchecked.
 _UNCHECKED = "vidshard.shard.unchecked_beam_args"
 
