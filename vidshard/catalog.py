@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from vidshard.errors import CatalogError
 
-if TYPE_CHECKING:  # sources.py imports heavy optional deps (remotezip); the catalog needs only the shape.
+if TYPE_CHECKING:  # vidshard.sources imports heavy optional deps (remotezip); the catalog needs only the shape.
     from vidshard.sources import Member
 
 #: ``v_<Class>_g<GG>_c<CC>.<ext>``; a class name is letters and digits, as in all 101 UCF classes.
