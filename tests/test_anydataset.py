@@ -12,7 +12,7 @@ from vidshard.cli import main
 from vidshard.errors import CatalogError
 from vidshard.manifest import catalog_from_manifest, read_manifest
 from vidshard.sources import Member
-from vidshard.synthetic import VideoSpec, motion_frames, write_video
+from vidshard.testing.synthetic import VideoSpec, motion_frames, write_video
 
 #: HMDB51-style names: <class>/<title>_<class>_<tags>_<n>.avi; the title (a film) is the group.
 HMDB = [f"hmdb51/{cls}/{title}_{cls}_u_nm_np1_fr_med_{n}.avi"

@@ -40,11 +40,11 @@ from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.pipelines import resume
 from vidshard.pipelines.shard import ShardRequest, _account, _describe_source, check_beam_args, plan_layout, run_job
 from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
-from vidshard.rangeserver import RangeServer
+from vidshard.testing.rangeserver import RangeServer
 from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
 from vidshard.sampling import ClipSpec
 from vidshard.sources import Member, SourceOptions
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 from vidshard.tfrecord_io import iter_records
 
 CLASSES = MOTION_CLASSES[:3]

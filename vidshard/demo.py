@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vidshard.rangeserver import RangeServer
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
+from vidshard.testing.rangeserver import RangeServer
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 
 
 @dataclass(frozen=True)
