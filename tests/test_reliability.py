@@ -17,7 +17,7 @@ import pytest
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
-from vidshard.pipelines.shard import ShardRequest, run_job
+from vidshard.pipelines.launch import ShardRequest, run_job
 from vidshard.pipelines.transforms import EncodeSettings
 from vidshard.testing.rangeserver import Faults, RangeServer
 from vidshard.records import ERRORS_FILE, decode_example, load_info
