@@ -274,7 +274,7 @@ def check_output(source: str, output: str, overwrite: bool, resume: bool = False
     Returns whether it holds an interrupted run (a staging folder and no ``dataset_info.json``).
     """
     if resume and overwrite:
-        raise VidshardError("--resume keeps what an interrupted run staged, --overwrite deletes it: pass one of them")
+        raise VidshardError("`resume` keeps what an interrupted run staged, `overwrite` deletes it: pass one of them")
     out_path, source_path = _local_path(output), _local_path(source)
     if out_path and source_path:
         if os.path.isdir(source_path) and _within(out_path, source_path):
@@ -296,7 +296,7 @@ def check_output(source: str, output: str, overwrite: bool, resume: bool = False
     if resume and existing and not interrupted:
         what = "a finished vidshard output" if INFO_FILE in existing else \
             f"files but no interrupted vidshard run ({shardio.TMP_DIR})"
-        raise VidshardError(f"output {output} holds {what}: nothing to resume; pass --overwrite to replace it")
+        raise VidshardError(f"output {output} holds {what}: nothing to resume; pass `overwrite` to replace it")
     if existing and not overwrite and not resume:
         complete = INFO_FILE in existing
         what = "a finished vidshard output" if complete else "files (an unfinished run has no dataset_info.json)"

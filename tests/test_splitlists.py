@@ -181,7 +181,7 @@ def test_folder_policy_keeps_the_sources_splits_and_other_policies_warn():
     regrouped = plan_splits(catalog, catalog.class_names, parse_splits("train=0.5,test=0.5"))
     assert regrouped.warnings and "split folders (test, train, val)" in regrouped.warnings[0]
     fold = plan_fixed_splits(catalog, catalog.class_names, "ucf101-fold1")
-    assert fold.warnings and "--split-by ucf101-fold1 ignores" in fold.warnings[0]
+    assert fold.warnings and "`split_by` ucf101-fold1 ignores" in fold.warnings[0]
     with pytest.raises(CatalogError, match="1 videos are in no train/val/test folder"):
         plan_fixed_splits(build_catalog(members + [Member("other/v_Biking_g09_c01.avi", 1)]),
                           ["Archery", "Biking"], "folder")

@@ -16,6 +16,7 @@ from vidshard.catalog import SplitRequest
 from vidshard.cli.selection import (
     catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
 )
+from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
 from vidshard.records import ENCODINGS, FILE_FORMATS
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
@@ -183,7 +184,7 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
         catalog = catalog_from_options(src.list_members(), manifest_rows, group_pattern)
     plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
     for warning in plan.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(f"Warning: {cli_wording(warning)}", err=True)
     if overwrite:
         clear_output(output)
 
