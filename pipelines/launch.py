@@ -300,7 +300,7 @@ def check_output(source: str, output: str, overwrite: bool, resume: bool = False
     if existing and not overwrite and not resume:
         complete = INFO_FILE in existing
         what = "a finished vidshard output" if complete else "files (an unfinished run has no dataset_info.json)"
-        hint = "--resume to finish it or --overwrite to replace it" if interrupted else "--overwrite to replace it"
+        hint = "`resume` to finish it or `overwrite` to replace it" if interrupted else "`overwrite` to replace it"
         raise VidshardError(f"output {output} already holds {what}; pass {hint}")
     return interrupted
 
