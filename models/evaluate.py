@@ -103,7 +103,7 @@ def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
     if data_dir is None:
         data_dir = run_config.get("data_dir")
         if data_dir is None:
-            raise VidshardError(f"{run_dir} has no {CONFIG_FILE} naming its data; pass --data")
+            raise VidshardError(f"{run_dir} has no {CONFIG_FILE} naming its data; pass `data_dir`")
     data_dir = os.fspath(data_dir)
     batch_size = batch_size or run_config.get("train", {}).get("batch_size", 8)
     info = load_info(data_dir)

@@ -233,7 +233,7 @@ def _prepare_run_dir(run_dir: str, config: TrainConfig) -> tuple[TrainConfig, di
         return config, _read_json(os.path.join(run_dir, HISTORY_JSON))
     taken = [n for n in (MODEL_FILE, LAST_CHECKPOINT, HISTORY_JSON) if os.path.exists(os.path.join(run_dir, n))]
     if taken:
-        raise VidshardError(f"{run_dir} already holds a run ({taken[0]}); use --resume or another directory")
+        raise VidshardError(f"{run_dir} already holds a run ({taken[0]}); use `resume` or another directory")
     return config, {}
 
 
@@ -333,7 +333,7 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
     initial_epoch = len(previous.get("loss", []))
     if initial_epoch >= config.epochs:
         raise VidshardError(f"{run_dir} has already trained {initial_epoch} epochs; "
-                            f"pass --epochs above {initial_epoch} to train on")
+                            f"pass `epochs` above {initial_epoch} to train on")
     # A resumed run gets its own seed stream, so it does not replay epoch 1's data order (the tf.data
     # reader's order depends on its seed only; the TF-free reader's on its seed and fit's epoch).
     keras.utils.set_random_seed(config.seed + initial_epoch)

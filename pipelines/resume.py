@@ -69,11 +69,11 @@ def prepare(output: str, wanted: dict[str, Any], items: Sequence[WorkItem]
     then = staging.read_manifest(output)
     if then is None:
         raise VidshardError(f"cannot resume {output}: its staging folder has no manifest (an older vidshard, or a "
-                            "run stopped before it started); pass --overwrite to start again")
+                            "run stopped before it started); pass `overwrite` to start again")
     changed = differences(then, wanted)
     if changed:
         raise VidshardError(f"cannot resume {output}: the interrupted run was asked something else ("
-                            + "; ".join(changed) + "); rerun with its settings, or pass --overwrite")
+                            + "; ".join(changed) + "); rerun with its settings, or pass `overwrite`")
     staged = staging.staged_outcomes(output)
     staging.remove([found.path for found in staged if found.is_error])  # tried again
     staging.remove_summaries(output)

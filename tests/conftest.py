@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 
 #: Tiny frames keep the default test run fast; shapes and codecs are still UCF101's.
 TINY = VideoSpec(num_frames=40, width=64, height=48, fourcc="XVID")
@@ -29,7 +29,7 @@ def ucf_http(ucf_zip):
     Function-scoped so every test starts with an empty request log and no injected faults
     (``server.set_faults(...)`` injects them; ``server.log`` / ``server.bytes_sent`` count).
     """
-    from vidshard.rangeserver import RangeServer
+    from vidshard.testing.rangeserver import RangeServer
 
     path, _ = ucf_zip
     with RangeServer(path.parent) as server:

@@ -12,7 +12,7 @@ from vidshard.cli import main
 from vidshard.errors import CatalogError
 from vidshard.manifest import catalog_from_manifest, read_manifest
 from vidshard.sources import Member
-from vidshard.synthetic import VideoSpec, motion_frames, write_video
+from vidshard.testing.synthetic import VideoSpec, motion_frames, write_video
 
 #: HMDB51-style names: <class>/<title>_<class>_<tags>_<n>.avi; the title (a film) is the group.
 HMDB = [f"hmdb51/{cls}/{title}_{cls}_u_nm_np1_fr_med_{n}.avi"
@@ -93,7 +93,7 @@ def test_csv_and_jsonl_manifests_give_the_same_catalog(tmp_path):
     assert [(v.video_id, v.split, v.label) for v in plan.videos] == [
         ("clips/a.mp4", "train", 1), ("clips/b.mp4", "test", 0), ("clips/c.mp4", "test", 1)]
     resplit = plan_splits(from_csv, from_csv.class_names, parse_splits("train=1.0"))
-    assert "the manifest gives splits (test, train) that --split-by group ignores" in resplit.warnings[0]
+    assert "the manifest gives splits (test, train) that `split_by` group ignores" in resplit.warnings[0]
 
 
 @pytest.mark.parametrize("name, text, fragment", [

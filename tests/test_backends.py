@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from shardmaker import corrupt_shard, make_shards, read_records
+from vidshard.testing.shards import corrupt_shard, make_shards, read_records
 from vidshard.bench.train_step import BenchTrainConfig, endless_batches, run
 from vidshard.cli import main
 from vidshard.errors import ShardFormatError, VidshardError

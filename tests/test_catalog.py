@@ -351,7 +351,7 @@ def test_asking_for_more_videos_than_a_class_has():
         with pytest.raises(CatalogError) as info:
             plan_splits(catalog, ["A", "B"], parse_splits("train=4,val=2,test=1"), policy)
         assert str(info.value) == (
-            "--splits train=4,val=2,test=1 asks for 7 videos per class, but A has 6 videos in 3 groups,"
+            "`splits` train=4,val=2,test=1 asks for 7 videos per class, but A has 6 videos in 3 groups,"
             " B has 6 videos in 3 groups"
         )
 

@@ -84,3 +84,29 @@ def test_bench_train_is_a_click_command_with_trains_defaults(tmp_path):
     for option, value in (("--batch-sizes", "8,0"), ("--dtypes", "float64"), ("--steps", "0")):
         result = invoke("bench-train", tmp_path, option, value)
         assert result.exit_code == 2 and f"Error: Invalid value for '{option}'" in result.stderr, result.output
+
+
+def test_cli_wording_writes_each_library_field_as_its_option():
+    from vidshard.cli.wording import cli_wording
+
+    assert cli_wording("give either `num_classes` or `classes`, not both") == \
+        "give either --num-classes or --classes, not both"
+    assert cli_wording("`split_by` folder keeps them") == "--split-by folder keeps them"
+    assert cli_wording("run has no config.json naming its data; pass `data_dir`") == \
+        "run has no config.json naming its data; pass --data"
+    assert cli_wording("no field here, ``literal`` kept") == "no field here, ``literal`` kept"
+
+
+@pytest.mark.parametrize("value, library, user", [
+    ("train=0", "`splits` train=0: must be positive", "Error: --splits train=0: must be positive"),
+    ("", "`splits` is empty", "Error: --splits is empty"),
+])
+def test_library_errors_name_their_field_and_the_cli_names_its_option(value, library, user, tmp_path):
+    from vidshard.catalog import parse_splits
+    from vidshard.errors import CatalogError
+
+    with pytest.raises(CatalogError) as raised:
+        parse_splits(value)
+    assert str(raised.value).startswith(library) and "--" not in str(raised.value)
+    result = invoke("shard", tmp_path / "src.zip", tmp_path / "out", "--splits", value)
+    assert result.exit_code == 1 and result.stderr.startswith(user), result.stderr

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from vidshard.catalog import build_catalog
 from vidshard.cli import _Group, main
 from vidshard.cli.selection import plan_from_options, selection_options
-from vidshard.rangeserver import Faults
+from vidshard.testing.rangeserver import Faults
 from vidshard.sources import open_source
 
 

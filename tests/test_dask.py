@@ -21,8 +21,8 @@ from distributed import LocalCluster  # noqa: E402
 from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 
 from vidshard.pipelines.transforms import FetchDecodeEncode  # noqa: E402
-from vidshard.rangeserver import RangeServer  # noqa: E402
-from vidshard.synthetic import make_ucf_zip  # noqa: E402
+from vidshard.testing.rangeserver import RangeServer  # noqa: E402
+from vidshard.testing.synthetic import make_ucf_zip  # noqa: E402
 
 from test_pipeline import (  # noqa: E402
     CLASSES, EMPTY_AVI, OPTIONS, PINNED_SHA256, RANDOM_AVI, _pinned_digests, pinned_opencv,

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from vidshard.errors import MemberReadError, SourceError
-from vidshard.rangeserver import Faults
+from vidshard.testing.rangeserver import Faults
 from vidshard.sources import SourceOptions, open_source
 
 #: Small timeout and backoff keep these tests fast; the retry budget is the real one.
@@ -112,7 +112,7 @@ def test_range_server_answers_ranges_like_a_real_server(tmp_path):
 
     import requests
 
-    from vidshard.rangeserver import RangeServer
+    from vidshard.testing.rangeserver import RangeServer
 
     data = bytes(range(256)) * 4
     (tmp_path / "f.bin").write_bytes(data)

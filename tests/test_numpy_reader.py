@@ -1,6 +1,6 @@
 """The TF-free path: TFRecord framing (checked against TensorFlow's) and the NumPy shard reader.
 
-Shards are written here with ``records.encode_example`` + ``tfrecord_io.write_records`` so this
+Shards are written here with :func:`vidshard.testing.shards.write_tagged_shards` (TF-free) so this
 module also runs where TensorFlow is absent; the tests that compare with TensorFlow import it
 themselves and skip without it.
 """
@@ -18,57 +18,12 @@ import pytest
 from vidshard import numpy_reader, tfrecord_io
 from vidshard.errors import ShardFormatError
 from vidshard.numpy_reader import ShardReader
-from vidshard.records import ClipRecord, DatasetInfo, SplitInfo, encode_example, load_info
-
-T, H, W = 3, 48, 64
-CLASSES = ["A", "B", "C"]
-
-
-def smooth_frames(rng: np.random.Generator, clips: int) -> np.ndarray:
-    """Image-like frames (gradients plus noise) so JPEG has real content to lose."""
-    yy, xx = np.mgrid[0:H, 0:W]
-    base = (np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1) % 256).astype(np.int16)
-    noise = rng.integers(-40, 40, size=(clips, T, H, W, 3))
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
-
-
-def tagged_frames(video: int, clips: int) -> np.ndarray:
-    """Frames whose first pixel names the video and the clip: identity survives the reader (raw only)."""
-    frames = np.zeros((clips, T, H, W, 3), np.uint8)
-    for c in range(clips):
-        frames[c, :, 0, 0, 0] = video
-        frames[c, :, 0, 0, 1] = c
-    return frames
-
-
-def write_shards(
-    out: os.PathLike, shard_sizes: list[int], *, encoding: str = "raw", compression: str = "none",
-    clips: int = 1, tagged: bool = True, split: str = "train", seed: int = 0,
-) -> list[ClipRecord]:
-    """Write one split as TFRecord shards plus dataset_info.json; return the records in canonical order."""
-    rng = np.random.default_rng(seed)
-    records, shards = [], []
-    total = sum(shard_sizes)
-    for s, size in enumerate(shard_sizes):
-        name = f"{split}-{s:05d}-of-{len(shard_sizes):05d}.tfrecord"
-        chunk = []
-        for _ in range(size):
-            v = len(records)
-            frames = tagged_frames(v, clips) if tagged else smooth_frames(rng, clips)
-            label = v % len(CLASSES)
-            rec = ClipRecord(f"UCF101/v_{CLASSES[label]}_g01_c{v:02d}.avi", label, CLASSES[label], frames,
-                             np.arange(clips * T, dtype=np.int64).reshape(clips, T))
-            records.append(rec)
-            chunk.append(encode_example(rec, encoding))
-        tfrecord_io.write_records(os.path.join(out, name), chunk, compression)
-        shards.append(name)
-    assert len(records) == total
-    DatasetInfo(
-        class_names=CLASSES, splits={split: SplitInfo(total, shards, list(shard_sizes))}, n_frames=T, frame_step=1,
-        height=H, width=W, clips_per_video=clips, encoding=encoding, quality=95, compression=compression,
-        split_policy="test", split_request="", seed=0, source="test", num_failed=0, vidshard_version="test",
-    ).write(os.fspath(out))
-    return records
+from vidshard.records import ClipRecord, encode_example, load_info
+from vidshard.testing.shards import TAGGED_CLASSES as CLASSES
+from vidshard.testing.shards import TAGGED_FRAMES as T
+from vidshard.testing.shards import TAGGED_HEIGHT as H
+from vidshard.testing.shards import TAGGED_WIDTH as W
+from vidshard.testing.shards import write_tagged_shards as write_shards
 
 
 def ids_and_clips(batches) -> list[tuple[int, int]]:

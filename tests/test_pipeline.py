@@ -38,13 +38,13 @@ from vidshard.decode import decode_clips
 from vidshard.cli.shard_cmd import _checked_beam_args, shard_command
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.pipelines import resume
-from vidshard.pipelines.shard import ShardRequest, _account, _describe_source, check_beam_args, plan_layout, run_job
+from vidshard.pipelines.launch import ShardRequest, _account, _describe_source, check_beam_args, plan_layout, run_job
 from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
-from vidshard.rangeserver import RangeServer
+from vidshard.testing.rangeserver import RangeServer
 from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
 from vidshard.sampling import ClipSpec
 from vidshard.sources import Member, SourceOptions
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 from vidshard.tfrecord_io import iter_records
 
 CLASSES = MOTION_CLASSES[:3]
@@ -234,7 +234,7 @@ def test_one_worker_writes_the_same_bytes(reference, source, tmp_path):
 def test_small_jobs_run_in_process_and_write_the_same_bytes(reference, source, tmp_path):
     from apache_beam.options.pipeline_options import DirectOptions
 
-    from vidshard.pipelines.shard import IN_PROCESS_MAX_VIDEOS, pipeline_options
+    from vidshard.pipelines.launch import IN_PROCESS_MAX_VIDEOS, pipeline_options
 
     def mode(args, videos):
         direct = pipeline_options(args, videos).view_as(DirectOptions)

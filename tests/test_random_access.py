@@ -1,28 +1,29 @@
 """Random access over ArrayRecord shards: the split source, Grain (shuffle, clips, resume), map-style PyTorch.
 
 Shards are written here without TensorFlow or Beam: raw frames whose first pixel names the video
-(its number in the split) and the clip, as in ``test_numpy_reader``, so every test can tell which
+(its number in the split) and the clip (:func:`vidshard.testing.shards.write_tagged_shards`), so every test can tell which
 example and which clip a reader returned.  Grain imports JAX (where installed), so the Grain test runs in a
 subprocess and this process checks what it saw.
 """
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from test_numpy_reader import CLASSES, H, T, W, tagged_frames
 from vidshard.errors import ShardFormatError
-from vidshard.records import ARRAY_RECORD_FORMAT_VERSION, ClipRecord, DatasetInfo, SplitInfo, encode_example
+from vidshard.testing.shards import TAGGED_CLASSES as CLASSES
+from vidshard.testing.shards import TAGGED_FRAMES as T
+from vidshard.testing.shards import TAGGED_HEIGHT as H
+from vidshard.testing.shards import TAGGED_WIDTH as W
+from vidshard.testing.shards import write_tagged_shards
 
 pytest.importorskip("array_record.python.array_record_module",
                     reason="random access needs the grain extra: pip install 'vidshard[grain]'")
 
-from vidshard import arrayrecord_io  # noqa: E402  (after the skip: needs array_record)
 from vidshard.random_access import ClipDecoder, SplitSource  # noqa: E402
 
 CLIPS = 3
@@ -31,24 +32,7 @@ SEED = 7
 
 def write_array_record_shards(out, shard_sizes: list[int], split: str = "train") -> None:
     """One split of ``sum(shard_sizes)`` tagged raw videos of ``CLIPS`` clips, as ArrayRecord files."""
-    os.makedirs(out, exist_ok=True)
-    names, video = [], 0
-    for index, size in enumerate(shard_sizes):
-        chunk = []
-        for _ in range(size):
-            label = video % len(CLASSES)
-            chunk.append(encode_example(ClipRecord(f"UCF101/v_{CLASSES[label]}_g01_c{video:02d}.avi", label, CLASSES[label],
-                                                   tagged_frames(video, CLIPS),
-                                                   np.arange(CLIPS * T, dtype=np.int64).reshape(CLIPS, T)), "raw"))
-            video += 1
-        names.append(f"{split}-{index:05d}-of-{len(shard_sizes):05d}.array_record")
-        arrayrecord_io.write_records(os.path.join(out, names[-1]), chunk)
-    DatasetInfo(
-        class_names=CLASSES, splits={split: SplitInfo(video, names, list(shard_sizes))}, n_frames=T, frame_step=1,
-        height=H, width=W, clips_per_video=CLIPS, encoding="raw", quality=95, compression="none",
-        split_policy="test", split_request="", seed=0, source="test", num_failed=0, vidshard_version="test",
-        format_version=ARRAY_RECORD_FORMAT_VERSION, file_format="array_record",
-    ).write(os.fspath(out))
+    write_tagged_shards(out, shard_sizes, clips=CLIPS, split=split, file_format="array_record")
 
 
 def expected_clip(seed: int, epoch: int, key: int) -> int:
@@ -76,9 +60,7 @@ def test_split_source_reads_any_key_and_checks_counts(tmp_path):
 
 
 def test_split_source_refuses_tfrecord_outputs(tmp_path):
-    from test_numpy_reader import write_shards
-
-    write_shards(tmp_path, [2])
+    write_tagged_shards(tmp_path, [2])
     with pytest.raises(ShardFormatError, match="random access needs ArrayRecord: shard with --format array_record"):
         SplitSource(tmp_path, "train")
 

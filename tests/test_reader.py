@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from shardmaker import corrupt_shard, make_shards, read_records
+from vidshard.testing.shards import corrupt_shard, make_shards, read_records
 from vidshard.errors import ShardFormatError
 from vidshard.reader import data_error, make_dataset
 

@@ -17,13 +17,13 @@ import pytest
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
-from vidshard.pipelines.shard import ShardRequest, run_job
+from vidshard.pipelines.launch import ShardRequest, run_job
 from vidshard.pipelines.transforms import EncodeSettings
-from vidshard.rangeserver import Faults, RangeServer
+from vidshard.testing.rangeserver import Faults, RangeServer
 from vidshard.records import ERRORS_FILE, decode_example, load_info
 from vidshard.sampling import ClipSpec, clip_indices
 from vidshard.sources import SourceOptions, open_source
-from vidshard.synthetic import VideoSpec, make_ucf_zip, motion_frames, write_video
+from vidshard.testing.synthetic import VideoSpec, make_ucf_zip, motion_frames, write_video
 from vidshard.tfrecord_io import iter_records
 
 from test_sampling_decode import _with_claimed_count

@@ -11,7 +11,7 @@ import pytest
 from vidshard.decode import decode_clips, resize_with_pad
 from vidshard.errors import DecodeError
 from vidshard.sampling import ClipSpec, clip_indices, clip_starts
-from vidshard.synthetic import VideoSpec, motion_frames, write_video
+from vidshard.testing.synthetic import VideoSpec, motion_frames, write_video
 
 SPEC = ClipSpec(n_frames=4, frame_step=3, height=32, width=40, clips_per_video=1, seed=0)
 

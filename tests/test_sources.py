@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vidshard.errors import MemberReadError, SourceError
-from vidshard.rangeserver import Faults, RangeServer
+from vidshard.testing.rangeserver import Faults, RangeServer
 from vidshard.sources import (
     DEFAULT_MAX_MEMBER_BYTES,
     FolderSource,
@@ -87,7 +87,7 @@ def test_remote_source_reads_by_range_only(ucf_zip, ucf_http):
 
 
 def test_non_video_members_and_directories_are_ignored(tmp_path, tiny_spec, ucf_http):
-    from vidshard.synthetic import make_ucf_zip
+    from vidshard.testing.synthetic import make_ucf_zip
 
     extra = {
         "UCF101/readme.txt": b"not a video",

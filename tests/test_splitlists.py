@@ -14,7 +14,7 @@ from vidshard.cli import main
 from vidshard.errors import CatalogError
 from vidshard.sources import Member
 from vidshard.splitlists import parse_class_index, parse_video_list, plan_from_lists, read_split_lists
-from vidshard.synthetic import VideoSpec, make_ucf_zip
+from vidshard.testing.synthetic import VideoSpec, make_ucf_zip
 
 #: Class names as the archive spells them; classInd.txt spells the second one differently,
 #: as UCF101's own classInd.txt says ``HandstandPushups`` for ``v_HandStandPushups_...`` files.
@@ -124,7 +124,7 @@ def test_val_is_carved_from_train_by_whole_groups(tmp_path):
 
 
 def test_lists_are_read_from_a_zip_and_over_http(tmp_path):
-    from vidshard.rangeserver import RangeServer
+    from vidshard.testing.rangeserver import RangeServer
 
     texts = list_texts(2)
     archive = tmp_path / "UCF101TrainTestSplits-RecognitionTask.zip"
@@ -181,7 +181,7 @@ def test_folder_policy_keeps_the_sources_splits_and_other_policies_warn():
     regrouped = plan_splits(catalog, catalog.class_names, parse_splits("train=0.5,test=0.5"))
     assert regrouped.warnings and "split folders (test, train, val)" in regrouped.warnings[0]
     fold = plan_fixed_splits(catalog, catalog.class_names, "ucf101-fold1")
-    assert fold.warnings and "--split-by ucf101-fold1 ignores" in fold.warnings[0]
+    assert fold.warnings and "`split_by` ucf101-fold1 ignores" in fold.warnings[0]
     with pytest.raises(CatalogError, match="1 videos are in no train/val/test folder"):
         plan_fixed_splits(build_catalog(members + [Member("other/v_Biking_g09_c01.avi", 1)]),
                           ["Archery", "Biking"], "folder")
@@ -225,7 +225,7 @@ def test_shard_with_official_lists_end_to_end(tmp_path):
 
 
 def test_shard_keeps_a_folder_split_and_warns_when_told_to_resplit_it(tmp_path):
-    from vidshard.synthetic import motion_frames, write_video
+    from vidshard.testing.synthetic import motion_frames, write_video
 
     spec = VideoSpec(num_frames=12, width=32, height=24, fourcc="XVID")
     source = tmp_path / "UCF101_subset"  # the tutorial's layout: <split>/<class>/v_...avi

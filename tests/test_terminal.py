@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from vidshard.records import ERRORS_FILE
-from vidshard.synthetic import MOTION_CLASSES, make_ucf_zip
+from vidshard.testing.synthetic import MOTION_CLASSES, make_ucf_zip
 
 RANDOM_AVI = f"UCF101/v_{MOTION_CLASSES[0]}_g09_c01.avi"
 #: What the terminal showed before: Beam's worker start-up, OpenCV/FFmpeg decoder warnings, TensorFlow's C++ lines.

@@ -9,7 +9,11 @@ import importlib.util
 
 import pytest
 
-from test_numpy_reader import CLASSES, H, T, W, write_shards
+from vidshard.testing.shards import TAGGED_CLASSES as CLASSES
+from vidshard.testing.shards import TAGGED_FRAMES as T
+from vidshard.testing.shards import TAGGED_HEIGHT as H
+from vidshard.testing.shards import TAGGED_WIDTH as W
+from vidshard.testing.shards import write_tagged_shards as write_shards
 
 NO_TORCH = "PyTorch is not installed (an optional extra): pip install -e '.[torch]'"
 

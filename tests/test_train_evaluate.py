@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from shardmaker import corrupt_shard, make_shards, read_records
+from vidshard.testing.shards import corrupt_shard, make_shards, read_records
 from vidshard.cli import main
 from vidshard.models.evaluate import confusion_matrix, per_class_metrics
 from vidshard.models.plots import history_figure
@@ -24,7 +24,7 @@ from vidshard.reader import make_dataset
 
 CLASSES = 3
 EPOCHS = 12
-#: A colour cast per class makes the set separable in a few epochs (see shardmaker.clip_record).
+#: A colour cast per class makes the set separable in a few epochs (see vidshard.testing.shards.clip_record).
 SPLITS = {"train": 6, "val": 2, "test": 3}
 TRAIN_ARGS = ["--epochs", str(EPOCHS), "--batch-size", "3", "--learning-rate", "3e-4", "--seed", "3"]
 

@@ -21,7 +21,7 @@ from vidshard.pipelines.transforms import (
 from vidshard.records import decode_example
 from vidshard.sampling import ClipSpec
 from vidshard.sources import SourceOptions
-from vidshard.synthetic import MOTION_CLASSES, make_ucf_zip
+from vidshard.testing.synthetic import MOTION_CLASSES, make_ucf_zip
 from vidshard.tfrecord_io import iter_records
 
 CLASS = MOTION_CLASSES[0]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from vidshard.errors import CatalogError
 
-if TYPE_CHECKING:  # sources.py imports heavy optional deps (remotezip); the catalog needs only the shape.
+if TYPE_CHECKING:  # vidshard.sources imports heavy optional deps (remotezip); the catalog needs only the shape.
     from vidshard.sources import Member
 
 #: ``v_<Class>_g<GG>_c<CC>.<ext>``; a class name is letters and digits, as in all 101 UCF classes.
@@ -115,9 +115,9 @@ def compile_group_pattern(pattern: str | None) -> re.Pattern[str] | None:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise CatalogError(f"--group-pattern {pattern!r} is not a regular expression ({exc})") from None
+        raise CatalogError(f"`group_pattern` {pattern!r} is not a regular expression ({exc})") from None
     if compiled.groups == 0:
-        raise CatalogError(f"--group-pattern {pattern!r} has no (group): put the part of the file name that "
+        raise CatalogError(f"`group_pattern` {pattern!r} has no (group): put the part of the file name that "
                            "names the group in parentheses, e.g. '^(.+)_c\\d+\\.'")
     return compiled
 
@@ -129,7 +129,7 @@ def group_of(pattern: re.Pattern[str] | None, video_id: str, default: int | str)
     basename = re.split(r"[/\\]", video_id)[-1]
     match = pattern.search(basename)
     if match is None:
-        raise CatalogError(f"--group-pattern {pattern.pattern!r} does not match {video_id}")
+        raise CatalogError(f"`group_pattern` {pattern.pattern!r} does not match {video_id}")
     return match["group"] if "group" in pattern.groupindex else match.group(1)
 
 
@@ -186,23 +186,23 @@ def select_classes(
             f"or is in a <class>/ folder ({len(catalog.unmatched)} other members)"
         )
     if num_classes is not None and classes is not None:
-        raise CatalogError("give either --num-classes or --classes, not both")
+        raise CatalogError("give either `num_classes` or `classes`, not both")
     if num_classes is not None:
         if num_classes < 1:
-            raise CatalogError(f"--num-classes must be at least 1, got {num_classes}")
+            raise CatalogError(f"`num_classes` must be at least 1, got {num_classes}")
         if num_classes > len(available):
             raise CatalogError(
-                f"--num-classes {num_classes} asks for more classes than the source has ({len(available)})"
+                f"`num_classes` {num_classes} asks for more classes than the source has ({len(available)})"
             )
         return available[:num_classes]
     if classes is None:
         return available
     if not classes:
-        raise CatalogError("--classes names no class")
+        raise CatalogError("`classes` names no class")
     seen: set[str] = set()
     for name in classes:
         if name in seen:
-            raise CatalogError(f"class {name!r} is named twice in --classes")
+            raise CatalogError(f"class {name!r} is named twice in `classes`")
         seen.add(name)
     known = set(available)
     for name in classes:
@@ -237,20 +237,20 @@ def parse_splits(text: str) -> SplitRequest:
     class.  Counts and fractions cannot be mixed; fractions are in (0, 1] and sum to at most 1.
     """
     if not text or not text.strip():
-        raise CatalogError("--splits is empty; expected e.g. train=30,val=10,test=10")
+        raise CatalogError("`splits` is empty; expected e.g. train=30,val=10,test=10")
     parts: list[tuple[str, float]] = []
     kinds: set[bool] = set()
     total = Fraction(0)
     for piece in text.split(","):
         name, sep, value_text = (s.strip() for s in piece.partition("="))
         if not sep:
-            raise CatalogError(f"--splits part {piece.strip()!r} is not NAME=NUMBER (e.g. train=30)")
+            raise CatalogError(f"`splits` part {piece.strip()!r} is not NAME=NUMBER (e.g. train=30)")
         if not _SPLIT_NAME.fullmatch(name):
             raise CatalogError(
-                f"--splits split name {name!r} must start with a letter and hold only letters, digits and _"
+                f"`splits` split name {name!r} must start with a letter and hold only letters, digits and _"
             )
         if name in dict(parts):
-            raise CatalogError(f"--splits names split {name!r} twice")
+            raise CatalogError(f"`splits` names split {name!r} twice")
         value: float
         if re.fullmatch(r"[+-]?\d+", value_text):
             value, is_fraction = int(value_text), False
@@ -258,24 +258,24 @@ def parse_splits(text: str) -> SplitRequest:
             try:
                 value = float(value_text)
             except ValueError:
-                raise CatalogError(f"--splits {name}={value_text!r}: not a number") from None
+                raise CatalogError(f"`splits` {name}={value_text!r}: not a number") from None
             if not math.isfinite(value):
-                raise CatalogError(f"--splits {name}={value_text}: not a finite number")
+                raise CatalogError(f"`splits` {name}={value_text}: not a finite number")
             is_fraction = True
         if value <= 0:
-            raise CatalogError(f"--splits {name}={value_text}: must be positive")
+            raise CatalogError(f"`splits` {name}={value_text}: must be positive")
         if is_fraction and value > 1:
             raise CatalogError(
-                f"--splits {name}={value_text}: a fraction must be at most 1 (write whole numbers for counts)"
+                f"`splits` {name}={value_text}: a fraction must be at most 1 (write whole numbers for counts)"
             )
         kinds.add(is_fraction)
         if len(kinds) > 1:
-            raise CatalogError("--splits mixes counts and fractions; use all counts or all fractions")
+            raise CatalogError("`splits` mixes counts and fractions; use all counts or all fractions")
         if is_fraction:
             total += _exact(value)
         parts.append((name, value))
     if total > 1:
-        raise CatalogError(f"--splits fractions sum to {float(total):g}, more than 1")
+        raise CatalogError(f"`splits` fractions sum to {float(total):g}, more than 1")
     return SplitRequest(tuple(parts), fractions=kinds == {True})
 
 
@@ -438,7 +438,7 @@ def plan_splits(
         ]
         if short:
             raise CatalogError(
-                f"--splits {request.text} asks for {asked} videos per class, but {_named(short)}"
+                f"`splits` {request.text} asks for {asked} videos per class, but {_named(short)}"
             )
 
     split_names = request.split_names
@@ -469,7 +469,7 @@ def plan_splits(
     empty = [split for split in split_names if not per_split[split]]
     if empty:
         raise CatalogError(
-            f"split {_named(empty)} would get no videos from --splits {request.text}"
+            f"split {_named(empty)} would get no videos from `splits` {request.text}"
             " (too few videos or groups per class for this request)"
         )
     for split in split_names:
@@ -492,21 +492,21 @@ def _ignored_folders_warning(catalog: Catalog, class_names: Sequence[str], polic
     chosen = set(class_names)
     if catalog.naming == "manifest":
         named = sorted({entry.split for entry in catalog.entries if entry.class_name in chosen and entry.split})
-        return (f"the manifest gives splits ({', '.join(named)}) that --split-by {policy} ignores: videos are "
-                "re-split; --split-by manifest keeps them",) if named else ()
+        return (f"the manifest gives splits ({', '.join(named)}) that `split_by` {policy} ignores: videos are "
+                "re-split; `split_by` manifest keeps them",) if named else ()
     found = sorted({split for entry in catalog.entries if entry.class_name in chosen
                     for split in [folder_split(entry.video_id)] if split})
     if not found:
         return ()
-    return (f"the source has split folders ({', '.join(found)}) that --split-by {policy} ignores: videos are "
-            "re-split; --split-by folder keeps them",)
+    return (f"the source has split folders ({', '.join(found)}) that `split_by` {policy} ignores: videos are "
+            "re-split; `split_by` folder keeps them",)
 
 
 def val_request(request: SplitRequest | None) -> SplitRequest | None:
     """Check a request that may only carve ``val`` out of fixed train splits (``val=0.1`` or ``val=5``)."""
     if request is not None and request.split_names != ("val",):
-        raise CatalogError(f"--splits {request.text}: train and test are fixed by the split policy here; "
-                           "--splits may only carve val out of train, e.g. val=0.1 or val=5")
+        raise CatalogError(f"`splits` {request.text}: train and test are fixed by the split policy here; "
+                           "`splits` may only carve val out of train, e.g. val=0.1 or val=5")
     return request
 
 
@@ -528,16 +528,16 @@ def plan_fixed_splits(
     val = val_request(val)
     if policy in ("folder", "manifest"):
         if val is not None:
-            raise CatalogError(f"--split-by {policy} keeps the source's splits; it takes no --splits")
+            raise CatalogError(f"`split_by` {policy} keeps the source's splits; it takes no `splits`")
         if policy == "folder":
             base_split = lambda entry: folder_split(entry.video_id)  # noqa: E731
         elif catalog.naming == "manifest" and any(entry.split for entry in catalog.entries):
             base_split = lambda entry: entry.split  # noqa: E731
         else:
-            raise CatalogError("--split-by manifest needs a --manifest with a split column")
+            raise CatalogError("`split_by` manifest needs a `manifest` with a split column")
     elif policy.startswith("ucf101-fold") and policy in POLICIES:
         if catalog.naming != "ucf101":
-            raise CatalogError(f"--split-by {policy} needs UCF101 names (v_<Class>_g<GG>_c<CC>): its folds are "
+            raise CatalogError(f"`split_by` {policy} needs UCF101 names (v_<Class>_g<GG>_c<CC>): its folds are "
                                "group numbers; this source's classes come from "
                                + ("folders" if catalog.naming == "folder" else "a manifest"))
         test_groups = FOLD_TEST_GROUPS[int(policy[-1])]
@@ -557,7 +557,7 @@ def plan_fixed_splits(
                 by_class[entry.class_name].append((entry, split))
     if outside:
         where = "are in no train/val/test folder" if policy == "folder" else "have no split in the manifest"
-        raise CatalogError(f"--split-by {policy}: {len(outside)} videos {where}, e.g. {_named(outside)}")
+        raise CatalogError(f"`split_by` {policy}: {len(outside)} videos {where}, e.g. {_named(outside)}")
     request_text = policy + (f",{val.text}" if val is not None else "")
     warnings = () if policy in ("folder", "manifest") else _ignored_folders_warning(catalog, names, policy)
     return assign_fixed(by_class, names, val, seed, policy, request_text, (), warnings)
@@ -602,7 +602,7 @@ def assign_fixed(
     wanted = [split for split in order if per_split[split] or (split == "val" and val is not None)]
     empty = [split for split in wanted if not per_split[split]]
     if empty or not wanted:
-        raise CatalogError(f"split {_named(empty or ['train'])} would get no videos with --split-by {policy}")
+        raise CatalogError(f"split {_named(empty or ['train'])} would get no videos with `split_by` {policy}")
     planned = [video for split in wanted for video in per_split[split]]
     return SplitPlan(tuple(class_names), tuple(planned), tuple(wanted), policy, seed, request_text, tuple(notes),
                      tuple(warnings))

@@ -1,22 +1,24 @@
 """The end-to-end demo: a UCF101-shaped zip, served over HTTP, sharded with Beam, trained, evaluated.
 
-Everything runs offline on this machine and goes through the same commands a user types
-(``vidshard shard URL``, ``vidshard train``, ``vidshard evaluate``), so the demo also proves that
-the parts fit: range requests against a real HTTP server, the DirectRunner in
-``multi_processing`` mode, the tf.data reader and the (2+1)D ResNet.
+Everything runs offline on this machine and calls the library functions behind the commands a
+user types (``vidshard shard URL``, ``vidshard train``, ``vidshard evaluate``) with their default
+settings, so the demo also proves that the parts fit: range requests against a real HTTP server,
+Beam's DirectRunner, the tf.data reader and the (2+1)D ResNet.  The ``vidshard demo`` command
+(:mod:`vidshard.cli.demo_cmd`) is its interface; this module does not import the CLI.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vidshard.rangeserver import RangeServer
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
+from vidshard.testing.rangeserver import RangeServer
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,6 @@ class DemoConfig:
 def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
              echo: Callable[[str], None] = print) -> dict:
     """Run the whole job in ``workdir`` and return the test metrics (as ``evaluate`` wrote them)."""
-    from vidshard.cli import main as vidshard
-
     work = Path(workdir)
     data_dir, shards, run_dir = work / "source", work / "shards", work / "run"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -53,23 +53,24 @@ def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
                          clips_per_group=config.clips_per_group, spec=config.video, seed=config.seed)
     echo(f"[1/4] wrote {len(names)} UCF101-shaped videos ({len(config.classes)} classes) to {zip_path}")
 
-    def step(args: list[str]) -> None:
-        vidshard.main(args=args, prog_name="vidshard", standalone_mode=False)
-
     with RangeServer(data_dir) as server:
         url = server.url(zip_path.name)
         echo(f"[2/4] sharding {url} over HTTP range requests with Beam's DirectRunner ...")
-        step(["shard", url, str(shards), "--splits", config.splits, "--seed", str(config.seed),
-              "--n-frames", str(config.n_frames), "--frame-step", str(config.frame_step),
-              "--size", str(config.size), "--overwrite"])
+        for line in _shard(url, str(shards), config, echo):
+            echo(line)
         echo(f"      {server.requests_served} range requests, {server.bytes_sent / 2**20:.1f} MiB sent "
              f"of a {zip_path.stat().st_size / 2**20:.1f} MiB zip")
     echo(f"[3/4] training the (2+1)D ResNet for {config.epochs} epochs ...")
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo owns its workdir: a rerun starts afresh
-    step(["train", str(shards), str(run_dir), "--epochs", str(config.epochs), "--batch-size", str(config.batch_size),
-          "--learning-rate", str(config.learning_rate), "--seed", str(config.seed)])
+    for line in _train(str(shards), str(run_dir), config):
+        echo(line)
     echo("[4/4] evaluating on the test split ...")
-    step(["evaluate", str(run_dir), "--split", "test"])
+    from vidshard.models.evaluate import evaluate, format_table
+
+    metrics = evaluate(run_dir, None, "test")
+    echo(f"test: {metrics['num_clips']} clips of {metrics['num_videos']} videos; "
+         f"loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.3f}")
+    echo(format_table(metrics))
     metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
     echo(f"Done in {time.perf_counter() - started:.0f} s. Test accuracy {metrics['accuracy']:.3f} "
          f"(chance {1 / len(config.classes):.2f}).")
@@ -78,3 +79,42 @@ def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
     echo(f"  confusion matrix: {run_dir / 'eval' / 'test' / 'confusion_matrix.png'}")
     echo(f"  metrics:          {run_dir / 'eval' / 'test' / 'metrics.json'}")
     return metrics
+
+
+def _shard(url: str, output: str, config: DemoConfig, echo: Callable[[str], None]) -> list[str]:
+    """``vidshard shard URL OUTPUT --splits ... --overwrite`` with the demo's clip settings; the summary lines."""
+    # Beam is imported here, not at the top, as in the shard command.
+    from vidshard.catalog import build_catalog, parse_splits, plan_splits, select_classes
+    from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
+    from vidshard.pipelines.transforms import EncodeSettings
+    from vidshard.sampling import ClipSpec
+    from vidshard.sources import SourceOptions, open_source
+
+    check_output(url, output, overwrite=True)
+    settings = EncodeSettings(ClipSpec(n_frames=config.n_frames, frame_step=config.frame_step, height=config.size,
+                                       width=config.size, clips_per_video=1, seed=config.seed), "jpeg", 95)
+    with open_source(url, SourceOptions()) as src:
+        catalog = build_catalog(src.list_members())
+    plan = plan_splits(catalog, select_classes(catalog), parse_splits(config.splits), policy="group", seed=config.seed)
+    for warning in plan.warnings:
+        echo(f"Warning: {warning}")
+    clear_output(output)
+    result = run_job(ShardRequest(url, output, plan, settings, source_options=SourceOptions()),
+                     progress=sys.stderr.isatty(), on_start=lambda _reused: echo(
+                         f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ..."))
+    return result.summary(output)
+
+
+def _train(data: str, run_dir: str, config: DemoConfig) -> list[str]:
+    """``vidshard train DATA RUN_DIR`` with the demo's epochs, batch size, learning rate and seed."""
+    from vidshard.models.backend import DEFAULT_BACKEND, use_backend
+
+    use_backend(DEFAULT_BACKEND)  # before anything imports Keras
+    from vidshard.models.train import TrainConfig, best_epoch, train
+
+    history = train(data, run_dir, TrainConfig(
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+        verbose=1 if sys.stdout.isatty() else 2))
+    best = best_epoch(history)
+    return [f"trained {len(history['loss'])} epochs; best val_loss {history['val_loss'][best - 1]:.4f} "
+            f"(val_accuracy {history['val_accuracy'][best - 1]:.3f}) at epoch {best}"]

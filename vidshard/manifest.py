@@ -76,7 +76,7 @@ def _rows_of(file: str, text: str) -> list[tuple[str, dict[str, object]]]:
                 raise CatalogError(f"{name} line {reader.line_num}: more fields than the header's {len(header)}")
             rows.append((f"{name} line {reader.line_num}", dict(row)))
         return rows
-    raise CatalogError(f"--manifest {file}: expected a .csv or .jsonl file")
+    raise CatalogError(f"`manifest` {file}: expected a .csv or .jsonl file")
 
 
 def read_manifest(file: str) -> list[ManifestRow]:
@@ -85,9 +85,9 @@ def read_manifest(file: str) -> list[ManifestRow]:
         with open(file, encoding="utf-8-sig") as fh:
             text = fh.read()
     except OSError as exc:
-        raise CatalogError(f"--manifest {file}: {exc.strerror}") from None
+        raise CatalogError(f"`manifest` {file}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise CatalogError(f"--manifest {file}: not UTF-8 text") from None
+        raise CatalogError(f"`manifest` {file}: not UTF-8 text") from None
     rows: list[ManifestRow] = []
     first: dict[str, str] = {}
     for where, row in _rows_of(file, text):
@@ -108,7 +108,7 @@ def read_manifest(file: str) -> list[ManifestRow]:
             raise CatalogError(f"{where}: split {split!r} must start with a letter and hold only letters, digits and _")
         rows.append(ManifestRow(where, path, values["label"], split, values["group"] or None))
     if not rows:
-        raise CatalogError(f"--manifest {file} lists no video")
+        raise CatalogError(f"`manifest` {file} lists no video")
     return rows
 
 

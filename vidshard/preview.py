@@ -31,7 +31,7 @@ def load_example(directory: str, split: str, index: int) -> tuple[ClipRecord, Da
         raise ShardFormatError(f"no split {split!r} in {directory}; it has {', '.join(info.splits)}")
     split_info = info.splits[split]
     if not 0 <= index < split_info.num_examples:
-        raise ShardFormatError(f"--index {index} is out of range: split {split} has {split_info.num_examples} examples")
+        raise ShardFormatError(f"`index` {index} is out of range: split {split} has {split_info.num_examples} examples")
     offset = index
     for name, length in zip(split_info.shards, split_info.shard_lengths):
         if offset < length:
@@ -77,15 +77,15 @@ def preview(directory: str, split: str, index: int, out: str, clip: int = 0, sca
     """
     suffix = os.path.splitext(out)[1].lower()
     if suffix != ".gif" and suffix not in SHEET_SUFFIXES:
-        raise VidshardError(f"--out {out}: use .gif for an animation or {', '.join(SHEET_SUFFIXES)} for a contact sheet")
+        raise VidshardError(f"`out` {out}: use .gif for an animation or {', '.join(SHEET_SUFFIXES)} for a contact sheet")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
-        raise VidshardError(f"--out {out}: folder {folder} does not exist")
+        raise VidshardError(f"`out` {out}: folder {folder} does not exist")
     if scale < 1:
-        raise VidshardError(f"--scale must be at least 1, got {scale}")
+        raise VidshardError(f"`scale` must be at least 1, got {scale}")
     record, _ = load_example(directory, split, index)
     if not 0 <= clip < record.frames.shape[0]:
-        raise VidshardError(f"--clip {clip} is out of range: the example holds {record.frames.shape[0]} clip(s)")
+        raise VidshardError(f"`clip` {clip} is out of range: the example holds {record.frames.shape[0]} clip(s)")
     if suffix == ".gif":
         save_gif(record.frames[clip], out, scale=scale)
     else:

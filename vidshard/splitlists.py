@@ -208,10 +208,10 @@ _EXAMPLES = 3
 def _select(lists: SplitLists, num_classes: int | None, classes: Sequence[str] | None) -> list[int]:
     """Indices (into ``classInd.txt``) of the selected classes, in its order."""
     if num_classes is not None and classes is not None:
-        raise CatalogError("give either --num-classes or --classes, not both")
+        raise CatalogError("give either `num_classes` or `classes`, not both")
     if num_classes is not None:
         if not 1 <= num_classes <= len(lists.class_names):
-            raise CatalogError(f"--num-classes {num_classes}: {CLASS_INDEX_FILE} has {len(lists.class_names)} classes")
+            raise CatalogError(f"`num_classes` {num_classes}: {CLASS_INDEX_FILE} has {len(lists.class_names)} classes")
         return list(range(num_classes))
     if classes is None:
         return list(range(len(lists.class_names)))

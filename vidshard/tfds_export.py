@@ -116,7 +116,7 @@ def export_tfds(output: str, to: str | None = None) -> str:
                             f"shard again with --compression none")
     to = to if to is not None else os.path.join(output, DEFAULT_FOLDER)
     if os.path.isdir(to) and set(os.listdir(to)) - {"dataset_info.json", "features.json", "label.labels.txt"}:
-        raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another --to")
+        raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another `to`")
     os.makedirs(to, exist_ok=True)
     file_format = file_adapters.FileFormat.ARRAY_RECORD if info.file_format == "array_record" \
         else file_adapters.FileFormat.TFRECORD

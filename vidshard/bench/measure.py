@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import psutil
 
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, direction_of, motion_frames, ucf_member_name, write_video
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, direction_of, motion_frames, ucf_member_name, write_video
 
 
 @dataclass(frozen=True)

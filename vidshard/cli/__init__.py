@@ -3,17 +3,18 @@ import click
 
 from vidshard import __version__
 from vidshard.cli.terminal import configure_logging, native_output_hidden
+from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
 
 
 class _Group(click.Group):
-    """Turns :class:`VidshardError` into one ``Error: ...`` line and exit status 1."""
+    """Turns :class:`VidshardError` into one ``Error: ...`` line (in the CLI's words) and exit status 1."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except VidshardError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(cli_wording(str(exc))) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

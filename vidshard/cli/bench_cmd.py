@@ -6,7 +6,7 @@ import tempfile
 import click
 
 from vidshard.cli.shard_cmd import parse_size
-from vidshard.synthetic import VideoSpec
+from vidshard.testing.synthetic import VideoSpec
 
 
 @click.command("bench")

@@ -16,8 +16,9 @@ from vidshard.catalog import SplitRequest
 from vidshard.cli.selection import (
     catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
 )
+from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
-from vidshard.records import ENCODINGS, FILE_FORMATS, INFO_FILE
+from vidshard.records import ENCODINGS, FILE_FORMATS
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 from vidshard.tfrecord_io import COMPRESSIONS
 
@@ -42,13 +43,13 @@ class _ShardCommand(click.Command):
 
 
 def _checked_beam_args(ctx: click.Context) -> list[str]:
-    """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.shard.check_beam_args`).
+    """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.launch.check_beam_args`).
 
     An unknown option or a stray word is a usage error as click reports its own: exit status 2
     with a did-you-mean, the same in every vidshard command.
     """
     from vidshard.errors import CommandLineError
-    from vidshard.pipelines.shard import check_beam_args
+    from vidshard.pipelines.launch import check_beam_args
 
     unchecked = ctx.meta.get(_UNCHECKED, [])
     try:
@@ -163,7 +164,7 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
-    from vidshard.pipelines.shard import ShardRequest, check_output, clear_output, run_job
+    from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sampling import ClipSpec
     from vidshard.sources import SourceOptions, open_source
@@ -183,7 +184,7 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
         catalog = catalog_from_options(src.list_members(), manifest_rows, group_pattern)
     plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
     for warning in plan.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(f"Warning: {cli_wording(warning)}", err=True)
     if overwrite:
         clear_output(output)
 
@@ -196,14 +197,5 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
     result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options,
                                   file_format=file_format), beam_args,
                      progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
-    for split, written in result.written.items():
-        files = len(result.info.splits[split].shards)
-        click.echo(f"{split}: {written} videos written in {files} shard(s), {result.failed[split]} failed")
-    failed = sum(result.failed.values())
-    fetched = result.bytes_fetched / 2**20
-    click.echo(
-        f"{sum(result.written.values())} videos written, {failed} failed, in {result.seconds:.1f} s "
-        f"({result.clips_per_second:.1f} clips/s, {fetched:.1f} MiB of video fetched); "
-        + (f"failures listed in {result.errors_path}" if failed else f"no failures ({result.errors_path} is empty)")
-    )
-    click.echo(f"Complete: {output}/{INFO_FILE}")
+    for line in result.summary(output):
+        click.echo(line)

@@ -12,7 +12,7 @@ dropped connections, short bodies, slow answers, ignoring Range) so the robustne
     with RangeServer(directory) as srv:
         url = srv.url("sample.zip")      # http://127.0.0.1:PORT/sample.zip
 
-``python -m vidshard.rangeserver DIR [--port N]`` serves a directory until interrupted.
+``python -m vidshard.testing.rangeserver DIR [--port N]`` serves a directory until interrupted.
 """
 from __future__ import annotations
 

@@ -1,9 +1,15 @@
-"""Test helper: write small shard directories directly, without the Beam pipeline.
+"""Shard makers for tests and demos: shard directories written directly, without the Beam pipeline.
 
-Clips are frames of :func:`vidshard.synthetic.motion_frames` (a square moving in the class's
-direction) rendered at the target size, so a model can learn them, and the reader and trainer
-tests do not depend on the sharding pipeline.  The output follows the shard contract of
-:mod:`vidshard.records`: ``{split}-SSSSS-of-NNNNN.tfrecord[.gz]`` files and ``dataset_info.json``.
+Two kinds of data, both following the shard contract of :mod:`vidshard.records`
+(``{split}-SSSSS-of-NNNNN.<ext>`` files and ``dataset_info.json``):
+
+* :func:`make_shards`: clips of :func:`vidshard.testing.synthetic.motion_frames` (a square moving
+  in the class's direction) rendered at the target size, so a model can learn them and the reader
+  and trainer tests do not depend on the sharding pipeline.  Written with TensorFlow's own
+  ``TFRecordWriter`` (imported when called), so TF-free readers are checked against TF's files.
+* :func:`write_tagged_shards`: raw frames whose first pixel names the video (its number in the
+  split) and the clip, so a test can tell which example and clip a reader returned; TF-free,
+  as TFRecord or ArrayRecord files.
 """
 from __future__ import annotations
 
@@ -13,10 +19,9 @@ from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
-from vidshard import records
-from vidshard.synthetic import MOTION_CLASSES, VideoSpec, motion_frames
+from vidshard import records, tfrecord_io
+from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, motion_frames
 
 DEFAULT_SPLITS: Mapping[str, int] = {"train": 4, "val": 2, "test": 2}
 
@@ -58,6 +63,8 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     Videos are spread round-robin over ``shards_per_split`` files per split; every video has its
     own seed, so no two clips are identical.
     """
+    import tensorflow as tf  # only here: the tagged shards and this module's import stay TF-free
+
     directory = str(directory)
     os.makedirs(directory, exist_ok=True)
     class_names = sorted(classes)
@@ -88,7 +95,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
         class_names=class_names, splits=split_infos, n_frames=n_frames, frame_step=2, height=height,
         width=width, clips_per_video=clips_per_video, encoding=encoding, quality=quality,
         compression=compression, split_policy="synthetic", split_request=repr(dict(splits)), seed=seed,
-        source="tests/shardmaker.py", num_failed=0, vidshard_version="test",
+        source="vidshard.testing.shards", num_failed=0, vidshard_version="test",
     )
     info.write(directory)
     return info
@@ -96,6 +103,8 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
 
 def read_records(directory: str | os.PathLike, split: str) -> list[records.ClipRecord]:
     """Every record of ``split`` decoded with the TF-free :func:`records.decode_example`, in file order."""
+    import tensorflow as tf  # TF's reader, so the records are checked against TF's framing
+
     info = records.load_info(str(directory))
     compression = "GZIP" if info.compression == "gzip" else ""
     return [records.decode_example(raw.numpy())
@@ -110,3 +119,69 @@ def corrupt_shard(path: str | os.PathLike, offset: int = 40) -> None:
         byte = fh.read(1)
         fh.seek(offset)
         fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+#: The tagged shards: three classes, clips of ``TAGGED_FRAMES`` frames of ``TAGGED_HEIGHT`` x ``TAGGED_WIDTH``.
+TAGGED_CLASSES: list[str] = ["A", "B", "C"]
+TAGGED_FRAMES, TAGGED_HEIGHT, TAGGED_WIDTH = 3, 48, 64
+
+
+def smooth_frames(rng: np.random.Generator, clips: int) -> np.ndarray:
+    """Image-like frames (gradients plus noise) so JPEG has real content to lose."""
+    yy, xx = np.mgrid[0:TAGGED_HEIGHT, 0:TAGGED_WIDTH]
+    base = (np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1) % 256).astype(np.int16)
+    noise = rng.integers(-40, 40, size=(clips, TAGGED_FRAMES, TAGGED_HEIGHT, TAGGED_WIDTH, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def tagged_frames(video: int, clips: int) -> np.ndarray:
+    """Frames whose first pixel names the video and the clip: identity survives the reader (raw only)."""
+    frames = np.zeros((clips, TAGGED_FRAMES, TAGGED_HEIGHT, TAGGED_WIDTH, 3), np.uint8)
+    for c in range(clips):
+        frames[c, :, 0, 0, 0] = video
+        frames[c, :, 0, 0, 1] = c
+    return frames
+
+
+def write_tagged_shards(
+    out: str | os.PathLike, shard_sizes: list[int], *, encoding: str = "raw", compression: str = "none",
+    clips: int = 1, tagged: bool = True, split: str = "train", seed: int = 0, file_format: str = "tfrecord",
+) -> list[records.ClipRecord]:
+    """Write one split as shards plus dataset_info.json; return the records in canonical order.
+
+    Video ``v`` (numbered across the split) has label ``v % 3``; ``tagged`` frames carry its number
+    and clip in the first pixel, otherwise frames are :func:`smooth_frames` drawn from ``seed``.
+    ``file_format`` is ``tfrecord`` (with ``compression``) or ``array_record`` (needs the grain extra).
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(out, exist_ok=True)
+    written: list[records.ClipRecord] = []
+    shards = []
+    for s, size in enumerate(shard_sizes):
+        chunk = []
+        for _ in range(size):
+            v = len(written)
+            frames = tagged_frames(v, clips) if tagged else smooth_frames(rng, clips)
+            label = v % len(TAGGED_CLASSES)
+            rec = records.ClipRecord(
+                f"UCF101/v_{TAGGED_CLASSES[label]}_g01_c{v:02d}.avi", label, TAGGED_CLASSES[label], frames,
+                np.arange(clips * TAGGED_FRAMES, dtype=np.int64).reshape(clips, TAGGED_FRAMES))
+            written.append(rec)
+            chunk.append(records.encode_example(rec, encoding))
+        if file_format == "array_record":
+            from vidshard import arrayrecord_io  # needs array_record (the grain extra)
+
+            shards.append(f"{split}-{s:05d}-of-{len(shard_sizes):05d}.array_record")
+            arrayrecord_io.write_records(os.path.join(out, shards[-1]), chunk)
+        else:
+            shards.append(f"{split}-{s:05d}-of-{len(shard_sizes):05d}.tfrecord")
+            tfrecord_io.write_records(os.path.join(out, shards[-1]), chunk, compression)
+    extra = ({"format_version": records.ARRAY_RECORD_FORMAT_VERSION, "file_format": "array_record"}
+             if file_format == "array_record" else {})
+    records.DatasetInfo(
+        class_names=TAGGED_CLASSES, splits={split: records.SplitInfo(len(written), shards, list(shard_sizes))},
+        n_frames=TAGGED_FRAMES, frame_step=1, height=TAGGED_HEIGHT, width=TAGGED_WIDTH, clips_per_video=clips,
+        encoding=encoding, quality=95, compression=compression, split_policy="test", split_request="", seed=0,
+        source="test", num_failed=0, vidshard_version="test", **extra,
+    ).write(os.fspath(out))
+    return written

@@ -1,0 +1,28 @@
+"""Library messages in the command line's words: each input field a message names becomes its option.
+
+The library states a problem in its own terms and names the input at fault as a field in single
+backquotes, the name of the parameter or setting that carries it (```splits` is empty``, ``give
+either `num_classes` or `classes```).  The CLI shows every error and warning through
+:func:`cli_wording`, which writes each such field as the option that sets it (``--splits is
+empty``): the one place where library fields meet command-line flags.  A field named inline,
+rather than one ``field`` attribute per error, also covers sentences that name two inputs.
+"""
+from __future__ import annotations
+
+import re
+
+#: A field named in a library message: one identifier in single (not double) backquotes.
+_FIELD = re.compile(r"(?<!`)`([A-Za-z_][A-Za-z0-9_]*)`(?!`)")
+
+#: Fields whose option is not ``--`` plus the field name with hyphens for underscores.
+_RENAMED = {"data_dir": "--data", "file_format": "--format"}
+
+
+def option_of(field: str) -> str:
+    """The command-line option that sets the library field ``field``: ``split_by`` -> ``--split-by``."""
+    return _RENAMED.get(field, "--" + field.replace("_", "-"))
+
+
+def cli_wording(message: str) -> str:
+    """``message`` with every backquoted field written as its option, for an ``Error:`` or ``Warning:`` line."""
+    return _FIELD.sub(lambda match: option_of(match[1]), message)
