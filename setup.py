@@ -12,7 +12,7 @@ setup(
     version="0.1.0",
     description="Shard video classification datasets into TFRecords with Apache Beam, train from them.",
     python_requires=">=3.10",
-    packages=["vidshard", "vidshard.cli", "vidshard.bench", "vidshard.pipelines", "vidshard.models"],
+    packages=["vidshard", "vidshard.cli", "vidshard.bench", "vidshard.format", "vidshard.pipelines", "vidshard.models"],
     package_dir={
         "vidshard": "vidshard",
         "vidshard.cli": "vidshard/cli",

@@ -33,7 +33,8 @@ from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_o
 from vidshard.models.plots import plot_history
 from vidshard.models.resnet21d import build_model
 from vidshard.numpy_reader import ShardReader
-from vidshard.records import DatasetInfo, load_info
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.splits import split_files
 
 MODEL_FILE = "model.keras"
 LAST_CHECKPOINT = os.path.join("checkpoints", "last.keras")
@@ -327,8 +328,7 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
                             f"this process: set KERAS_BACKEND={config.backend} before importing keras "
                             "(vidshard train --backend does this)")
     for split in (config.train_split, config.val_split):
-        if split not in info.splits:
-            raise ShardFormatError(f"{data_dir} has no {split!r} split (it has {', '.join(sorted(info.splits))})")
+        split_files(data_dir, split, info)
     os.makedirs(os.path.join(run_dir, os.path.dirname(LAST_CHECKPOINT)), exist_ok=True)
     initial_epoch = len(previous.get("loss", []))
     if initial_epoch >= config.epochs:

@@ -34,13 +34,14 @@ from apache_beam.options.pipeline_options import (
 from apache_beam.runners.runner import PipelineRunner, PipelineState
 
 from vidshard import __version__, shardio, staging
+from vidshard.format import naming
 from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
-from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
+from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
 
 
@@ -81,18 +82,17 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
     """Every planned video's (split, shard, position) and every planned shard file.
 
     ``--shards auto`` sizes each split from an estimate of bytes per Example
-    (:func:`vidshard.shardio.estimate_example_bytes`); ``--shards N`` gives every split N files.
+    (:func:`vidshard.format.naming.estimate_example_bytes`); ``--shards N`` gives every split N files.
     """
     spec, plan = request.settings.clip_spec, request.plan
-    example_bytes = shardio.estimate_example_bytes(
-        spec.n_frames, spec.height, spec.width, spec.clips_per_video, request.settings.encoding)
+    example_bytes = naming.estimate_example_bytes(spec, request.settings.encoding)
     items: list[WorkItem] = []
     slots: list[ShardSlot] = []
     for split in plan.split_names:
         videos = [video for video in plan.videos if video.split == split]
-        num_shards = request.shards or shardio.auto_num_shards(len(videos), example_bytes)
-        places = shardio.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
-        slots += [ShardSlot(split, shard, shardio.shard_name(split, shard, num_shards, request.compression,
+        num_shards = request.shards or naming.auto_num_shards(len(videos), example_bytes)
+        places = naming.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
+        slots += [ShardSlot(split, shard, naming.shard_name(split, shard, num_shards, request.compression,
                                                                   request.file_format))
                   for shard in range(num_shards)]
         items += [WorkItem(split, *places[video.video_id], video.video_id, video.label, video.class_name)

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from vidshard import records
+from vidshard.format.info import DatasetInfo, SplitInfo, load_info
+from vidshard.format.schema import ClipRecord, encode_example, parse_example
 from vidshard.synthetic import MOTION_CLASSES, VideoSpec, motion_frames
 
 DEFAULT_SPLITS: Mapping[str, int] = {"train": 4, "val": 2, "test": 2}
@@ -23,7 +24,7 @@ DEFAULT_SPLITS: Mapping[str, int] = {"train": 4, "val": 2, "test": 2}
 
 def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *, n_frames: int,
                 height: int, width: int, clips_per_video: int, frame_step: int = 2,
-                color_cue: bool = False) -> records.ClipRecord:
+                color_cue: bool = False) -> ClipRecord:
     """One synthetic video's clips: ``clips_per_video`` windows of ``n_frames`` frames, ``frame_step`` apart.
 
     ``color_cue`` gives each class (up to 7) its own colour cast, so that a few epochs separate
@@ -42,7 +43,7 @@ def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *
                 video[..., channel] |= 0x80
     indices = np.array([[s + i * frame_step for i in range(n_frames)] for s in starts], np.int64)
     name = class_names[class_index]
-    return records.ClipRecord(
+    return ClipRecord(
         video_id=f"UCF101/v_{name}_g{video_seed:02d}_c01.avi", label=class_index, label_name=name,
         frames=video[indices], frame_indices=indices,
     )
@@ -52,7 +53,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
                 splits: Mapping[str, int] = DEFAULT_SPLITS, n_frames: int = 4, height: int = 32,
                 width: int = 32, clips_per_video: int = 1, encoding: str = "jpeg", quality: int = 95,
                 compression: str = "none", shards_per_split: int = 2, seed: int = 0,
-                color_cue: bool = False) -> records.DatasetInfo:
+                color_cue: bool = False) -> DatasetInfo:
     """Write ``splits[name]`` videos per class for each split and return the ``DatasetInfo`` written.
 
     Videos are spread round-robin over ``shards_per_split`` files per split; every video has its
@@ -63,7 +64,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     class_names = sorted(classes)
     suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
-    split_infos: dict[str, records.SplitInfo] = {}
+    split_infos: dict[str, SplitInfo] = {}
     video_seed = seed * 1000
     for split, per_class in splits.items():
         names = [f"{split}-{i:05d}-of-{shards_per_split:05d}{suffix}" for i in range(shards_per_split)]
@@ -75,16 +76,16 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
                 video_seed += 1
                 record = clip_record(class_index, class_names, video_seed, n_frames=n_frames, height=height,
                                      width=width, clips_per_video=clips_per_video, color_cue=color_cue)
-                writers[n % shards_per_split].write(records.encode_example(record, encoding, quality))
+                writers[n % shards_per_split].write(encode_example(record, encoding, quality))
                 lengths[n % shards_per_split] += 1
                 n += 1
         for writer in writers:
             writer.close()
-        split_infos[split] = records.SplitInfo(
+        split_infos[split] = SplitInfo(
             num_examples=n, shards=names, shard_lengths=lengths,
             num_bytes=sum(os.path.getsize(os.path.join(directory, f)) for f in names),
         )
-    info = records.DatasetInfo(
+    info = DatasetInfo(
         class_names=class_names, splits=split_infos, n_frames=n_frames, frame_step=2, height=height,
         width=width, clips_per_video=clips_per_video, encoding=encoding, quality=quality,
         compression=compression, split_policy="synthetic", split_request=repr(dict(splits)), seed=seed,
@@ -94,11 +95,11 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     return info
 
 
-def read_records(directory: str | os.PathLike, split: str) -> list[records.ClipRecord]:
-    """Every record of ``split`` decoded with the TF-free :func:`records.decode_example`, in file order."""
-    info = records.load_info(str(directory))
+def read_records(directory: str | os.PathLike, split: str) -> list[ClipRecord]:
+    """Every record of ``split`` decoded with the TF-free :func:`parse_example`, in file order."""
+    info = load_info(str(directory))
     compression = "GZIP" if info.compression == "gzip" else ""
-    return [records.decode_example(raw.numpy())
+    return [parse_example(raw.numpy(), info.encoding)
             for name in info.splits[split].shards
             for raw in tf.data.TFRecordDataset(os.path.join(str(directory), name), compression)]
 

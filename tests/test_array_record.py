@@ -17,9 +17,9 @@ from PIL import Image
 from vidshard.cli import main
 from vidshard.errors import ShardFormatError
 from vidshard.numpy_reader import ShardReader
-from vidshard.records import INFO_FILE, load_info
-from vidshard.shardfiles import iter_shard, read_shard_record
-from vidshard.tfrecord_io import iter_records
+from vidshard.format.info import INFO_FILE, load_info
+from vidshard.format.shardfiles import iter_shard, read_shard_record
+from vidshard.format.tfrecord import iter_records
 
 pytest.importorskip("array_record.python.array_record_module",
                     reason="ArrayRecord shards need the grain extra: pip install 'vidshard[grain]'")

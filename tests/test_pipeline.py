@@ -31,6 +31,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from vidshard import shardio, staging
+from vidshard.format import naming
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
@@ -41,11 +42,12 @@ from vidshard.pipelines import resume
 from vidshard.pipelines.shard import ShardRequest, _account, _describe_source, check_beam_args, plan_layout, run_job
 from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
 from vidshard.rangeserver import RangeServer
-from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
+from vidshard.format.codec import encode_frame
+from vidshard.format.info import ERRORS_FILE, INFO_FILE, load_info
 from vidshard.sampling import ClipSpec
 from vidshard.sources import Member, SourceOptions
 from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
-from vidshard.tfrecord_io import iter_records
+from vidshard.format.tfrecord import iter_records
 
 CLASSES = MOTION_CLASSES[:3]
 RANDOM_AVI = f"UCF101/v_{CLASSES[0]}_g05_c01.avi"
@@ -602,25 +604,25 @@ def test_job_server_options_pass_unchecked_after_a_lone_double_dash(tmp_path):
 
 def test_assign_shards_is_balanced_contiguous_and_order_free():
     ids = [f"v{i:03d}" for i in range(23)]
-    layout = shardio.assign_shards(ids, 4, seed=1)
-    assert layout == shardio.assign_shards(list(reversed(ids)), 4, seed=1)
+    layout = naming.assign_shards(ids, 4, seed=1)
+    assert layout == naming.assign_shards(list(reversed(ids)), 4, seed=1)
     sizes = Counter(shard for shard, _ in layout.values())
     assert sorted(sizes.values()) == [5, 6, 6, 6]
     for shard in range(4):
         assert sorted(pos for s, pos in layout.values() if s == shard) == list(range(sizes[shard]))
-    ordered = sorted(ids, key=lambda video_id: shardio.order_key(1, video_id))
+    ordered = sorted(ids, key=lambda video_id: naming.order_key(1, video_id))
     assert [layout[video_id] for video_id in ordered] == sorted(layout.values())
-    assert shardio.assign_shards(ids, 4, seed=2) != layout
+    assert naming.assign_shards(ids, 4, seed=2) != layout
 
 
 def test_auto_shards_aim_at_128_mib():
-    jpeg = shardio.estimate_example_bytes(10, 224, 224, 1, "jpeg")
-    raw = shardio.estimate_example_bytes(10, 224, 224, 1, "raw")
+    jpeg = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "jpeg")
+    raw = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "raw")
     assert raw > 1_505_280 and jpeg < raw / 4
-    assert shardio.auto_num_shards(9537, raw) == -(-9537 * raw // (128 << 20))
-    assert shardio.auto_num_shards(0, raw) == 1
-    assert shardio.auto_num_shards(3, raw * 1000) == 3  # never more shards than videos
-    assert shardio.shard_name("val", 3, 12, "gzip") == "val-00003-of-00012.tfrecord.gz"
+    assert naming.auto_num_shards(9537, raw) == -(-9537 * raw // (128 << 20))
+    assert naming.auto_num_shards(0, raw) == 1
+    assert naming.auto_num_shards(3, raw * 1000) == 3  # never more shards than videos
+    assert naming.shard_name("val", 3, 12, "gzip") == "val-00003-of-00012.tfrecord.gz"
 
 
 def test_accounting_refuses_a_plan_that_does_not_add_up(plan):

@@ -17,12 +17,13 @@ import pytest
 
 from test_numpy_reader import CLASSES, H, T, W, tagged_frames
 from vidshard.errors import ShardFormatError
-from vidshard.records import ARRAY_RECORD_FORMAT_VERSION, ClipRecord, DatasetInfo, SplitInfo, encode_example
+from vidshard.format.info import ARRAY_RECORD_FORMAT_VERSION, DatasetInfo, SplitInfo
+from vidshard.format.schema import ClipRecord, encode_example
 
 pytest.importorskip("array_record.python.array_record_module",
                     reason="random access needs the grain extra: pip install 'vidshard[grain]'")
 
-from vidshard import arrayrecord_io  # noqa: E402  (after the skip: needs array_record)
+from vidshard.format import arrayrecord  # noqa: E402  (after the skip: needs array_record)
 from vidshard.random_access import ClipDecoder, SplitSource  # noqa: E402
 
 CLIPS = 3
@@ -42,7 +43,7 @@ def write_array_record_shards(out, shard_sizes: list[int], split: str = "train")
                                                    np.arange(CLIPS * T, dtype=np.int64).reshape(CLIPS, T)), "raw"))
             video += 1
         names.append(f"{split}-{index:05d}-of-{len(shard_sizes):05d}.array_record")
-        arrayrecord_io.write_records(os.path.join(out, names[-1]), chunk)
+        arrayrecord.write_records(os.path.join(out, names[-1]), chunk)
     DatasetInfo(
         class_names=CLASSES, splits={split: SplitInfo(video, names, list(shard_sizes))}, n_frames=T, frame_step=1,
         height=H, width=W, clips_per_video=CLIPS, encoding="raw", quality=95, compression="none",
@@ -84,7 +85,7 @@ def test_split_source_refuses_tfrecord_outputs(tmp_path):
 
 
 def test_random_access_modules_import_no_ml_framework():
-    code = ("import sys, vidshard.random_access, vidshard.shardfiles, vidshard.arrayrecord_io; "
+    code = ("import sys, vidshard.random_access, vidshard.format.shardfiles, vidshard.format.arrayrecord; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax', 'grain') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -14,8 +14,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from vidshard.errors import ShardFormatError
-from vidshard.records import ERRORS_FILE, DatasetInfo, decode_example, load_info
-from vidshard.shardfiles import iter_shard
+from vidshard.format.info import ERRORS_FILE, DatasetInfo, load_info
+from vidshard.format.schema import parse_example
+from vidshard.format.shardfiles import iter_shard
+from vidshard.format.splits import split_files
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ def summarize(directory: str) -> Summary:
     shards = {}
     for split, split_info in info.splits.items():
         files = []
-        for name, examples in zip(split_info.shards, split_info.shard_lengths):
-            path = os.path.join(directory, name)
+        _, paths = split_files(directory, split, info, check_files=False)  # missing files are problems, below
+        for name, path, examples in zip(split_info.shards, paths, split_info.shard_lengths):
             files.append(ShardFile(name, examples, os.path.getsize(path) if os.path.isfile(path) else None))
         shards[split] = files
     errors_path = os.path.join(directory, ERRORS_FILE)
@@ -110,7 +112,7 @@ def format_summary(summary: Summary) -> list[str]:
 def _check_record(serialized: bytes, where: str, info: DatasetInfo) -> tuple[list[str], str | None, str | None]:
     """Problems of one record, plus its video id and class name when it parses."""
     try:
-        record = decode_example(serialized)
+        record = parse_example(serialized, info.encoding)
     except ShardFormatError as exc:
         return [f"{where}: {exc}"], None, None
     problems = []

@@ -37,7 +37,8 @@ import os
 import numpy as np
 
 from vidshard.errors import VidshardError
-from vidshard.records import DatasetInfo, load_info
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.splits import split_files
 
 try:
     import tensorflow_datasets as tfds
@@ -126,10 +127,11 @@ def export_tfds(output: str, to: str | None = None) -> str:
         dataset_name=DATASET_NAME, filetype_suffix=suffix)
     split_infos = []
     for split, spl in info.splits.items():
+        _, paths = split_files(output, split, info)
         split_template = template.replace(split=split)
         # TFDS finds the files by its template: it must name exactly vidshard's files, in order.
         named = [os.path.normpath(path) for path in split_template.sharded_filepaths(len(spl.shards))]
-        expected = [os.path.normpath(os.path.join(to, os.path.relpath(output, to), name)) for name in spl.shards]
+        expected = [os.path.normpath(os.path.join(to, os.path.relpath(path, to))) for path in paths]
         if named != expected:
             raise VidshardError(f"split {split}: TFDS would look for {os.path.basename(named[0])}..., "
                                 f"the shards are {spl.shards[0]}...")

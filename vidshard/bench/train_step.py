@@ -54,7 +54,7 @@ from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out, use_backend
 from vidshard.numpy_reader import Batch, ShardReader, prefetch_to_device
-from vidshard.records import load_info
+from vidshard.format.splits import split_files
 
 #: ``--dtypes`` name -> ``TrainConfig.mixed_precision`` (the policies ``vidshard train`` uses).
 DTYPES: dict[str, str | None] = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
@@ -271,9 +271,7 @@ def run(config: BenchTrainConfig, progress: Callable[[str], None] = lambda line:
     run on ``config.backend``.
     """
     use_backend(config.backend)
-    info = load_info(config.data_dir)
-    if config.split not in info.splits:
-        raise VidshardError(f"{config.data_dir} has no split {config.split!r} (it has {', '.join(sorted(info.splits))})")
+    info, _ = split_files(config.data_dir, config.split)
     guard = contextlib.nullcontext() if config.backend == "tensorflow" else tensorflow_kept_out()
     with guard:
         import keras

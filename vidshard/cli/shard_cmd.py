@@ -17,9 +17,10 @@ from vidshard.cli.selection import (
     catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
 )
 from vidshard.errors import VidshardError
-from vidshard.records import ENCODINGS, FILE_FORMATS, INFO_FILE
+from vidshard.format.info import FILE_FORMATS, INFO_FILE
+from vidshard.format.schema import ENCODINGS
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
-from vidshard.tfrecord_io import COMPRESSIONS
+from vidshard.format.tfrecord import COMPRESSIONS
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
 --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.
