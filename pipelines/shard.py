@@ -74,7 +74,7 @@ class ShardResult:
     @property
     def clips_per_second(self) -> float:
         """Clips this run made per second (examples reused by ``--resume`` not counted)."""
-        clips = (sum(self.written.values()) - self.reused) * self.info.clips_per_video
+        clips = (sum(self.written.values()) - self.reused) * self.info.clip.clips_per_video
         return clips / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -84,8 +84,8 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
     ``--shards auto`` sizes each split from an estimate of bytes per Example
     (:func:`vidshard.format.naming.estimate_example_bytes`); ``--shards N`` gives every split N files.
     """
-    spec, plan = request.settings.clip_spec, request.plan
-    example_bytes = naming.estimate_example_bytes(spec, request.settings.encoding)
+    plan = request.plan
+    example_bytes = naming.estimate_example_bytes(request.settings.clip_spec, request.settings.encoding)
     items: list[WorkItem] = []
     slots: list[ShardSlot] = []
     for split in plan.split_names:
@@ -331,7 +331,6 @@ def _account(plan: SplitPlan, summaries: list[dict], errors: list[dict]) -> None
 def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict]) -> DatasetInfo:
     """The ``dataset_info.json`` of a finished job (see docs/format.md)."""
     plan, settings = request.plan, request.settings
-    spec = settings.clip_spec
     classes = {video.video_id: video.class_name for video in plan.videos}
     splits: dict[str, SplitInfo] = {}
     class_counts: dict[str, dict[str, int]] = {}
@@ -349,11 +348,7 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
     return DatasetInfo(
         class_names=list(plan.class_names),
         splits=splits,
-        n_frames=spec.n_frames,
-        frame_step=spec.frame_step,
-        height=spec.height,
-        width=spec.width,
-        clips_per_video=spec.clips_per_video,
+        clip=settings.clip_spec,
         encoding=settings.encoding,
         quality=settings.quality,
         compression=request.compression,
@@ -363,7 +358,6 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
         source=_describe_source(request.source),
         num_failed=len(errors),
         vidshard_version=__version__,
-        format_version=DatasetInfo.version_for(request.file_format),
         file_format=request.file_format,
         extra={
             "plan_notes": list(plan.notes),

@@ -3,7 +3,7 @@
 Clips are frames of :func:`vidshard.synthetic.motion_frames` (a square moving in the class's
 direction) rendered at the target size, so a model can learn them, and the reader and trainer
 tests do not depend on the sharding pipeline.  The output follows the shard contract of
-:mod:`vidshard.records`: ``{split}-SSSSS-of-NNNNN.tfrecord[.gz]`` files and ``dataset_info.json``.
+:mod:`vidshard.format`: ``{split}-SSSSS-of-NNNNN.tfrecord[.gz]`` files and ``dataset_info.json``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from vidshard.format.info import DatasetInfo, SplitInfo, load_info
 from vidshard.format.schema import ClipRecord, encode_example, parse_example
+from vidshard.sampling import ClipSpec
 from vidshard.synthetic import MOTION_CLASSES, VideoSpec, motion_frames
 
 DEFAULT_SPLITS: Mapping[str, int] = {"train": 4, "val": 2, "test": 2}
@@ -86,8 +87,9 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
             num_bytes=sum(os.path.getsize(os.path.join(directory, f)) for f in names),
         )
     info = DatasetInfo(
-        class_names=class_names, splits=split_infos, n_frames=n_frames, frame_step=2, height=height,
-        width=width, clips_per_video=clips_per_video, encoding=encoding, quality=quality,
+        class_names=class_names, splits=split_infos,
+        clip=ClipSpec(n_frames=n_frames, frame_step=2, height=height, width=width, clips_per_video=clips_per_video,
+                      seed=seed), encoding=encoding, quality=quality,
         compression=compression, split_policy="synthetic", split_request=repr(dict(splits)), seed=seed,
         source="tests/shardmaker.py", num_failed=0, vidshard_version="test",
     )

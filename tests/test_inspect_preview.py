@@ -110,7 +110,7 @@ def test_verify_catches_counts_and_shapes_that_disagree_with_info(damaged):
     info_path = damaged / INFO_FILE
     info = json.loads(info_path.read_text())
     info["splits"]["test"]["shard_lengths"][0] += 1
-    info["height"] = 25
+    info["clip"]["height"] = 25
     info_path.write_text(json.dumps(info))
     (damaged / "train-00007-of-00009.tfrecord").write_bytes(b"")
     found = problems(cli("inspect", str(damaged), "--verify"))

@@ -22,6 +22,7 @@ from vidshard.errors import ShardFormatError
 from vidshard.numpy_reader import ShardReader
 from vidshard.format.info import DatasetInfo, SplitInfo, load_info
 from vidshard.format.schema import ClipRecord, encode_example
+from vidshard.sampling import ClipSpec
 
 T, H, W = 3, 48, 64
 CLASSES = ["A", "B", "C"]
@@ -67,8 +68,9 @@ def write_shards(
         shards.append(name)
     assert len(records) == total
     DatasetInfo(
-        class_names=CLASSES, splits={split: SplitInfo(total, shards, list(shard_sizes))}, n_frames=T, frame_step=1,
-        height=H, width=W, clips_per_video=clips, encoding=encoding, quality=95, compression=compression,
+        class_names=CLASSES, splits={split: SplitInfo(total, shards, list(shard_sizes))},
+        clip=ClipSpec(n_frames=T, frame_step=1, height=H, width=W, clips_per_video=clips),
+        encoding=encoding, quality=95, compression=compression,
         split_policy="test", split_request="", seed=0, source="test", num_failed=0, vidshard_version="test",
     ).write(os.fspath(out))
     return records
@@ -86,7 +88,9 @@ def ids_and_clips(batches) -> list[tuple[int, int]]:
 
 
 def test_the_tf_free_modules_import_neither_tensorflow_nor_beam_nor_torch():
-    code = ("import sys, vidshard.numpy_reader, vidshard.format.tfrecord; "
+    formats = ", ".join(f"vidshard.format.{name}" for name in
+                        ("schema", "codec", "info", "splits", "naming", "tfrecord", "arrayrecord", "shardfiles"))
+    code = (f"import sys, vidshard.numpy_reader, {formats}; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

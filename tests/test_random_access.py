@@ -17,8 +17,9 @@ import pytest
 
 from test_numpy_reader import CLASSES, H, T, W, tagged_frames
 from vidshard.errors import ShardFormatError
-from vidshard.format.info import ARRAY_RECORD_FORMAT_VERSION, DatasetInfo, SplitInfo
+from vidshard.format.info import DatasetInfo, SplitInfo
 from vidshard.format.schema import ClipRecord, encode_example
+from vidshard.sampling import ClipSpec
 
 pytest.importorskip("array_record.python.array_record_module",
                     reason="random access needs the grain extra: pip install 'vidshard[grain]'")
@@ -45,10 +46,11 @@ def write_array_record_shards(out, shard_sizes: list[int], split: str = "train")
         names.append(f"{split}-{index:05d}-of-{len(shard_sizes):05d}.array_record")
         arrayrecord.write_records(os.path.join(out, names[-1]), chunk)
     DatasetInfo(
-        class_names=CLASSES, splits={split: SplitInfo(video, names, list(shard_sizes))}, n_frames=T, frame_step=1,
-        height=H, width=W, clips_per_video=CLIPS, encoding="raw", quality=95, compression="none",
+        class_names=CLASSES, splits={split: SplitInfo(video, names, list(shard_sizes))},
+        clip=ClipSpec(n_frames=T, frame_step=1, height=H, width=W, clips_per_video=CLIPS),
+        encoding="raw", quality=95, compression="none",
         split_policy="test", split_request="", seed=0, source="test", num_failed=0, vidshard_version="test",
-        format_version=ARRAY_RECORD_FORMAT_VERSION, file_format="array_record",
+        file_format="array_record",
     ).write(os.fspath(out))
 
 

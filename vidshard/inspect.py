@@ -85,8 +85,8 @@ def format_summary(summary: Summary) -> list[str]:
     lines = [
         f"{summary.directory}: {info.num_classes} classes, {info.encoding}"
         + (f" q{info.quality}" if info.encoding == "jpeg" else "")
-        + f", {info.clips_per_video} clip(s) of {info.n_frames} frames every {info.frame_step} "
-        f"at {info.height}x{info.width}, compression {info.compression}"
+        + f", {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames every {info.clip.frame_step} "
+        f"at {info.clip.height}x{info.clip.width}, compression {info.compression}"
         + (f", {info.file_format} files" if info.file_format != "tfrecord" else ""),
         f"split by {info.split_policy} ({info.split_request}), seed {info.seed}, source {info.source}, "
         f"vidshard {info.vidshard_version}",
@@ -96,7 +96,7 @@ def format_summary(summary: Summary) -> list[str]:
     for split, files in summary.shards.items():
         examples = info.splits[split].num_examples
         stored = sum(shard.size or 0 for shard in files)
-        per_clip = stored / (examples * info.clips_per_video) if examples else 0
+        per_clip = stored / (examples * info.clip.clips_per_video) if examples else 0
         lines.append(f"{split}: {examples} examples in {len(files)} shard(s), {_size(stored)}, "
                      f"{_size(per_clip)} per clip")
         if split in class_counts:
@@ -116,7 +116,7 @@ def _check_record(serialized: bytes, where: str, info: DatasetInfo) -> tuple[lis
     except ShardFormatError as exc:
         return [f"{where}: {exc}"], None, None
     problems = []
-    expected = (info.clips_per_video, info.n_frames, info.height, info.width, 3)
+    expected = (info.clip.clips_per_video, *info.clip_shape)
     if record.frames.shape != expected:
         problems.append(f"{where}: frames have shape {record.frames.shape}, dataset_info.json says {expected}")
     if not 0 <= record.label < info.num_classes:

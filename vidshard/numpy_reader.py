@@ -163,8 +163,8 @@ class ShardReader:
         if part is not None and (shard_index, num_shards) != (0, 1):
             raise ValueError("give either part or shard_index/num_shards, not both")
         self.part = part if part is not None else Part.whole(self.data_dir, self.info, split).split(shard_index, num_shards)
-        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clips_per_video):
-            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clips_per_video}), not {clips!r}")
+        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clip.clips_per_video):
+            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clip.clips_per_video}), not {clips!r}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
@@ -179,12 +179,12 @@ class ShardReader:
     @property
     def frame_shape(self) -> tuple[int, int, int, int]:
         """``(T, H, W, 3)`` of one example's frames."""
-        return (self.info.n_frames, self.info.height, self.info.width, 3)
+        return self.info.clip_shape
 
     @property
     def num_examples(self) -> int:
         """Examples one pass yields (before ``drop_remainder``)."""
-        return self.part.num_examples * (self.info.clips_per_video if self.clips == "all" else 1)
+        return self.part.num_examples * (self.info.clip.clips_per_video if self.clips == "all" else 1)
 
     def __len__(self) -> int:
         """Batches (or examples, with ``batch_size=None``) one pass yields."""
@@ -219,7 +219,7 @@ class ShardReader:
             stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
         for path, index, serialized in stream:
             if self.clips == "all":
-                for clip in range(self.info.clips_per_video):
+                for clip in range(self.info.clip.clips_per_video):
                     yield _Item(path, index, serialized, clip, 0.0)
             else:
                 fixed = None if self.clips == "random" else int(self.clips)
@@ -389,6 +389,6 @@ def decode_one(serialized: bytes, info: DatasetInfo, *, clip: int | None = None,
     [0, 1)).  ``where`` and ``index`` name the record in errors.  For random-access readers
     (:mod:`vidshard.random_access`), which decode one record at a time.
     """
-    batch = (np.empty((1, info.n_frames, info.height, info.width, 3), np.uint8), np.empty((1,), np.int64))
+    batch = (np.empty((1, *info.clip_shape), np.uint8), np.empty((1,), np.int64))
     decode_into(_Item(where, index, serialized, clip, clip_draw), info, batch, 0)
     return batch[0][0], batch[1][0]

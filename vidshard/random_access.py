@@ -83,8 +83,8 @@ class ClipDecoder:
 
     def __init__(self, info: DatasetInfo, length: int, *, seed: int = 0, clips: str | int = "random",
                  where: str = "") -> None:
-        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < info.clips_per_video):
-            raise ValueError(f"clips must be 'random' or a clip index in [0, {info.clips_per_video}), not {clips!r}")
+        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < info.clip.clips_per_video):
+            raise ValueError(f"clips must be 'random' or a clip index in [0, {info.clip.clips_per_video}), not {clips!r}")
         if seed < 0 or length < 1:
             raise ValueError("seed must be >= 0 and the split not empty")
         self.info = info

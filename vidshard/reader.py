@@ -42,7 +42,7 @@ DATA_ERRORS = (tf.errors.DataLossError, tf.errors.FailedPreconditionError)
 def _decoder(info: DatasetInfo):
     """A function from one serialized Example to ``(clips uint8 [C, T, H, W, 3], label int32, video_id)``."""
     spec = tf_feature_spec(_NEEDED)
-    frame_shape = (info.n_frames, info.height, info.width, 3)
+    frame_shape = info.clip_shape
     if info.encoding == "raw":
         def decode_frames(encoded):
             return tf.io.decode_raw(encoded[0], tf.uint8)
@@ -54,7 +54,7 @@ def _decoder(info: DatasetInfo):
             def decode_one(data):
                 return tf.io.decode_png(data, channels=3, dtype=tf.uint8)
 
-        frames_per_example = info.clips_per_video * info.n_frames
+        frames_per_example = info.clip.clips_per_video * info.clip.n_frames
 
         def decode_frames(encoded):
             # The frame count is fixed by dataset_info.json, so the decodes are unrolled: they run
@@ -151,7 +151,7 @@ def make_dataset(
         ds = ds.cache()
     if clips == "all":
         ds = ds.flat_map(_all_clips).apply(
-            tf.data.experimental.assert_cardinality(num_examples * info.clips_per_video))
+            tf.data.experimental.assert_cardinality(num_examples * info.clip.clips_per_video))
     else:
         # Drawn after the cache, so every epoch (every new iterator) draws new clips.
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)

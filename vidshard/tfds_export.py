@@ -58,8 +58,9 @@ SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}"
 
 def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
     """TFDS features over the Example keys of vidshard's shards (see the module docstring)."""
-    frames = info.clips_per_video * info.n_frames
-    shape = (frames, info.height, info.width, 3)
+    t, h, w, c = info.clip_shape
+    frames = info.clip.clips_per_video * t
+    shape = (frames, h, w, c)
     if info.encoding == "raw":
         video = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
                                      doc="clips*T frames, clips concatenated (one raw uint8 bytes entry)")
@@ -97,8 +98,8 @@ def exact_decoders(encoding: str) -> dict | None:
 
 
 def _description(info: DatasetInfo) -> str:
-    return (f"vidshard output of {info.source}: {info.clips_per_video} clip(s) of {info.n_frames} frames "
-            f"every {info.frame_step} source frames per video, {info.height}x{info.width}, {info.encoding}; "
+    return (f"vidshard output of {info.source}: {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames "
+            f"every {info.clip.frame_step} source frames per video, {info.clip.height}x{info.clip.width}, {info.encoding}; "
             f"split by {info.split_policy} ({info.split_request}), seed {info.seed}; "
             f"vidshard {info.vidshard_version}, format {info.format_version}.")
 

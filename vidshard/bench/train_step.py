@@ -210,7 +210,7 @@ def measure(config: BenchTrainConfig, batch_size: int, dtype: str) -> Row:
     saved_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[DTYPES[dtype]])
     try:
-        model = build_model(info.n_frames, info.height, info.width, info.num_classes)
+        model = build_model(*info.clip_shape[:3], info.num_classes)
         compile_model(model, learning_rate=1e-4)
         for _ in range(config.warmup):  # compiles the step
             model.train_on_batch(*synthetic)
@@ -292,7 +292,7 @@ def run(config: BenchTrainConfig, progress: Callable[[str], None] = lambda line:
         "config": asdict(config),
         "target_ratio": TARGET_RATIO,
         "data": {"split": config.split, "clips": info.splits[config.split].num_examples,
-                 "clip_shape": [info.n_frames, info.height, info.width, 3], "classes": info.num_classes,
+                 "clip_shape": list(info.clip_shape), "classes": info.num_classes,
                  "encoding": info.encoding},
         "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(),
                     "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
