@@ -29,12 +29,12 @@ import numpy as np
 
 from vidshard import __version__
 from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.splits import split_files
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out
 from vidshard.models.plots import plot_history
 from vidshard.models.resnet21d import build_model
 from vidshard.numpy_reader import ShardReader
-from vidshard.format.info import DatasetInfo, load_info
-from vidshard.format.splits import split_files
 
 MODEL_FILE = "model.keras"
 LAST_CHECKPOINT = os.path.join("checkpoints", "last.keras")

@@ -34,14 +34,14 @@ from apache_beam.options.pipeline_options import (
 from apache_beam.runners.runner import PipelineRunner, PipelineState
 
 from vidshard import __version__, shardio, staging
-from vidshard.format import naming
 from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
+from vidshard.format import naming
+from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
-from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
 
 

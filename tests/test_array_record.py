@@ -16,10 +16,10 @@ from PIL import Image
 
 from vidshard.cli import main
 from vidshard.errors import ShardFormatError
-from vidshard.numpy_reader import ShardReader
 from vidshard.format.info import FORMAT_VERSION, INFO_FILE, load_info
 from vidshard.format.shardfiles import iter_shard, read_shard_record
 from vidshard.format.tfrecord import iter_records
+from vidshard.numpy_reader import ShardReader
 
 pytest.importorskip("array_record.python.array_record_module",
                     reason="ArrayRecord shards need the grain extra: pip install 'vidshard[grain]'")

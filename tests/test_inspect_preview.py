@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vidshard.cli import main
-from vidshard.preview import contact_sheet
 from vidshard.format.info import INFO_FILE, load_info
 from vidshard.format.schema import parse_example
 from vidshard.format.tfrecord import iter_records
+from vidshard.preview import contact_sheet
 
 SHARD_OPTIONS = ["--split-by", "order", "--splits", "train=2,val=2,test=2", "--n-frames", "5", "--frame-step", "4",
                  "--size", "24x32", "--shards", "2", "--runner=FnApiRunner"]

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from vidshard import numpy_reader
-from vidshard.format import tfrecord
-from vidshard.testing import tfrecords
 from vidshard.errors import ShardFormatError
-from vidshard.numpy_reader import ShardReader
+from vidshard.format import tfrecord
 from vidshard.format.info import DatasetInfo, SplitInfo, load_info
 from vidshard.format.schema import ClipRecord, encode_example
+from vidshard.numpy_reader import ShardReader
 from vidshard.sampling import ClipSpec
+from vidshard.testing import tfrecords
 
 T, H, W = 3, 48, 64
 CLASSES = ["A", "B", "C"]

@@ -32,25 +32,25 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from vidshard import shardio, staging
-from vidshard.format import naming
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
-from vidshard.decode import decode_clips
 from vidshard.cli.shard_cmd import _checked_beam_args, shard_command
+from vidshard.decode import decode_clips
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
+from vidshard.format import naming
 from vidshard.pipelines import resume
 from vidshard.pipelines.shard import (
     ShardRequest, _account, _describe_source, build_info, check_beam_args, plan_layout, run_job,
 )
-from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
-from vidshard.rangeserver import RangeServer
 from vidshard.format.codec import encode_frame
 from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, load_info
+from vidshard.format.tfrecord import iter_records
+from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
+from vidshard.rangeserver import RangeServer
 from vidshard.sampling import ClipSpec
 from vidshard.sources import Member, SourceOptions
 from vidshard.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
-from vidshard.format.tfrecord import iter_records
 
 CLASSES = MOTION_CLASSES[:3]
 RANDOM_AVI = f"UCF101/v_{CLASSES[0]}_g05_c01.avi"

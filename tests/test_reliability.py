@@ -17,15 +17,15 @@ import pytest
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
+from vidshard.format.info import ERRORS_FILE, load_info
+from vidshard.format.schema import parse_example
+from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines.shard import ShardRequest, run_job
 from vidshard.pipelines.transforms import EncodeSettings
 from vidshard.rangeserver import Faults, RangeServer
-from vidshard.format.info import ERRORS_FILE, load_info
-from vidshard.format.schema import parse_example
 from vidshard.sampling import ClipSpec, clip_indices
 from vidshard.sources import SourceOptions, open_source
 from vidshard.synthetic import VideoSpec, make_ucf_zip, motion_frames, write_video
-from vidshard.format.tfrecord import iter_records
 
 from test_sampling_decode import _with_claimed_count
 

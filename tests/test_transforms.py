@@ -19,10 +19,10 @@ from vidshard.pipelines.transforms import (
     EncodeSettings, FetchDecodeEncode, Outcome, ShardSlot, WorkItem, WriteShards,
 )
 from vidshard.format.schema import parse_example
+from vidshard.format.tfrecord import iter_records
 from vidshard.sampling import ClipSpec
 from vidshard.sources import SourceOptions
 from vidshard.synthetic import MOTION_CLASSES, make_ucf_zip
-from vidshard.format.tfrecord import iter_records
 
 CLASS = MOTION_CLASSES[0]
 GOOD = f"UCF101/v_{CLASS}_g01_c01.avi"

@@ -22,11 +22,11 @@ from typing import Sequence, SupportsIndex
 
 import numpy as np
 
-from vidshard.format import arrayrecord
 from vidshard.errors import ShardFormatError
-from vidshard.numpy_reader import decode_one
+from vidshard.format import arrayrecord
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.splits import split_files
+from vidshard.numpy_reader import decode_one
 
 
 class SplitSource:

@@ -52,9 +52,9 @@ import numpy as np
 from vidshard import __version__
 from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
+from vidshard.format.splits import split_files
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out, use_backend
 from vidshard.numpy_reader import Batch, ShardReader, prefetch_to_device
-from vidshard.format.splits import split_files
 
 #: ``--dtypes`` name -> ``TrainConfig.mixed_precision`` (the policies ``vidshard train`` uses).
 DTYPES: dict[str, str | None] = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}

@@ -19,8 +19,8 @@ from vidshard.cli.selection import (
 from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS, INFO_FILE
 from vidshard.format.schema import ENCODINGS
-from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 from vidshard.format.tfrecord import COMPRESSIONS
+from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
 --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.
