@@ -20,10 +20,10 @@ import keras
 import numpy as np
 
 from vidshard.errors import VidshardError
+from vidshard.format.info import DatasetInfo, load_info
 from vidshard.models.plots import plot_confusion_matrix
 from vidshard.models.train import CONFIG_FILE, MODEL_FILE, check_model_fits
 from vidshard.reader import DATA_ERRORS, data_error, make_dataset
-from vidshard.records import DatasetInfo, load_info
 
 EVAL_DIR = "eval"
 METRICS_JSON = "metrics.json"

@@ -29,11 +29,12 @@ import numpy as np
 
 from vidshard import __version__
 from vidshard.errors import ShardFormatError, VidshardError
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.splits import split_files
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out
 from vidshard.models.plots import plot_history
 from vidshard.models.resnet21d import build_model
 from vidshard.numpy_reader import ShardReader
-from vidshard.records import DatasetInfo, load_info
 
 MODEL_FILE = "model.keras"
 LAST_CHECKPOINT = os.path.join("checkpoints", "last.keras")
@@ -240,7 +241,7 @@ def _prepare_run_dir(run_dir: str, config: TrainConfig) -> tuple[TrainConfig, di
 def check_model_fits(model: keras.Model, info: DatasetInfo, data_dir: str) -> None:
     """Refuse a model whose input clip shape or class count differs from the shards'."""
     takes = (*model.input_shape[1:], model.output_shape[-1])
-    holds = (info.n_frames, info.height, info.width, 3, info.num_classes)
+    holds = (*info.clip_shape, info.num_classes)
     if tuple(takes) != holds:
         raise VidshardError(f"the model takes clips {tuple(takes[:4])} with {takes[4]} classes, but {data_dir} "
                             f"holds {holds[:4]} with {holds[4]} classes")
@@ -327,8 +328,7 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
                             f"this process: set KERAS_BACKEND={config.backend} before importing keras "
                             "(vidshard train --backend does this)")
     for split in (config.train_split, config.val_split):
-        if split not in info.splits:
-            raise ShardFormatError(f"{data_dir} has no {split!r} split (it has {', '.join(sorted(info.splits))})")
+        split_files(data_dir, split, info)
     os.makedirs(os.path.join(run_dir, os.path.dirname(LAST_CHECKPOINT)), exist_ok=True)
     initial_epoch = len(previous.get("loss", []))
     if initial_epoch >= config.epochs:
@@ -348,13 +348,13 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
             model = keras.models.load_model(os.path.join(run_dir, LAST_CHECKPOINT))
             check_model_fits(model, info, data_dir)
         else:
-            model = build_model(info.n_frames, info.height, info.width, info.num_classes)
+            model = build_model(*info.clip_shape[:3], info.num_classes)
             compile_model(model, config.learning_rate)
         _write_json(os.path.join(run_dir, CONFIG_FILE), {
             "train": asdict(config),
             "data_dir": os.path.abspath(data_dir),
-            "dataset": {"class_names": info.class_names, "n_frames": info.n_frames, "height": info.height,
-                        "width": info.width, "clips_per_video": info.clips_per_video,
+            "dataset": {"class_names": info.class_names, "n_frames": info.clip.n_frames, "height": info.clip.height,
+                        "width": info.clip.width, "clips_per_video": info.clip.clips_per_video,
                         "num_examples": {name: s.num_examples for name, s in info.splits.items()}},
             "model": {"name": model.name, "params": model.count_params()},
             "resumed_at_epoch": initial_epoch if config.resume else None,

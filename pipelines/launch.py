@@ -34,11 +34,12 @@ from apache_beam.runners.runner import PipelineRunner, PipelineState
 from vidshard import __version__, shardio, staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
+from vidshard.format import naming
+from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
-from vidshard.records import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.sources import SourceOptions
 
 
@@ -71,7 +72,7 @@ class ShardResult:
     @property
     def clips_per_second(self) -> float:
         """Clips this run made per second (examples reused by ``--resume`` not counted)."""
-        clips = (sum(self.written.values()) - self.reused) * self.info.clips_per_video
+        clips = (sum(self.written.values()) - self.reused) * self.info.clip.clips_per_video
         return clips / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self, output: str) -> list[str]:
@@ -93,19 +94,18 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
     """Every planned video's (split, shard, position) and every planned shard file.
 
     ``--shards auto`` sizes each split from an estimate of bytes per Example
-    (:func:`vidshard.shardio.estimate_example_bytes`); ``--shards N`` gives every split N files.
+    (:func:`vidshard.format.naming.estimate_example_bytes`); ``--shards N`` gives every split N files.
     """
-    spec, plan = request.settings.clip_spec, request.plan
-    example_bytes = shardio.estimate_example_bytes(
-        spec.n_frames, spec.height, spec.width, spec.clips_per_video, request.settings.encoding)
+    plan = request.plan
+    example_bytes = naming.estimate_example_bytes(request.settings.clip_spec, request.settings.encoding)
     items: list[WorkItem] = []
     slots: list[ShardSlot] = []
     for split in plan.split_names:
         videos = [video for video in plan.videos if video.split == split]
-        num_shards = request.shards or shardio.auto_num_shards(len(videos), example_bytes)
-        places = shardio.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
-        slots += [ShardSlot(split, shard, shardio.shard_name(split, shard, num_shards, request.compression,
-                                                                  request.file_format))
+        num_shards = request.shards or naming.auto_num_shards(len(videos), example_bytes)
+        places = naming.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
+        slots += [ShardSlot(split, shard, naming.shard_name(split, shard, num_shards, request.compression,
+                                                                 request.file_format))
                   for shard in range(num_shards)]
         items += [WorkItem(split, *places[video.video_id], video.video_id, video.label, video.class_name)
                   for video in videos]
@@ -343,7 +343,6 @@ def _account(plan: SplitPlan, summaries: list[dict], errors: list[dict]) -> None
 def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict]) -> DatasetInfo:
     """The ``dataset_info.json`` of a finished job (see docs/format.md)."""
     plan, settings = request.plan, request.settings
-    spec = settings.clip_spec
     classes = {video.video_id: video.class_name for video in plan.videos}
     splits: dict[str, SplitInfo] = {}
     class_counts: dict[str, dict[str, int]] = {}
@@ -361,11 +360,7 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
     return DatasetInfo(
         class_names=list(plan.class_names),
         splits=splits,
-        n_frames=spec.n_frames,
-        frame_step=spec.frame_step,
-        height=spec.height,
-        width=spec.width,
-        clips_per_video=spec.clips_per_video,
+        clip=settings.clip_spec,
         encoding=settings.encoding,
         quality=settings.quality,
         compression=request.compression,
@@ -375,7 +370,6 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
         source=_describe_source(request.source),
         num_failed=len(errors),
         vidshard_version=__version__,
-        format_version=DatasetInfo.version_for(request.file_format),
         file_format=request.file_format,
         extra={
             "plan_notes": list(plan.notes),

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 from vidshard import __version__, staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import VidshardError
+from vidshard.format.info import FORMAT_VERSION
 from vidshard.pipelines.transforms import EncodeSettings, Outcome, ShardSlot, WorkItem
-from vidshard.records import FORMAT_VERSION
 
 
 def manifest(source: str, plan: SplitPlan, settings: EncodeSettings, compression: str, shards: int | None,

@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 from vidshard import shardio, staging
 from vidshard.decode import decode_clips
 from vidshard.errors import DecodeError, SourceError
-from vidshard.records import ClipRecord, encode_example
+from vidshard.format.schema import ClipRecord, encode_example
 from vidshard.sampling import ClipSpec
 from vidshard.sources import SourceOptions, VideoSource, open_source
 

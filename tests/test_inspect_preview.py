@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vidshard.cli import main
+from vidshard.format.info import INFO_FILE, load_info
+from vidshard.format.schema import parse_example
+from vidshard.format.tfrecord import iter_records
 from vidshard.preview import contact_sheet
-from vidshard.records import INFO_FILE, decode_example, load_info
-from vidshard.tfrecord_io import iter_records
 
 SHARD_OPTIONS = ["--split-by", "order", "--splits", "train=2,val=2,test=2", "--n-frames", "5", "--frame-step", "4",
                  "--size", "24x32", "--shards", "2", "--runner=FnApiRunner"]
@@ -109,7 +110,7 @@ def test_verify_catches_counts_and_shapes_that_disagree_with_info(damaged):
     info_path = damaged / INFO_FILE
     info = json.loads(info_path.read_text())
     info["splits"]["test"]["shard_lengths"][0] += 1
-    info["height"] = 25
+    info["clip"]["height"] = 25
     info_path.write_text(json.dumps(info))
     (damaged / "train-00007-of-00009.tfrecord").write_bytes(b"")
     found = problems(cli("inspect", str(damaged), "--verify"))
@@ -151,7 +152,7 @@ def test_preview_gif_is_the_clip_at_10_fps(output, tmp_path):
     info = load_info(str(output))
     first_of_second_shard = info.splits["train"].shard_lengths[0]
     expected = next(iter(iter_records(output / info.splits["train"].shards[1])))
-    record = decode_example(expected)
+    record = parse_example(expected, info.encoding)
     gif = tmp_path / "clip.gif"
     result = cli("preview", str(output), "--split", "train", "--index", str(first_of_second_shard), "--out", str(gif))
     assert result.exit_code == 0, result.output
@@ -174,7 +175,7 @@ def test_preview_contact_sheet(output, tmp_path):
 
 
 def test_preview_scale_enlarges_gif_pixels_and_sheet_panels(output, tmp_path):
-    record = decode_example(next(iter(iter_records(output / load_info(str(output)).splits["train"].shards[0]))))
+    record = parse_example(next(iter(iter_records(output / load_info(str(output)).splits["train"].shards[0]))), load_info(str(output)).encoding)
     gif = tmp_path / "clip.gif"
     result = cli("preview", str(output), "--out", str(gif), "--scale", "3")
     assert result.exit_code == 0, result.output
@@ -196,7 +197,7 @@ def test_preview_scale_enlarges_gif_pixels_and_sheet_panels(output, tmp_path):
 
 
 def test_contact_sheet_title_names_the_split(output):
-    record = decode_example(next(iter(iter_records(output / load_info(str(output)).splits["val"].shards[0]))))
+    record = parse_example(next(iter(iter_records(output / load_info(str(output)).splits["val"].shards[0]))), load_info(str(output)).encoding)
     title = contact_sheet(record, 0, "val").get_suptitle()
     assert title == f"val: {record.video_id} ({record.label_name}, label {record.label}), clip 0"
 

@@ -15,10 +15,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from vidshard import numpy_reader, tfrecord_io
+from vidshard import numpy_reader
 from vidshard.errors import ShardFormatError
+from vidshard.format import tfrecord
+from vidshard.format.info import load_info
+from vidshard.format.schema import ClipRecord, encode_example
 from vidshard.numpy_reader import ShardReader
-from vidshard.records import ClipRecord, encode_example, load_info
+from vidshard.testing import tfrecords
 from vidshard.testing.shards import TAGGED_CLASSES as CLASSES
 from vidshard.testing.shards import TAGGED_FRAMES as T
 from vidshard.testing.shards import TAGGED_HEIGHT as H
@@ -38,7 +41,9 @@ def ids_and_clips(batches) -> list[tuple[int, int]]:
 
 
 def test_the_tf_free_modules_import_neither_tensorflow_nor_beam_nor_torch():
-    code = ("import sys, vidshard.numpy_reader, vidshard.tfrecord_io; "
+    formats = ", ".join(f"vidshard.format.{name}" for name in
+                        ("schema", "codec", "info", "splits", "naming", "tfrecord", "arrayrecord", "shardfiles"))
+    code = (f"import sys, vidshard.numpy_reader, {formats}; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -52,9 +57,9 @@ PAYLOADS = [b"", b"x", os.urandom(1000), b"\x00" * 70000]
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_framing_round_trip_is_deterministic(tmp_path, compression):
     a, b = tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"
-    assert tfrecord_io.write_records(a, PAYLOADS, compression) == len(PAYLOADS)
-    tfrecord_io.write_records(b, iter(PAYLOADS), compression)
-    assert list(tfrecord_io.iter_records(a, compression)) == PAYLOADS
+    assert tfrecords.write_records(a, PAYLOADS, compression) == len(PAYLOADS)
+    tfrecords.write_records(b, iter(PAYLOADS), compression)
+    assert list(tfrecord.iter_records(a, compression)) == PAYLOADS
     assert a.read_bytes() == b.read_bytes()
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -62,19 +67,19 @@ def test_framing_round_trip_is_deterministic(tmp_path, compression):
 def test_framing_matches_tensorflow(tmp_path):
     tf = pytest.importorskip("tensorflow")
     ours, theirs = tmp_path / "ours.tfrecord", tmp_path / "tf.tfrecord"
-    tfrecord_io.write_records(ours, PAYLOADS)
+    tfrecords.write_records(ours, PAYLOADS)
     with tf.io.TFRecordWriter(str(theirs)) as writer:
         for p in PAYLOADS:
             writer.write(p)
     assert ours.read_bytes() == theirs.read_bytes()
     # gzip bytes differ between zlib settings: check that each side reads the other's file.
-    tfrecord_io.write_records(tmp_path / "ours.gz", PAYLOADS, "gzip")
+    tfrecords.write_records(tmp_path / "ours.gz", PAYLOADS, "gzip")
     with tf.io.TFRecordWriter(str(tmp_path / "tf.gz"), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
         for p in PAYLOADS:
             writer.write(p)
     read_by_tf = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "ours.gz"), compression_type="GZIP")]
     assert read_by_tf == PAYLOADS
-    assert list(tfrecord_io.iter_records(tmp_path / "tf.gz", "gzip")) == PAYLOADS
+    assert list(tfrecord.iter_records(tmp_path / "tf.gz", "gzip")) == PAYLOADS
 
 
 def _offset_of(index: int, payloads: list[bytes]) -> int:
@@ -85,18 +90,18 @@ def _offset_of(index: int, payloads: list[bytes]) -> int:
 def test_flipped_byte_is_named_by_file_and_record(tmp_path, where, reason):
     path = tmp_path / "s.tfrecord"
     payloads = [bytes([i]) * 40 for i in range(5)]
-    tfrecord_io.write_records(path, payloads)
+    tfrecords.write_records(path, payloads)
     raw = bytearray(path.read_bytes())
     raw[_offset_of(3, payloads) + where] ^= 0x01
     path.write_bytes(bytes(raw))
     seen = []
     with pytest.raises(ShardFormatError) as err:
-        for record in tfrecord_io.iter_records(path):
+        for record in tfrecord.iter_records(path):
             seen.append(record)
     assert seen == payloads[:3]
     assert str(path) in str(err.value) and "record 3 " in str(err.value) and reason in str(err.value)
     if reason.startswith("data"):  # without verify a data flip goes through unseen: that is what verify is for
-        assert len(list(tfrecord_io.iter_records(path, verify=False))) == 5
+        assert len(list(tfrecord.iter_records(path, verify=False))) == 5
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
@@ -104,7 +109,7 @@ def test_flipped_byte_is_named_by_file_and_record(tmp_path, where, reason):
 def test_truncated_file_is_named_by_file_and_record(tmp_path, compression, cut):
     payloads = [bytes([i]) * 40 for i in range(5)]
     plain = tmp_path / "plain.tfrecord"
-    tfrecord_io.write_records(plain, payloads)
+    tfrecords.write_records(plain, payloads)
     stream = plain.read_bytes()[: _offset_of(4, payloads) + cut]
     path = tmp_path / "s.tfrecord"
     if compression == "gzip":
@@ -112,7 +117,7 @@ def test_truncated_file_is_named_by_file_and_record(tmp_path, compression, cut):
         stream = gzip.compress(stream, mtime=0)[:-3]  # truncated data *and* a cut-off gzip trailer
     path.write_bytes(stream)
     with pytest.raises(ShardFormatError) as err:
-        list(tfrecord_io.iter_records(path, compression))
+        list(tfrecord.iter_records(path, compression))
     message = str(err.value)
     assert str(path) in message and "record 4 " in message
     assert "truncated" in message
@@ -120,7 +125,7 @@ def test_truncated_file_is_named_by_file_and_record(tmp_path, compression, cut):
 
 def test_unknown_compression_is_refused(tmp_path):
     with pytest.raises(ValueError, match="compression"):
-        list(tfrecord_io.iter_records(tmp_path / "x", "zstd"))
+        list(tfrecord.iter_records(tmp_path / "x", "zstd"))
 
 
 # -- the reader against tf.data --------------------------------------------------------------
@@ -310,8 +315,8 @@ def test_reader_reports_a_corrupt_record_with_file_and_index(tmp_path, num_worke
 
 def test_reader_reports_a_shard_shorter_than_its_info(tmp_path):
     write_shards(tmp_path, [3, 3])
-    tfrecord_io.write_records(tmp_path / "train-00001-of-00002.tfrecord",
-                              list(tfrecord_io.iter_records(tmp_path / "train-00001-of-00002.tfrecord"))[:2])
+    tfrecords.write_records(tmp_path / "train-00001-of-00002.tfrecord",
+                              list(tfrecord.iter_records(tmp_path / "train-00001-of-00002.tfrecord"))[:2])
     with pytest.raises(ShardFormatError, match="holds 2 records but .* says 3"):
         list(ShardReader(tmp_path, "train", 2))
 
@@ -319,8 +324,8 @@ def test_reader_reports_a_shard_shorter_than_its_info(tmp_path):
 def test_reader_reports_a_record_that_does_not_fit_the_info(tmp_path):
     write_shards(tmp_path, [2])
     odd = ClipRecord("x", 0, "A", np.zeros((1, T, H + 2, W, 3), np.uint8), np.zeros((1, T), np.int64))
-    good = list(tfrecord_io.iter_records(tmp_path / "train-00000-of-00001.tfrecord"))
-    tfrecord_io.write_records(tmp_path / "train-00000-of-00001.tfrecord", [good[0], encode_example(odd, "raw")])
+    good = list(tfrecord.iter_records(tmp_path / "train-00000-of-00001.tfrecord"))
+    tfrecords.write_records(tmp_path / "train-00000-of-00001.tfrecord", [good[0], encode_example(odd, "raw")])
     with pytest.raises(ShardFormatError, match=r"record 1: stores 1 clips"):
         list(ShardReader(tmp_path, "train", 2))
     with pytest.raises(ShardFormatError, match="no split 'test'"):

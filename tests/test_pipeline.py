@@ -21,6 +21,7 @@ import termios
 import time
 import zipfile
 from collections import Counter
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -34,18 +35,22 @@ from vidshard import shardio, staging
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
-from vidshard.decode import decode_clips
 from vidshard.cli.shard_cmd import _checked_beam_args, shard_command
+from vidshard.decode import decode_clips
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
+from vidshard.format import naming
+from vidshard.format.codec import encode_frame
+from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, load_info
+from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines import resume
-from vidshard.pipelines.launch import ShardRequest, _account, _describe_source, check_beam_args, plan_layout, run_job
+from vidshard.pipelines.launch import (
+    ShardRequest, _account, _describe_source, build_info, check_beam_args, plan_layout, run_job,
+)
 from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
-from vidshard.testing.rangeserver import RangeServer
-from vidshard.records import ERRORS_FILE, INFO_FILE, encode_frame, load_info
 from vidshard.sampling import ClipSpec
 from vidshard.sources import Member, SourceOptions
+from vidshard.testing.rangeserver import RangeServer
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
-from vidshard.tfrecord_io import iter_records
 
 CLASSES = MOTION_CLASSES[:3]
 RANDOM_AVI = f"UCF101/v_{CLASSES[0]}_g05_c01.avi"
@@ -103,13 +108,22 @@ def reference(source, tmp_path_factory):
     return out, result
 
 
+def test_info_records_the_clip_spec_with_its_own_seed(plan):
+    """A library caller may cut clips with another seed than the plan's: both are recorded."""
+    spec = replace(SPEC, seed=plan.seed + 5)
+    info = build_info(ShardRequest("http://host/ucf.zip", "out", plan, EncodeSettings(spec, "png", 95)), [], [])
+    loaded = DatasetInfo.from_dict(json.loads(info.to_json()))
+    assert loaded.clip == spec and loaded.seed == plan.seed != spec.seed
+    assert json.loads(info.to_json())["clip"]["seed"] == plan.seed + 5
+
+
 def test_output_layout_and_info(reference, plan, source):
     out, result = reference
     info = load_info(str(out))
     assert sorted(os.listdir(out)) == sorted([INFO_FILE, ERRORS_FILE] + [
         f"{split}-{i:05d}-of-00002.tfrecord" for split in plan.split_names for i in range(2)])
     assert info.class_names == sorted(CLASSES)
-    assert (info.n_frames, info.frame_step, info.height, info.width, info.clips_per_video) == (4, 3, 32, 40, 2)
+    assert info.clip == SPEC and info.clip_shape == (4, 32, 40, 3)
     assert (info.encoding, info.compression, info.seed, info.split_request) == ("png", "none", 7, SPLITS)
     assert info.source == source[0]
     assert info.num_failed == 2
@@ -133,6 +147,8 @@ def test_output_layout_and_info(reference, plan, source):
 #: port varies).  The synthetic videos are byte-stable across processes (OpenCV writes the same
 #: XVID bytes for the same frames; only the zip's timestamps differ); the digests depend on the
 #: OpenCV build (its FFmpeg, libpng), like every byte-identity claim in docs/format.md.
+#: Changed on purpose once since: ``dataset_info.json`` of format_version 3 (the clip spec nested as
+#: ``clip`` with its seed, ``file_format`` always written); every shard and errors.jsonl kept its digest.
 PINNED_SHA256 = {
     "errors.jsonl": "9dec3b6379f82d99fb82e595ba482e66e84aec03fde67a08ef2b0cc286243050",
     "test-00000-of-00002.tfrecord": "5d18e4199d7a4dd4406f77994b6890effa3a92b5995a6258f7d28672cd1b39ed",
@@ -141,7 +157,7 @@ PINNED_SHA256 = {
     "train-00001-of-00002.tfrecord": "2641254bddc9a03ea7fc8cef30b535056ac72ac7ea342bb97cb4be74103af0ed",
     "val-00000-of-00002.tfrecord": "1324949e25e420f94d331ec94c822cdc7c767942ebdae79f04ba76a1a8314e1d",
     "val-00001-of-00002.tfrecord": "328746319b0eb34fba87154430571c46f053e605d8572d79e402f030fbdb0cdc",
-    "dataset_info.json (source as SOURCE)": "03f99525d2e8ccb61b213dd81826e70d09afc8f52a2841a17d6cb319936768c7",
+    "dataset_info.json (source as SOURCE)": "0534dcb74e69f78747f17de045b0a4f7ed0908a473a9c9d0922ca4628f6af885",
 }
 
 
@@ -605,25 +621,25 @@ def test_job_server_options_pass_unchecked_after_a_lone_double_dash(tmp_path):
 
 def test_assign_shards_is_balanced_contiguous_and_order_free():
     ids = [f"v{i:03d}" for i in range(23)]
-    layout = shardio.assign_shards(ids, 4, seed=1)
-    assert layout == shardio.assign_shards(list(reversed(ids)), 4, seed=1)
+    layout = naming.assign_shards(ids, 4, seed=1)
+    assert layout == naming.assign_shards(list(reversed(ids)), 4, seed=1)
     sizes = Counter(shard for shard, _ in layout.values())
     assert sorted(sizes.values()) == [5, 6, 6, 6]
     for shard in range(4):
         assert sorted(pos for s, pos in layout.values() if s == shard) == list(range(sizes[shard]))
-    ordered = sorted(ids, key=lambda video_id: shardio.order_key(1, video_id))
+    ordered = sorted(ids, key=lambda video_id: naming.order_key(1, video_id))
     assert [layout[video_id] for video_id in ordered] == sorted(layout.values())
-    assert shardio.assign_shards(ids, 4, seed=2) != layout
+    assert naming.assign_shards(ids, 4, seed=2) != layout
 
 
 def test_auto_shards_aim_at_128_mib():
-    jpeg = shardio.estimate_example_bytes(10, 224, 224, 1, "jpeg")
-    raw = shardio.estimate_example_bytes(10, 224, 224, 1, "raw")
+    jpeg = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "jpeg")
+    raw = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "raw")
     assert raw > 1_505_280 and jpeg < raw / 4
-    assert shardio.auto_num_shards(9537, raw) == -(-9537 * raw // (128 << 20))
-    assert shardio.auto_num_shards(0, raw) == 1
-    assert shardio.auto_num_shards(3, raw * 1000) == 3  # never more shards than videos
-    assert shardio.shard_name("val", 3, 12, "gzip") == "val-00003-of-00012.tfrecord.gz"
+    assert naming.auto_num_shards(9537, raw) == -(-9537 * raw // (128 << 20))
+    assert naming.auto_num_shards(0, raw) == 1
+    assert naming.auto_num_shards(3, raw * 1000) == 3  # never more shards than videos
+    assert naming.shard_name("val", 3, 12, "gzip") == "val-00003-of-00012.tfrecord.gz"
 
 
 def test_accounting_refuses_a_plan_that_does_not_add_up(plan):

@@ -66,7 +66,7 @@ def test_split_source_refuses_tfrecord_outputs(tmp_path):
 
 
 def test_random_access_modules_import_no_ml_framework():
-    code = ("import sys, vidshard.random_access, vidshard.shardfiles, vidshard.arrayrecord_io; "
+    code = ("import sys, vidshard.random_access, vidshard.format.shardfiles, vidshard.format.arrayrecord; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax', 'grain') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -17,14 +17,15 @@ import pytest
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
+from vidshard.format.info import ERRORS_FILE, load_info
+from vidshard.format.schema import parse_example
+from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines.launch import ShardRequest, run_job
 from vidshard.pipelines.transforms import EncodeSettings
-from vidshard.testing.rangeserver import Faults, RangeServer
-from vidshard.records import ERRORS_FILE, decode_example, load_info
 from vidshard.sampling import ClipSpec, clip_indices
 from vidshard.sources import SourceOptions, open_source
+from vidshard.testing.rangeserver import Faults, RangeServer
 from vidshard.testing.synthetic import VideoSpec, make_ucf_zip, motion_frames, write_video
-from vidshard.tfrecord_io import iter_records
 
 from test_sampling_decode import _with_claimed_count
 
@@ -63,7 +64,7 @@ def _stored(output: Path) -> dict[str, object]:
     for split in info.splits.values():
         for shard in split.shards:
             for data in iter_records(str(output / shard), info.compression):
-                record = decode_example(data)
+                record = parse_example(data, info.encoding)
                 records[record.video_id] = record
     return records
 

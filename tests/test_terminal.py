@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from vidshard.records import ERRORS_FILE
+from vidshard.format.info import ERRORS_FILE
 from vidshard.testing.synthetic import MOTION_CLASSES, make_ucf_zip
 
 RANDOM_AVI = f"UCF101/v_{MOTION_CLASSES[0]}_g09_c01.avi"

@@ -19,8 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from vidshard.cli import main
-from vidshard.records import INFO_FILE, decode_example, load_info
-from vidshard.shardfiles import iter_shard
+from vidshard.format.info import INFO_FILE, load_info
+from vidshard.format.schema import parse_example
+from vidshard.format.shardfiles import iter_shard
 
 pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install 'vidshard[tfds]'")
 
@@ -35,7 +36,7 @@ import json, sys
 import numpy as np
 import tensorflow_datasets as tfds
 from vidshard.cli import main
-from vidshard.records import load_info
+from vidshard.format.info import load_info
 from vidshard.tfds_export import exact_decoders
 for out, folder, npz, meta in json.loads(sys.argv[1]):
     main(["export-tfds", out] + (["--to", folder] if folder else []), standalone_mode=False)
@@ -102,7 +103,7 @@ def shard_sizes(out: str) -> dict[str, int]:
 def vidshard_records(out: str, split: str) -> list:
     """Every record of ``split`` in shard order, parsed by vidshard's own TF-free parser."""
     info = load_info(out)
-    return [decode_example(serialized) for name in info.splits[split].shards
+    return [parse_example(serialized, info.encoding) for name in info.splits[split].shards
             for serialized in iter_shard(os.path.join(out, name), info)]
 
 

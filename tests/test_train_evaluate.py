@@ -152,7 +152,7 @@ def test_a_run_dir_is_never_overwritten_and_resume_needs_a_run(trained, tmp_path
     result = _invoke("train", data, run, "--resume", "--epochs", "20", "--learning-rate", "1e-3", "--seed", "1")
     assert result.exit_code == 2 and "--learning-rate, --seed cannot change when resuming" in result.output
     result = _invoke("train", data, tmp_path / "r", "--val-split", "valid")
-    assert result.exit_code == 1 and "no 'valid' split" in result.output
+    assert result.exit_code == 1 and "has no split 'valid'; it has test, train, val" in result.output
 
 
 def test_early_stopping_carries_its_state_over_a_resume():

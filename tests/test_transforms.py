@@ -15,14 +15,14 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from vidshard import staging
+from vidshard.format.schema import parse_example
+from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines.transforms import (
     EncodeSettings, FetchDecodeEncode, Outcome, ShardSlot, WorkItem, WriteShards,
 )
-from vidshard.records import decode_example
 from vidshard.sampling import ClipSpec
 from vidshard.sources import SourceOptions
 from vidshard.testing.synthetic import MOTION_CLASSES, make_ucf_zip
-from vidshard.tfrecord_io import iter_records
 
 CLASS = MOTION_CLASSES[0]
 GOOD = f"UCF101/v_{CLASS}_g01_c01.avi"
@@ -65,7 +65,7 @@ def test_fetch_decode_encode_stages_an_outcome_for_every_video(zip_source, tmp_p
     # Every outcome is also a staged file: the example itself, or the error record as JSON.
     staged = {(s.position, s.is_error): s.path for s in staging.staged_outcomes(output)}
     assert sorted(staged) == [(0, False), (1, True), (2, True)]
-    record = decode_example(open(staged[(0, False)], "rb").read())
+    record = parse_example(open(staged[(0, False)], "rb").read(), SETTINGS.encoding)
     assert record.video_id == GOOD and record.frames.shape == (1, 3, 16, 20, 3)
     assert json.loads(open(staged[(2, True)]).read())["stage"] == "fetch"
     assert staging.count_outcomes(output) == (3, 2)

@@ -14,8 +14,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from vidshard.errors import ShardFormatError
-from vidshard.records import ERRORS_FILE, DatasetInfo, decode_example, load_info
-from vidshard.shardfiles import iter_shard
+from vidshard.format.info import ERRORS_FILE, DatasetInfo, load_info
+from vidshard.format.schema import parse_example
+from vidshard.format.shardfiles import iter_shard
+from vidshard.format.splits import split_files
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ def summarize(directory: str) -> Summary:
     shards = {}
     for split, split_info in info.splits.items():
         files = []
-        for name, examples in zip(split_info.shards, split_info.shard_lengths):
-            path = os.path.join(directory, name)
+        _, paths = split_files(directory, split, info, check_files=False)  # missing files are problems, below
+        for name, path, examples in zip(split_info.shards, paths, split_info.shard_lengths):
             files.append(ShardFile(name, examples, os.path.getsize(path) if os.path.isfile(path) else None))
         shards[split] = files
     errors_path = os.path.join(directory, ERRORS_FILE)
@@ -83,8 +85,8 @@ def format_summary(summary: Summary) -> list[str]:
     lines = [
         f"{summary.directory}: {info.num_classes} classes, {info.encoding}"
         + (f" q{info.quality}" if info.encoding == "jpeg" else "")
-        + f", {info.clips_per_video} clip(s) of {info.n_frames} frames every {info.frame_step} "
-        f"at {info.height}x{info.width}, compression {info.compression}"
+        + f", {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames every {info.clip.frame_step} "
+        f"at {info.clip.height}x{info.clip.width}, compression {info.compression}"
         + (f", {info.file_format} files" if info.file_format != "tfrecord" else ""),
         f"split by {info.split_policy} ({info.split_request}), seed {info.seed}, source {info.source}, "
         f"vidshard {info.vidshard_version}",
@@ -94,7 +96,7 @@ def format_summary(summary: Summary) -> list[str]:
     for split, files in summary.shards.items():
         examples = info.splits[split].num_examples
         stored = sum(shard.size or 0 for shard in files)
-        per_clip = stored / (examples * info.clips_per_video) if examples else 0
+        per_clip = stored / (examples * info.clip.clips_per_video) if examples else 0
         lines.append(f"{split}: {examples} examples in {len(files)} shard(s), {_size(stored)}, "
                      f"{_size(per_clip)} per clip")
         if split in class_counts:
@@ -110,11 +112,11 @@ def format_summary(summary: Summary) -> list[str]:
 def _check_record(serialized: bytes, where: str, info: DatasetInfo) -> tuple[list[str], str | None, str | None]:
     """Problems of one record, plus its video id and class name when it parses."""
     try:
-        record = decode_example(serialized)
+        record = parse_example(serialized, info.encoding)
     except ShardFormatError as exc:
         return [f"{where}: {exc}"], None, None
     problems = []
-    expected = (info.clips_per_video, info.n_frames, info.height, info.width, 3)
+    expected = (info.clip.clips_per_video, *info.clip_shape)
     if record.frames.shape != expected:
         problems.append(f"{where}: frames have shape {record.frames.shape}, dataset_info.json says {expected}")
     if not 0 <= record.label < info.num_classes:

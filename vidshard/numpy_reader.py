@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
-from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from vidshard.errors import ShardFormatError
-from vidshard.example_proto import Example
-from vidshard.records import DatasetInfo, decode_frame, load_info
-from vidshard.shardfiles import iter_shard
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.schema import parse_clip_into
+from vidshard.format.shardfiles import iter_shard
+from vidshard.format.splits import split_files
 
 #: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
 #: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
@@ -71,14 +71,10 @@ class Part:
     key: tuple[int, ...] = ()
 
     @classmethod
-    def whole(cls, data_dir: str, info: DatasetInfo, split: str) -> "Part":
-        """Every shard of ``split``, in the order of ``dataset_info.json``."""
-        if split not in info.splits:
-            raise ShardFormatError(f"{data_dir} has no split {split!r}; it has {', '.join(sorted(info.splits)) or 'none'}")
-        spl = info.splits[split]
-        if len(spl.shards) != len(spl.shard_lengths):
-            raise ShardFormatError(f"{data_dir}: split {split!r} lists {len(spl.shards)} shards but {len(spl.shard_lengths)} lengths")
-        return cls._of([os.path.join(data_dir, name) for name in spl.shards], spl.shard_lengths, ())
+    def whole(cls, data_dir: str, info: DatasetInfo | None, split: str) -> "Part":
+        """Every shard of ``split``, in the order of ``dataset_info.json`` (read when ``info`` is None)."""
+        info, paths = split_files(data_dir, split, info)
+        return cls._of(paths, info.splits[split].shard_lengths, ())
 
     @classmethod
     def _of(cls, paths: list[str], lengths: list[int], key: tuple[int, ...]) -> "Part":
@@ -167,8 +163,8 @@ class ShardReader:
         if part is not None and (shard_index, num_shards) != (0, 1):
             raise ValueError("give either part or shard_index/num_shards, not both")
         self.part = part if part is not None else Part.whole(self.data_dir, self.info, split).split(shard_index, num_shards)
-        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clips_per_video):
-            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clips_per_video}), not {clips!r}")
+        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clip.clips_per_video):
+            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clip.clips_per_video}), not {clips!r}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
@@ -183,12 +179,12 @@ class ShardReader:
     @property
     def frame_shape(self) -> tuple[int, int, int, int]:
         """``(T, H, W, 3)`` of one example's frames."""
-        return (self.info.n_frames, self.info.height, self.info.width, 3)
+        return self.info.clip_shape
 
     @property
     def num_examples(self) -> int:
         """Examples one pass yields (before ``drop_remainder``)."""
-        return self.part.num_examples * (self.info.clips_per_video if self.clips == "all" else 1)
+        return self.part.num_examples * (self.info.clip.clips_per_video if self.clips == "all" else 1)
 
     def __len__(self) -> int:
         """Batches (or examples, with ``batch_size=None``) one pass yields."""
@@ -223,7 +219,7 @@ class ShardReader:
             stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
         for path, index, serialized in stream:
             if self.clips == "all":
-                for clip in range(self.info.clips_per_video):
+                for clip in range(self.info.clip.clips_per_video):
                     yield _Item(path, index, serialized, clip, 0.0)
             else:
                 fixed = None if self.clips == "random" else int(self.clips)
@@ -371,40 +367,18 @@ def _shuffle_buffer(stream: Iterator, size: int, rng: np.random.Generator) -> It
 def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None:
     """Parse one Example and decode one of its clips into ``batch[slot]``.
 
-    Only the chosen clip's frames are decoded (a video stored with 3 clips costs one clip's
-    decode per epoch).  Shapes are checked against ``dataset_info.json``; a bad record raises
-    :class:`ShardFormatError` naming its file and record index.
+    :func:`vidshard.format.schema.parse_clip_into` decodes only the chosen clip's frames (a
+    video stored with 3 clips costs one clip's decode per epoch) and checks its shape against
+    ``dataset_info.json``; a bad record raises :class:`ShardFormatError` naming its file and record.
     """
     frames_out, labels_out = batch
-    t, h, w = info.n_frames, info.height, info.width
     try:
-        feature = Example.FromString(item.serialized).features.feature
-        stored = tuple(int(feature[name].int64_list.value[0]) for name in ("num_clips", "num_frames", "height", "width"))
-        num_clips = stored[0]
-        if stored[1:] != (t, h, w) or num_clips < 1:
-            raise ShardFormatError(f"stores {num_clips} clips of {stored[1:]} frames, dataset_info.json says clips of {(t, h, w)}")
-        chosen = min(int(item.clip_draw * num_clips), num_clips - 1) if item.clip is None else item.clip
-        if chosen >= num_clips:
-            raise ShardFormatError(f"has {num_clips} clips, clip {chosen} was asked for")
-        values = feature["frames"].bytes_list.value
-        if len(values) == 1 and len(values[0]) == num_clips * t * h * w * 3:
-            frames_out[slot] = np.frombuffer(values[0], np.uint8).reshape(num_clips, t, h, w, 3)[chosen]
-        elif len(values) == num_clips * t:
-            for i in range(t):
-                frame = decode_frame(values[chosen * t + i])
-                if frame.shape != (h, w, 3):
-                    raise ShardFormatError(f"frame {chosen * t + i} is {frame.shape}, expected {(h, w, 3)}")
-                frames_out[slot, i] = frame
-        else:
-            raise ShardFormatError(f"holds {len(values)} frame entries for {num_clips}x{t} frames")
-        label = int(feature["label"].int64_list.value[0])
+        label = parse_clip_into(item.serialized, info.encoding, frames_out[slot], clip=item.clip, clip_draw=item.clip_draw)
         if not 0 <= label < info.num_classes:
             raise ShardFormatError(f"label {label} is not in [0, {info.num_classes})")
         labels_out[slot] = label
     except ShardFormatError as exc:
         raise ShardFormatError(f"{item.path}: record {item.index}: {exc}") from None
-    except (IndexError, ProtoDecodeError) as exc:  # a missing feature value; bytes that are no Example
-        raise ShardFormatError(f"{item.path}: record {item.index}: not a vidshard Example: {exc}") from None
 
 
 def decode_one(serialized: bytes, info: DatasetInfo, *, clip: int | None = None, clip_draw: float = 0.0,
@@ -415,6 +389,6 @@ def decode_one(serialized: bytes, info: DatasetInfo, *, clip: int | None = None,
     [0, 1)).  ``where`` and ``index`` name the record in errors.  For random-access readers
     (:mod:`vidshard.random_access`), which decode one record at a time.
     """
-    batch = (np.empty((1, info.n_frames, info.height, info.width, 3), np.uint8), np.empty((1,), np.int64))
+    batch = (np.empty((1, *info.clip_shape), np.uint8), np.empty((1,), np.int64))
     decode_into(_Item(where, index, serialized, clip, clip_draw), info, batch, 0)
     return batch[0][0], batch[1][0]

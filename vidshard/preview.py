@@ -17,8 +17,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from vidshard.errors import ShardFormatError, VidshardError
-from vidshard.records import ClipRecord, DatasetInfo, decode_example, load_info
-from vidshard.shardfiles import read_shard_record
+from vidshard.format.info import DatasetInfo
+from vidshard.format.schema import ClipRecord, parse_example
+from vidshard.format.shardfiles import read_shard_record
+from vidshard.format.splits import split_files
 
 GIF_FPS = 10  #: the tutorial's to_gif frame rate
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -26,16 +28,14 @@ SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 def load_example(directory: str, split: str, index: int) -> tuple[ClipRecord, DatasetInfo]:
     """The ``index``-th example of ``split`` in shard order (shard 0 first), and the dataset info."""
-    info = load_info(directory)
-    if split not in info.splits:
-        raise ShardFormatError(f"no split {split!r} in {directory}; it has {', '.join(info.splits)}")
+    info, paths = split_files(directory, split)
     split_info = info.splits[split]
     if not 0 <= index < split_info.num_examples:
         raise ShardFormatError(f"`index` {index} is out of range: split {split} has {split_info.num_examples} examples")
     offset = index
-    for name, length in zip(split_info.shards, split_info.shard_lengths):
+    for path, length in zip(paths, split_info.shard_lengths):
         if offset < length:
-            return decode_example(read_shard_record(os.path.join(directory, name), info, offset)), info
+            return parse_example(read_shard_record(path, info, offset), info.encoding), info
         offset -= length
     raise ShardFormatError(f"shard lengths of split {split} add up to less than num_examples")
 

@@ -22,10 +22,11 @@ from typing import Sequence, SupportsIndex
 
 import numpy as np
 
-from vidshard import arrayrecord_io
 from vidshard.errors import ShardFormatError
+from vidshard.format import arrayrecord
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.splits import split_files
 from vidshard.numpy_reader import decode_one
-from vidshard.records import DatasetInfo, load_info
 
 
 class SplitSource:
@@ -44,17 +45,14 @@ class SplitSource:
         if self.info.file_format != "array_record":
             raise ShardFormatError(f"{self.data_dir} holds {self.info.file_format} shards; random access needs "
                                    f"ArrayRecord: shard with --format array_record")
-        if split not in self.info.splits:
-            raise ShardFormatError(f"{self.data_dir} has no split {split!r}; it has {', '.join(sorted(self.info.splits))}")
-        spl = self.info.splits[split]
+        _, paths = split_files(self.data_dir, split, self.info)
         ranges = []
-        for name, expected in zip(spl.shards, spl.shard_lengths):
-            path = os.path.join(self.data_dir, name)
-            found = arrayrecord_io.num_records(path)
+        for path, expected in zip(paths, self.info.splits[split].shard_lengths):
+            found = arrayrecord.num_records(path)
             if found != expected:
                 raise ShardFormatError(f"{path} holds {found} records but dataset_info.json says {expected}")
             ranges.append(f"{path}[0:{found}]")  # the counts are known: the source need not open every file again
-        # It reads with readahead_buffer_size:0; max_parallelism:0 as in vidshard.arrayrecord_io.
+        # It reads with readahead_buffer_size:0; max_parallelism:0 as in vidshard.arrayrecord.
         self._source = ArrayRecordDataSource(ranges, reader_options={"max_parallelism": "0"})
 
     def __len__(self) -> int:
@@ -85,8 +83,8 @@ class ClipDecoder:
 
     def __init__(self, info: DatasetInfo, length: int, *, seed: int = 0, clips: str | int = "random",
                  where: str = "") -> None:
-        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < info.clips_per_video):
-            raise ValueError(f"clips must be 'random' or a clip index in [0, {info.clips_per_video}), not {clips!r}")
+        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < info.clip.clips_per_video):
+            raise ValueError(f"clips must be 'random' or a clip index in [0, {info.clip.clips_per_video}), not {clips!r}")
         if seed < 0 or length < 1:
             raise ValueError("seed must be >= 0 and the split not empty")
         self.info = info

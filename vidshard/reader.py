@@ -1,7 +1,7 @@
 """tf.data input pipeline over vidshard shards.
 
 Replaces the tutorial's ``FrameGenerator`` + ``from_generator``: shard files are read in
-parallel, Examples are parsed with the feature spec that ``dataset_info.json`` carries, frames
+parallel, Examples are parsed with the feature spec of :mod:`vidshard.format.schema`, frames
 are decoded by TensorFlow ops in a parallel map, and the decoded clips are cached as **uint8**
 (the model scales them to [0, 1] itself, so the cache is 4x smaller than float32 frames).
 
@@ -10,7 +10,7 @@ With several clips per video the cache holds all of them and a clip is drawn per
 the same one.  Evaluation uses ``clips="all"``: every stored clip is one example, in a fixed order.
 
 JPEG frames are decoded with ``dct_method="INTEGER_ACCURATE"``, the same IDCT as OpenCV's
-decoder, so this reader and the TF-free one (:func:`vidshard.records.decode_example`) yield
+decoder, so this reader and the TF-free one (:func:`vidshard.format.schema.parse_example`) yield
 identical pixels; TensorFlow's default method differs by up to ~20 levels per pixel.
 """
 from __future__ import annotations
@@ -21,14 +21,15 @@ import re
 import tensorflow as tf
 
 from vidshard.errors import ShardFormatError
-from vidshard.records import DatasetInfo, load_info
-from vidshard.tfrecord_io import iter_records
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.schema import tf_feature_spec
+from vidshard.format.splits import split_files
+from vidshard.format.tfrecord import iter_records
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-#: Features the reader needs; their kind and dtype come from ``dataset_info.json``.
+#: Features the reader needs; their kind and dtype come from :data:`vidshard.format.schema.FEATURES`.
 _NEEDED = ("frames", "label", "video_id", "num_clips")
-_DTYPES = {"string": tf.string, "int64": tf.int64}
 _COMPRESSION = {"none": "", "gzip": "GZIP"}
 #: Shard files read at once; more gives no gain on local disks and costs a read buffer each.
 _MAX_PARALLEL_FILES = 16
@@ -38,38 +39,10 @@ _MAX_PARALLEL_FILES = 16
 DATA_ERRORS = (tf.errors.DataLossError, tf.errors.FailedPreconditionError)
 
 
-def split_files(data_dir: str | os.PathLike, split: str, info: DatasetInfo | None = None) -> list[str]:
-    """Paths of ``split``'s shard files, checked to exist; ShardFormatError names what is missing."""
-    data_dir = os.fspath(data_dir)
-    info = info or load_info(data_dir)
-    if split not in info.splits:
-        raise ShardFormatError(f"{data_dir} has no split {split!r}; it has {', '.join(sorted(info.splits)) or 'none'}")
-    paths = [os.path.join(data_dir, name) for name in info.splits[split].shards]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise ShardFormatError(f"split {split!r} lacks {len(missing)} of its {len(paths)} shard files, "
-                               f"e.g. {missing[0]}")
-    if not paths:
-        raise ShardFormatError(f"split {split!r} of {data_dir} has no shard files")
-    return paths
-
-
-def feature_spec(info: DatasetInfo) -> dict[str, tf.io.VarLenFeature | tf.io.FixedLenFeature]:
-    """The ``tf.io.parse_single_example`` spec of the features the reader uses, from the info's ``features``."""
-    spec = {}
-    for name in _NEEDED:
-        if name not in info.features:
-            raise ShardFormatError(f"dataset_info.json lists no feature {name!r}")
-        entry = info.features[name]
-        dtype = _DTYPES[entry["dtype"]]
-        spec[name] = tf.io.VarLenFeature(dtype) if entry["kind"] == "var_len" else tf.io.FixedLenFeature([], dtype)
-    return spec
-
-
 def _decoder(info: DatasetInfo):
     """A function from one serialized Example to ``(clips uint8 [C, T, H, W, 3], label int32, video_id)``."""
-    spec = feature_spec(info)
-    frame_shape = (info.n_frames, info.height, info.width, 3)
+    spec = tf_feature_spec(_NEEDED)
+    frame_shape = info.clip_shape
     if info.encoding == "raw":
         def decode_frames(encoded):
             return tf.io.decode_raw(encoded[0], tf.uint8)
@@ -81,7 +54,7 @@ def _decoder(info: DatasetInfo):
             def decode_one(data):
                 return tf.io.decode_png(data, channels=3, dtype=tf.uint8)
 
-        frames_per_example = info.clips_per_video * info.n_frames
+        frames_per_example = info.clip.clips_per_video * info.clip.n_frames
 
         def decode_frames(encoded):
             # The frame count is fixed by dataset_info.json, so the decodes are unrolled: they run
@@ -153,7 +126,7 @@ def make_dataset(
     if info.file_format != "tfrecord":
         raise ShardFormatError(f"{data_dir} holds {info.file_format} shards, which tf.data does not read: use "
                                f"vidshard.numpy_reader or vidshard.grain_data, or shard with --format tfrecord")
-    paths = split_files(data_dir, split, info)
+    info, paths = split_files(data_dir, split, info)
     compression = _COMPRESSION.get(info.compression)
     if compression is None:
         raise ShardFormatError(f"dataset_info.json names an unknown compression {info.compression!r}")
@@ -178,7 +151,7 @@ def make_dataset(
         ds = ds.cache()
     if clips == "all":
         ds = ds.flat_map(_all_clips).apply(
-            tf.data.experimental.assert_cardinality(num_examples * info.clips_per_video))
+            tf.data.experimental.assert_cardinality(num_examples * info.clip.clips_per_video))
     else:
         # Drawn after the cache, so every epoch (every new iterator) draws new clips.
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -199,11 +172,11 @@ def find_corrupt_shard(data_dir: str | os.PathLike, split: str) -> str | None:
 
     Used after a ``DataLossError``: TensorFlow's message names only a byte offset, wrapped in the
     names of its ops.  The TF-free verifier of ``vidshard inspect --verify``
-    (:func:`~vidshard.tfrecord_io.iter_records`) names the file, the record and its offset.
+    (:func:`~vidshard.format.tfrecord.iter_records`) names the file, the record and its offset.
     """
     data_dir = os.fspath(data_dir)
-    info = load_info(data_dir)
-    for path in split_files(data_dir, split, info):
+    info, paths = split_files(data_dir, split)
+    for path in paths:
         try:
             for _ in iter_records(path, info.compression):
                 pass

@@ -1,98 +1,29 @@
-"""Deterministic shard layout and TFRecord file I/O, through Beam's ``FileSystems``.
+"""Output file I/O through Beam's ``FileSystems``: shard files, small text files, the temp folder.
 
-Which video lands in which shard, and where in it, is decided here from the plan alone (a seeded
-hash of the video id), never from the order in which workers finish; so the same plan writes the
-same bytes on any runner with any number of workers.  Files go through
+The layout policy (names, which video goes where) is :mod:`vidshard.format.naming`.  Files go through
 ``apache_beam.io.filesystems.FileSystems`` so that an output on ``gs://`` (or any filesystem Beam
 knows) works like a local folder, and every file is written under a temporary name first and
 renamed into place, so a half-written file never carries a shard's name.
 """
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import shutil
 import tempfile
 import uuid
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from vidshard import arrayrecord_io  # imports the array_record package only when it writes
-from vidshard.tfrecord_io import frame
+from vidshard.format import arrayrecord  # imports the array_record package only when it writes
+from vidshard.format.naming import file_format_of
+from vidshard.format.tfrecord import frame
 
-#: ``auto`` aims at shards of about this size (TFDS keeps shards between 64 MiB and 1 GiB).
-TARGET_SHARD_BYTES = 128 << 20
-#: Bytes TFRecord framing adds to every record (length, two masked CRCs).
-RECORD_OVERHEAD = 16
 #: Hidden folder of the output that holds files being written; never matched by ``{split}-*``.
 TMP_DIR = ".vidshard-tmp"
-
-#: Stored bytes per pixel channel, by encoding: a rough estimate that only sizes ``--shards auto``.
-#: JPEG at quality 95 keeps about 1/6 of the raw bytes of natural video frames, PNG about 1/2.
-_BYTES_PER_VALUE = {"raw": 1.0, "png": 0.5, "jpeg": 1 / 6}
 _COMPRESSION_TYPES = {"none": CompressionTypes.UNCOMPRESSED, "gzip": CompressionTypes.GZIP}
-
-
-def shard_name(split: str, index: int, num_shards: int, compression: str = "none", file_format: str = "tfrecord") -> str:
-    """``{split}-SSSSS-of-NNNNN.tfrecord``, plus ``.gz`` when gzip-compressed; ``.array_record`` for ArrayRecord."""
-    if file_format == "array_record":
-        if compression != "none":
-            raise ValueError("ArrayRecord files compress their own chunks; compression must be none")
-        suffix = ".array_record"
-    else:
-        suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
-    return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
-
-
-def file_format_of(name: str) -> str:
-    """``array_record`` or ``tfrecord``: the format a shard name (from :func:`shard_name`) stands for."""
-    return "array_record" if name.endswith(".array_record") else "tfrecord"
-
-
-def order_key(seed: int, video_id: str) -> tuple[str, str]:
-    """A video's place in its split: SHA-256 of (seed, id), the id itself breaking (impossible) ties.
-
-    Sorting by this interleaves classes and groups in every shard (so a reader that reads shards in
-    turn sees a mix) while staying a pure function of the plan.
-    """
-    digest = hashlib.sha256(f"{seed}\0{video_id}".encode("utf-8")).hexdigest()
-    return digest, video_id
-
-
-def assign_shards(video_ids: Sequence[str], num_shards: int, seed: int) -> dict[str, tuple[int, int]]:
-    """``video_id -> (shard index, position in shard)`` for the videos of one split.
-
-    The videos are ordered by :func:`order_key` and cut into ``num_shards`` contiguous runs whose
-    lengths differ by at most one (boundaries at ``round(n * i / num_shards)``, as TFDS does).
-    """
-    if num_shards < 1:
-        raise ValueError(f"num_shards must be at least 1, got {num_shards}")
-    ordered = sorted(video_ids, key=lambda video_id: order_key(seed, video_id))
-    total = len(ordered)
-    layout: dict[str, tuple[int, int]] = {}
-    start = 0
-    for shard in range(num_shards):
-        end = round(total * (shard + 1) / num_shards)
-        for position, video_id in enumerate(ordered[start:end]):
-            layout[video_id] = (shard, position)
-        start = end
-    return layout
-
-
-def estimate_example_bytes(n_frames: int, height: int, width: int, clips: int, encoding: str) -> int:
-    """Rough serialized size of one video's Example, framing included (for ``--shards auto``)."""
-    values = clips * n_frames * height * width * 3
-    return int(values * _BYTES_PER_VALUE[encoding]) + 64 * clips * n_frames + RECORD_OVERHEAD
-
-
-def auto_num_shards(num_videos: int, example_bytes: int, target_bytes: int = TARGET_SHARD_BYTES) -> int:
-    """Shards for one split: about ``target_bytes`` each, at least 1, never more than its videos."""
-    wanted = math.ceil(num_videos * example_bytes / target_bytes)
-    return max(1, min(num_videos, wanted))
 
 
 def is_local(path: str) -> bool:
@@ -140,9 +71,9 @@ def read_bytes(path: str) -> bytes:
 def write_shard(output: str, name: str, records: Iterable[bytes], compression: str = "none") -> tuple[int, int]:
     """Write ``records`` to ``output/name`` in the format its name says; return (records, bytes on storage).
 
-    TFRecord: the framing is :func:`vidshard.tfrecord_io.frame`, the one the TF-free reader
+    TFRecord: the framing is :func:`vidshard.format.tfrecord.frame`, the one the TF-free reader
     checks, so the files are readable by ``tf.data`` and by :mod:`vidshard.numpy_reader` alike.
-    ArrayRecord (a name ending in ``.array_record``): :func:`vidshard.arrayrecord_io.write_records`.
+    ArrayRecord (a name ending in ``.array_record``): :func:`vidshard.format.arrayrecord.write_records`.
     """
     final = FileSystems.join(output, name)
     tmp = tmp_path(output, name)
@@ -166,10 +97,10 @@ def _write_array_record(output: str, tmp: str, records: Iterable[bytes]) -> int:
     """
     if is_local(output):
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        return arrayrecord_io.write_records(tmp, records)
+        return arrayrecord.write_records(tmp, records)
     with tempfile.TemporaryDirectory(prefix="vidshard-") as local:
         local_file = os.path.join(local, "shard.array_record")
-        count = arrayrecord_io.write_records(local_file, records)
+        count = arrayrecord.write_records(local_file, records)
         with open(local_file, "rb") as src, FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as dst:
             shutil.copyfileobj(src, dst, 8 << 20)
     return count

@@ -37,7 +37,8 @@ import os
 import numpy as np
 
 from vidshard.errors import VidshardError
-from vidshard.records import DatasetInfo, load_info
+from vidshard.format.info import DatasetInfo, load_info
+from vidshard.format.splits import split_files
 
 try:
     import tensorflow_datasets as tfds
@@ -57,8 +58,9 @@ SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}"
 
 def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
     """TFDS features over the Example keys of vidshard's shards (see the module docstring)."""
-    frames = info.clips_per_video * info.n_frames
-    shape = (frames, info.height, info.width, 3)
+    t, h, w, c = info.clip_shape
+    frames = info.clip.clips_per_video * t
+    shape = (frames, h, w, c)
     if info.encoding == "raw":
         video = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
                                      doc="clips*T frames, clips concatenated (one raw uint8 bytes entry)")
@@ -96,8 +98,8 @@ def exact_decoders(encoding: str) -> dict | None:
 
 
 def _description(info: DatasetInfo) -> str:
-    return (f"vidshard output of {info.source}: {info.clips_per_video} clip(s) of {info.n_frames} frames "
-            f"every {info.frame_step} source frames per video, {info.height}x{info.width}, {info.encoding}; "
+    return (f"vidshard output of {info.source}: {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames "
+            f"every {info.clip.frame_step} source frames per video, {info.clip.height}x{info.clip.width}, {info.encoding}; "
             f"split by {info.split_policy} ({info.split_request}), seed {info.seed}; "
             f"vidshard {info.vidshard_version}, format {info.format_version}.")
 
@@ -126,10 +128,11 @@ def export_tfds(output: str, to: str | None = None) -> str:
         dataset_name=DATASET_NAME, filetype_suffix=suffix)
     split_infos = []
     for split, spl in info.splits.items():
+        _, paths = split_files(output, split, info)
         split_template = template.replace(split=split)
         # TFDS finds the files by its template: it must name exactly vidshard's files, in order.
         named = [os.path.normpath(path) for path in split_template.sharded_filepaths(len(spl.shards))]
-        expected = [os.path.normpath(os.path.join(to, os.path.relpath(output, to), name)) for name in spl.shards]
+        expected = [os.path.normpath(os.path.join(to, os.path.relpath(path, to))) for path in paths]
         if named != expected:
             raise VidshardError(f"split {split}: TFDS would look for {os.path.basename(named[0])}..., "
                                 f"the shards are {spl.shards[0]}...")

@@ -26,7 +26,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("vidshard.torch_data needs PyTorch: pip install 'vidshard[torch]'") from exc
 
 from vidshard.numpy_reader import Part, ShardReader
-from vidshard.records import load_info
 
 
 class ShardIterableDataset(IterableDataset):
@@ -76,7 +75,7 @@ class ShardIterableDataset(IterableDataset):
         self.rank = rank
         self.world_size = world_size
         # Fail here, in the main process, on a bad directory, split or argument, not in a worker.
-        self._rank_part = Part.whole(self.data_dir, load_info(self.data_dir), split).split(rank, world_size)
+        self._rank_part = Part.whole(self.data_dir, None, split).split(rank, world_size)
         #: Examples this rank yields per epoch, over all its loader workers.
         self.num_examples = self._reader(self._rank_part).num_examples
 

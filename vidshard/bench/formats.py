@@ -25,10 +25,10 @@ from typing import Callable
 
 import numpy as np
 
+from vidshard.format.info import load_info
+from vidshard.format.shardfiles import iter_shard
 from vidshard.numpy_reader import ShardReader
 from vidshard.random_access import ClipDecoder, SplitSource
-from vidshard.records import load_info
-from vidshard.shardfiles import iter_shard
 
 
 def _files(out: str) -> list[str]:

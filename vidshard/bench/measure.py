@@ -149,7 +149,7 @@ def _grab_floor(path: Path, last_index: int) -> None:
 def _decode_costs(paths: list[Path], config: BenchConfig) -> dict[str, Any]:
     """Per-clip CPU seconds of vidshard's decode (and encode) against the grab-only floor, one thread."""
     from vidshard.decode import decode_clips
-    from vidshard.records import ClipRecord, encode_example
+    from vidshard.format.schema import ClipRecord, encode_example
     from vidshard.sampling import ClipSpec
 
     cv2.setNumThreads(1)  # as in a Beam worker

@@ -52,9 +52,9 @@ import numpy as np
 from vidshard import __version__
 from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
+from vidshard.format.splits import split_files
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out, use_backend
 from vidshard.numpy_reader import Batch, ShardReader, prefetch_to_device
-from vidshard.records import load_info
 
 #: ``--dtypes`` name -> ``TrainConfig.mixed_precision`` (the policies ``vidshard train`` uses).
 DTYPES: dict[str, str | None] = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
@@ -210,7 +210,7 @@ def measure(config: BenchTrainConfig, batch_size: int, dtype: str) -> Row:
     saved_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[DTYPES[dtype]])
     try:
-        model = build_model(info.n_frames, info.height, info.width, info.num_classes)
+        model = build_model(*info.clip_shape[:3], info.num_classes)
         compile_model(model, learning_rate=1e-4)
         for _ in range(config.warmup):  # compiles the step
             model.train_on_batch(*synthetic)
@@ -271,9 +271,7 @@ def run(config: BenchTrainConfig, progress: Callable[[str], None] = lambda line:
     run on ``config.backend``.
     """
     use_backend(config.backend)
-    info = load_info(config.data_dir)
-    if config.split not in info.splits:
-        raise VidshardError(f"{config.data_dir} has no split {config.split!r} (it has {', '.join(sorted(info.splits))})")
+    info, _ = split_files(config.data_dir, config.split)
     guard = contextlib.nullcontext() if config.backend == "tensorflow" else tensorflow_kept_out()
     with guard:
         import keras
@@ -294,7 +292,7 @@ def run(config: BenchTrainConfig, progress: Callable[[str], None] = lambda line:
         "config": asdict(config),
         "target_ratio": TARGET_RATIO,
         "data": {"split": config.split, "clips": info.splits[config.split].num_examples,
-                 "clip_shape": [info.n_frames, info.height, info.width, 3], "classes": info.num_classes,
+                 "clip_shape": list(info.clip_shape), "classes": info.num_classes,
                  "encoding": info.encoding},
         "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(),
                     "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

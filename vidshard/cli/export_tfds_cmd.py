@@ -7,7 +7,7 @@ import click
 
 from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
-from vidshard.records import load_info
+from vidshard.format.info import load_info
 
 
 @click.command("export-tfds")

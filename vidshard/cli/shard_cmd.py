@@ -18,9 +18,10 @@ from vidshard.cli.selection import (
 )
 from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
-from vidshard.records import ENCODINGS, FILE_FORMATS
+from vidshard.format.info import FILE_FORMATS
+from vidshard.format.schema import ENCODINGS
+from vidshard.format.tfrecord import COMPRESSIONS
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
-from vidshard.tfrecord_io import COMPRESSIONS
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
 --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.

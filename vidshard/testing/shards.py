@@ -1,6 +1,6 @@
 """Shard makers for tests and demos: shard directories written directly, without the Beam pipeline.
 
-Two kinds of data, both following the shard contract of :mod:`vidshard.records`
+Two kinds of data, both following the shard contract of :mod:`vidshard.format`
 (``{split}-SSSSS-of-NNNNN.<ext>`` files and ``dataset_info.json``):
 
 * :func:`make_shards`: clips of :func:`vidshard.testing.synthetic.motion_frames` (a square moving
@@ -20,7 +20,10 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
-from vidshard import records, tfrecord_io
+from vidshard.format.info import DatasetInfo, SplitInfo, load_info
+from vidshard.format.schema import ClipRecord, encode_example, parse_example
+from vidshard.sampling import ClipSpec
+from vidshard.testing import tfrecords
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, motion_frames
 
 DEFAULT_SPLITS: Mapping[str, int] = {"train": 4, "val": 2, "test": 2}
@@ -28,7 +31,7 @@ DEFAULT_SPLITS: Mapping[str, int] = {"train": 4, "val": 2, "test": 2}
 
 def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *, n_frames: int,
                 height: int, width: int, clips_per_video: int, frame_step: int = 2,
-                color_cue: bool = False) -> records.ClipRecord:
+                color_cue: bool = False) -> ClipRecord:
     """One synthetic video's clips: ``clips_per_video`` windows of ``n_frames`` frames, ``frame_step`` apart.
 
     ``color_cue`` gives each class (up to 7) its own colour cast, so that a few epochs separate
@@ -47,7 +50,7 @@ def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *
                 video[..., channel] |= 0x80
     indices = np.array([[s + i * frame_step for i in range(n_frames)] for s in starts], np.int64)
     name = class_names[class_index]
-    return records.ClipRecord(
+    return ClipRecord(
         video_id=f"UCF101/v_{name}_g{video_seed:02d}_c01.avi", label=class_index, label_name=name,
         frames=video[indices], frame_indices=indices,
     )
@@ -57,7 +60,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
                 splits: Mapping[str, int] = DEFAULT_SPLITS, n_frames: int = 4, height: int = 32,
                 width: int = 32, clips_per_video: int = 1, encoding: str = "jpeg", quality: int = 95,
                 compression: str = "none", shards_per_split: int = 2, seed: int = 0,
-                color_cue: bool = False) -> records.DatasetInfo:
+                color_cue: bool = False) -> DatasetInfo:
     """Write ``splits[name]`` videos per class for each split and return the ``DatasetInfo`` written.
 
     Videos are spread round-robin over ``shards_per_split`` files per split; every video has its
@@ -70,7 +73,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     class_names = sorted(classes)
     suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
-    split_infos: dict[str, records.SplitInfo] = {}
+    split_infos: dict[str, SplitInfo] = {}
     video_seed = seed * 1000
     for split, per_class in splits.items():
         names = [f"{split}-{i:05d}-of-{shards_per_split:05d}{suffix}" for i in range(shards_per_split)]
@@ -82,18 +85,19 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
                 video_seed += 1
                 record = clip_record(class_index, class_names, video_seed, n_frames=n_frames, height=height,
                                      width=width, clips_per_video=clips_per_video, color_cue=color_cue)
-                writers[n % shards_per_split].write(records.encode_example(record, encoding, quality))
+                writers[n % shards_per_split].write(encode_example(record, encoding, quality))
                 lengths[n % shards_per_split] += 1
                 n += 1
         for writer in writers:
             writer.close()
-        split_infos[split] = records.SplitInfo(
+        split_infos[split] = SplitInfo(
             num_examples=n, shards=names, shard_lengths=lengths,
             num_bytes=sum(os.path.getsize(os.path.join(directory, f)) for f in names),
         )
-    info = records.DatasetInfo(
-        class_names=class_names, splits=split_infos, n_frames=n_frames, frame_step=2, height=height,
-        width=width, clips_per_video=clips_per_video, encoding=encoding, quality=quality,
+    info = DatasetInfo(
+        class_names=class_names, splits=split_infos,
+        clip=ClipSpec(n_frames=n_frames, frame_step=2, height=height, width=width, clips_per_video=clips_per_video,
+                      seed=seed), encoding=encoding, quality=quality,
         compression=compression, split_policy="synthetic", split_request=repr(dict(splits)), seed=seed,
         source="vidshard.testing.shards", num_failed=0, vidshard_version="test",
     )
@@ -101,13 +105,13 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     return info
 
 
-def read_records(directory: str | os.PathLike, split: str) -> list[records.ClipRecord]:
-    """Every record of ``split`` decoded with the TF-free :func:`records.decode_example`, in file order."""
+def read_records(directory: str | os.PathLike, split: str) -> list[ClipRecord]:
+    """Every record of ``split`` decoded with the TF-free :func:`parse_example`, in file order."""
     import tensorflow as tf  # TF's reader, so the records are checked against TF's framing
 
-    info = records.load_info(str(directory))
+    info = load_info(str(directory))
     compression = "GZIP" if info.compression == "gzip" else ""
-    return [records.decode_example(raw.numpy())
+    return [parse_example(raw.numpy(), info.encoding)
             for name in info.splits[split].shards
             for raw in tf.data.TFRecordDataset(os.path.join(str(directory), name), compression)]
 
@@ -146,7 +150,7 @@ def tagged_frames(video: int, clips: int) -> np.ndarray:
 def write_tagged_shards(
     out: str | os.PathLike, shard_sizes: list[int], *, encoding: str = "raw", compression: str = "none",
     clips: int = 1, tagged: bool = True, split: str = "train", seed: int = 0, file_format: str = "tfrecord",
-) -> list[records.ClipRecord]:
+) -> list[ClipRecord]:
     """Write one split as shards plus dataset_info.json; return the records in canonical order.
 
     Video ``v`` (numbered across the split) has label ``v % 3``; ``tagged`` frames carry its number
@@ -155,7 +159,7 @@ def write_tagged_shards(
     """
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
-    written: list[records.ClipRecord] = []
+    written: list[ClipRecord] = []
     shards = []
     for s, size in enumerate(shard_sizes):
         chunk = []
@@ -163,25 +167,24 @@ def write_tagged_shards(
             v = len(written)
             frames = tagged_frames(v, clips) if tagged else smooth_frames(rng, clips)
             label = v % len(TAGGED_CLASSES)
-            rec = records.ClipRecord(
+            rec = ClipRecord(
                 f"UCF101/v_{TAGGED_CLASSES[label]}_g01_c{v:02d}.avi", label, TAGGED_CLASSES[label], frames,
                 np.arange(clips * TAGGED_FRAMES, dtype=np.int64).reshape(clips, TAGGED_FRAMES))
             written.append(rec)
-            chunk.append(records.encode_example(rec, encoding))
+            chunk.append(encode_example(rec, encoding))
         if file_format == "array_record":
-            from vidshard import arrayrecord_io  # needs array_record (the grain extra)
+            from vidshard.format import arrayrecord  # needs array_record (the grain extra)
 
             shards.append(f"{split}-{s:05d}-of-{len(shard_sizes):05d}.array_record")
-            arrayrecord_io.write_records(os.path.join(out, shards[-1]), chunk)
+            arrayrecord.write_records(os.path.join(out, shards[-1]), chunk)
         else:
             shards.append(f"{split}-{s:05d}-of-{len(shard_sizes):05d}.tfrecord")
-            tfrecord_io.write_records(os.path.join(out, shards[-1]), chunk, compression)
-    extra = ({"format_version": records.ARRAY_RECORD_FORMAT_VERSION, "file_format": "array_record"}
-             if file_format == "array_record" else {})
-    records.DatasetInfo(
-        class_names=TAGGED_CLASSES, splits={split: records.SplitInfo(len(written), shards, list(shard_sizes))},
-        n_frames=TAGGED_FRAMES, frame_step=1, height=TAGGED_HEIGHT, width=TAGGED_WIDTH, clips_per_video=clips,
+            tfrecords.write_records(os.path.join(out, shards[-1]), chunk, compression)
+    DatasetInfo(
+        class_names=TAGGED_CLASSES, splits={split: SplitInfo(len(written), shards, list(shard_sizes))},
+        clip=ClipSpec(n_frames=TAGGED_FRAMES, frame_step=1, height=TAGGED_HEIGHT, width=TAGGED_WIDTH,
+                      clips_per_video=clips),
         encoding=encoding, quality=95, compression=compression, split_policy="test", split_request="", seed=0,
-        source="test", num_failed=0, vidshard_version="test", **extra,
+        source="test", num_failed=0, vidshard_version="test", file_format=file_format,
     ).write(os.fspath(out))
     return written

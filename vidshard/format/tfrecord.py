@@ -1,4 +1,4 @@
-"""TFRecord framing, read and written without TensorFlow or Beam.
+"""TFRecord framing, read without TensorFlow or Beam (the shard writer frames records with :func:`frame`).
 
 A TFRecord file is a sequence of records, each framed as::
 
@@ -20,7 +20,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterator
 
 import google_crc32c
 
@@ -44,7 +44,8 @@ def frame(data: bytes) -> bytes:
     return length + _FOOTER.pack(masked_crc32c(length)) + data + _FOOTER.pack(masked_crc32c(data))
 
 
-def _check_compression(compression: str) -> None:
+def check_compression(compression: str) -> None:
+    """Raise ValueError for a compression TFRecord files here do not use."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compression!r}; expected one of {', '.join(COMPRESSIONS)}")
 
@@ -57,7 +58,7 @@ def iter_records(path: str | os.PathLike, compression: str = "none", verify: boo
     byte offset in the uncompressed stream; records before it have been yielded.  Without
     ``verify`` only truncation is detected.
     """
-    _check_compression(compression)
+    check_compression(compression)
     path = os.fspath(path)
     with open(path, "rb") as raw:
         # Both streams return short reads only at the end of the data, which is how truncation shows.
@@ -94,27 +95,3 @@ def iter_records(path: str | os.PathLike, compression: str = "none", verify: boo
                 offset += _HEADER.size + length + _FOOTER.size
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise fail(f"gzip stream is damaged or truncated: {exc}") from None
-
-
-def write_records(path: str | os.PathLike, records: Iterable[bytes], compression: str = "none") -> int:
-    """Write ``records`` as one TFRecord file (atomically: temp file, then rename); return the count.
-
-    The bytes are deterministic: gzip output carries no file name and a zero timestamp.
-    """
-    _check_compression(compression)
-    path = os.fspath(path)
-    tmp = path + ".tmp"
-    count = 0
-    try:
-        with open(tmp, "wb") as raw:
-            stream: BinaryIO = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if compression == "gzip" else raw
-            for record in records:
-                stream.write(frame(bytes(record)))
-                count += 1
-            if stream is not raw:
-                stream.close()  # writes the gzip trailer; does not close ``raw``
-    except BaseException:
-        os.remove(tmp)
-        raise
-    os.replace(tmp, path)
-    return count

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from vidshard import arrayrecord_io
 from vidshard.errors import ShardFormatError
-from vidshard.records import DatasetInfo
-from vidshard.tfrecord_io import iter_records
+from vidshard.format import arrayrecord
+from vidshard.format.info import DatasetInfo
+from vidshard.format.tfrecord import iter_records
 
 
 def iter_shard(path: str | os.PathLike, info: DatasetInfo, verify: bool = True) -> Iterator[bytes]:
@@ -22,14 +22,14 @@ def iter_shard(path: str | os.PathLike, info: DatasetInfo, verify: bool = True) 
     ``verify`` checks TFRecord's CRCs; ArrayRecord chunks are always checked (by their hash).
     """
     if info.file_format == "array_record":
-        return arrayrecord_io.iter_records(path)
+        return arrayrecord.iter_records(path)
     return iter_records(path, info.compression, verify=verify)
 
 
 def read_shard_record(path: str | os.PathLike, info: DatasetInfo, index: int) -> bytes:
     """Record ``index`` (from 0) of one shard file."""
     if info.file_format == "array_record":
-        return arrayrecord_io.read_record(path, index)
+        return arrayrecord.read_record(path, index)
     for position, serialized in enumerate(iter_records(path, info.compression)):
         if position == index:
             return serialized

@@ -1,0 +1,31 @@
+"""The image codec of stored frames: one RGB frame to JPEG/PNG bytes and back, with OpenCV.
+
+Deterministic (the same pixels give the same bytes), so shards are byte-identical across runs.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vidshard.errors import ShardFormatError
+
+def encode_frame(rgb: np.ndarray, encoding: str, quality: int = 95) -> bytes:
+    """Encode one RGB frame as JPEG or PNG bytes (deterministic for the same pixels)."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if encoding == "jpeg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    elif encoding == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        raise ValueError(f"unknown image encoding {encoding!r}; expected jpeg or png")
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape} frame as {encoding}")
+    return buf.tobytes()
+
+
+def decode_frame(data: bytes) -> np.ndarray:
+    """Decode one JPEG/PNG frame to uint8 RGB ``[H, W, 3]``."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ShardFormatError("a stored frame is not a decodable JPEG/PNG image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,125 @@
+"""``dataset_info.json``: what an output holds and how it was made, written last to mark it complete.
+
+Readers start here (:func:`load_info`).  The clip spec is one value (``clip``: the
+:class:`~vidshard.sampling.ClipSpec` the shards were cut with, its seed included), and
+:attr:`DatasetInfo.clip_shape` is the one place the shape of a stored clip is spelt out.
+``format_version`` is checked on read: this code writes :data:`FORMAT_VERSION` and reads it and
+the flat layouts of versions 1 (TFRecord) and 2 (ArrayRecord) written before; anything else is
+refused with one clear error.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vidshard.errors import ShardFormatError
+from vidshard.format.schema import FEATURES
+from vidshard.sampling import ClipSpec
+
+INFO_FILE = "dataset_info.json"
+ERRORS_FILE = "errors.jsonl"
+#: Shard file formats: TFRecord (the default; sequential reads) or ArrayRecord (random access).
+FILE_FORMATS = ("tfrecord", "array_record")
+#: ``format_version`` this code writes, for either file format: the clip spec nested as ``clip``
+#: (with its seed), ``file_format`` always present.
+FORMAT_VERSION = 3
+#: Earlier versions, read but no longer written: the clip spec's fields flat at the top level and
+#: no clip seed (the plan's ``seed`` cut the clips); 1 had TFRecord shards and no ``file_format``
+#: key, 2 had ArrayRecord shards and ``file_format``.
+_FLAT_VERSIONS = {1: "tfrecord", 2: "array_record"}
+_CLIP_FIELDS = ("n_frames", "frame_step", "height", "width", "clips_per_video")
+
+
+@dataclass
+class SplitInfo:
+    """What one split holds: example count and its shard files (names relative to the output)."""
+
+    num_examples: int
+    shards: list[str]
+    shard_lengths: list[int]
+    num_bytes: int = 0
+
+
+@dataclass
+class DatasetInfo:
+    """The contents of ``dataset_info.json``: everything needed to read and reproduce the shards."""
+
+    class_names: list[str]
+    splits: dict[str, SplitInfo]
+    clip: ClipSpec
+    encoding: str
+    quality: int
+    compression: str
+    split_policy: str
+    split_request: str
+    seed: int
+    source: str
+    num_failed: int
+    vidshard_version: str
+    file_format: str = "tfrecord"
+    format_version: int = FORMAT_VERSION
+    features: dict[str, dict[str, str]] = field(default_factory=lambda: dict(FEATURES))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.file_format not in FILE_FORMATS:
+            raise ValueError(f"file_format {self.file_format!r} is not one of {', '.join(FILE_FORMATS)}")
+        if self.format_version in _FLAT_VERSIONS and self.file_format != _FLAT_VERSIONS[self.format_version]:
+            raise ValueError(f"format_version {self.format_version} outputs hold "
+                             f"{_FLAT_VERSIONS[self.format_version]} shards, not {self.file_format}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def clip_shape(self) -> tuple[int, int, int, int]:
+        """``(T, H, W, 3)``: the shape of one stored clip, as readers yield it and the model takes it."""
+        return (self.clip.n_frames, self.clip.height, self.clip.width, 3)
+
+    def to_json(self) -> str:
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(f"this vidshard writes format_version {FORMAT_VERSION} only, not {self.format_version}")
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DatasetInfo":
+        """Read ``format_version`` :data:`FORMAT_VERSION`, or the flat layout of versions 1 and 2."""
+        data = dict(data)
+        version = data.get("format_version")
+        if version in _FLAT_VERSIONS:
+            # Before the clip seed was recorded, the CLI cut clips with the plan's seed.
+            data["clip"] = {name: data.pop(name) for name in _CLIP_FIELDS} | {"seed": data["seed"]}
+            data.setdefault("file_format", "tfrecord")
+        elif version != FORMAT_VERSION:
+            known = ", ".join(map(str, sorted([*_FLAT_VERSIONS, FORMAT_VERSION])))
+            raise ShardFormatError(f"format_version {version} is not one this vidshard reads ({known}): "
+                                   f"written by a newer vidshard?")
+        data["splits"] = {name: SplitInfo(**split) for name, split in data["splits"].items()}
+        data["clip"] = ClipSpec(**data["clip"])
+        return cls(**data)
+
+    def write(self, directory: str) -> str:
+        """Write ``dataset_info.json`` atomically (temp file, then rename): it marks the output complete."""
+        path = os.path.join(directory, INFO_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+
+def load_info(directory: str) -> DatasetInfo:
+    """Read ``dataset_info.json`` of a shard directory, with a clear error when it is missing or bad."""
+    path = os.path.join(directory, INFO_FILE)
+    if not os.path.exists(path):
+        raise ShardFormatError(f"{directory} has no {INFO_FILE}: not a vidshard output, or its run did not finish")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return DatasetInfo.from_dict(json.load(fh))
+    except ShardFormatError as exc:
+        raise ShardFormatError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ShardFormatError(f"{path} is not a valid dataset_info.json: {exc}") from None

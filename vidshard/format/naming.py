@@ -1,0 +1,80 @@
+"""Shard naming and layout policy: pure functions of the plan, no I/O.
+
+Which video lands in which shard, and where in it, is decided here from the plan alone (a seeded
+hash of the video id), never from the order in which workers finish; so the same plan writes the
+same bytes on any runner with any number of workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Sequence
+
+from vidshard.sampling import ClipSpec
+
+#: ``auto`` aims at shards of about this size (TFDS keeps shards between 64 MiB and 1 GiB).
+TARGET_SHARD_BYTES = 128 << 20
+#: Bytes TFRecord framing adds to every record (length, two masked CRCs).
+RECORD_OVERHEAD = 16
+
+#: Stored bytes per pixel channel, by encoding: a rough estimate that only sizes ``--shards auto``.
+#: JPEG at quality 95 keeps about 1/6 of the raw bytes of natural video frames, PNG about 1/2.
+_BYTES_PER_VALUE = {"raw": 1.0, "png": 0.5, "jpeg": 1 / 6}
+
+
+def shard_name(split: str, index: int, num_shards: int, compression: str = "none", file_format: str = "tfrecord") -> str:
+    """``{split}-SSSSS-of-NNNNN.tfrecord``, plus ``.gz`` when gzip-compressed; ``.array_record`` for ArrayRecord."""
+    if file_format == "array_record":
+        if compression != "none":
+            raise ValueError("ArrayRecord files compress their own chunks; compression must be none")
+        suffix = ".array_record"
+    else:
+        suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
+    return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
+
+
+def file_format_of(name: str) -> str:
+    """``array_record`` or ``tfrecord``: the format a shard name (from :func:`shard_name`) stands for."""
+    return "array_record" if name.endswith(".array_record") else "tfrecord"
+
+
+def order_key(seed: int, video_id: str) -> tuple[str, str]:
+    """A video's place in its split: SHA-256 of (seed, id), the id itself breaking (impossible) ties.
+
+    Sorting by this interleaves classes and groups in every shard (so a reader that reads shards in
+    turn sees a mix) while staying a pure function of the plan.
+    """
+    digest = hashlib.sha256(f"{seed}\0{video_id}".encode("utf-8")).hexdigest()
+    return digest, video_id
+
+
+def assign_shards(video_ids: Sequence[str], num_shards: int, seed: int) -> dict[str, tuple[int, int]]:
+    """``video_id -> (shard index, position in shard)`` for the videos of one split.
+
+    The videos are ordered by :func:`order_key` and cut into ``num_shards`` contiguous runs whose
+    lengths differ by at most one (boundaries at ``round(n * i / num_shards)``, as TFDS does).
+    """
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be at least 1, got {num_shards}")
+    ordered = sorted(video_ids, key=lambda video_id: order_key(seed, video_id))
+    total = len(ordered)
+    layout: dict[str, tuple[int, int]] = {}
+    start = 0
+    for shard in range(num_shards):
+        end = round(total * (shard + 1) / num_shards)
+        for position, video_id in enumerate(ordered[start:end]):
+            layout[video_id] = (shard, position)
+        start = end
+    return layout
+
+
+def estimate_example_bytes(spec: ClipSpec, encoding: str) -> int:
+    """Rough serialized size of one video's Example, framing included (for ``--shards auto``)."""
+    frames = spec.clips_per_video * spec.n_frames
+    return int(frames * spec.height * spec.width * 3 * _BYTES_PER_VALUE[encoding]) + 64 * frames + RECORD_OVERHEAD
+
+
+def auto_num_shards(num_videos: int, example_bytes: int, target_bytes: int = TARGET_SHARD_BYTES) -> int:
+    """Shards for one split: about ``target_bytes`` each, at least 1, never more than its videos."""
+    wanted = math.ceil(num_videos * example_bytes / target_bytes)
+    return max(1, min(num_videos, wanted))
