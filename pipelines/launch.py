@@ -388,7 +388,7 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
 DASK_PARTITIONS = 16
 
 
-def _dask_defaults(beam_args: Sequence[str], videos: int) -> list[str]:
+def _dask_defaults(beam_args: Sequence[str], runner: str, videos: int) -> list[str]:
     """For DaskRunner: ``--dask_npartitions`` from the job size unless given, and quiet Dask logs.
 
     DaskRunner turns ``Create`` into a Dask bag of up to 128 elements per partition and treats
@@ -398,7 +398,7 @@ def _dask_defaults(beam_args: Sequence[str], videos: int) -> list[str]:
     :func:`pipeline_options`) it logs warnings only, unless ``DASK_LOGGING__DISTRIBUTED`` is set.
     """
     args = list(beam_args)
-    if pipeline_options(args).view_as(StandardOptions).runner != RUNNER_PATHS["DaskRunner"]:
+    if runner != RUNNER_PATHS["DaskRunner"]:
         return args
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     if any(arg.startswith(("--dask_npartitions", "--dask_partition_size")) for arg in args):
@@ -431,7 +431,9 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
     """
     started = time.perf_counter()
-    pipeline_options(beam_args)  # a bad runner fails here, before anything is written
+    # A bad runner fails here, before anything is written; the options are parsed once more below
+    # with the job's size and the Dask defaults.
+    runner = pipeline_options(beam_args).view_as(StandardOptions).runner
     items, slots = plan_layout(request)
     wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
                              request.compression, request.shards, items, slots)
@@ -442,7 +444,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
         staging.write_manifest(request.output, wanted)
     if on_start is not None:
         on_start(len(reused))
-    pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, len(todo)), videos=len(todo)))
+    pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, runner, len(todo)), videos=len(todo)))
     _ = pipeline | "ShardVideos" >> ShardVideos(
         todo, slots, request.output, request.source, request.source_options, request.settings,
         request.compression, reused)
