@@ -95,7 +95,7 @@ def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
     model_path = os.path.join(run_dir, MODEL_FILE)
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(model_path):
-        raise VidshardError(f"{run_dir} has no {MODEL_FILE}: train first (vidshard train DATA {run_dir})")
+        raise VidshardError(f"{run_dir} has no {MODEL_FILE}: train first (vidshard train DATA_DIR {run_dir})")
     run_config: dict[str, Any] = {}
     if os.path.isfile(config_path):
         with open(config_path, encoding="utf-8") as fh:

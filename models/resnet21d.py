@@ -157,8 +157,8 @@ def add_residual_block(x, filters: int, kernel_size: Sequence[int]):
     return layers.add([res, out])
 
 
-def build_model(num_frames: int, height: int, width: int, num_classes: int) -> keras.Model:
-    """Build the (2+1)D ResNet for ``[B, num_frames, height, width, 3]`` clips in ``[0, 255]``.
+def build_model(n_frames: int, height: int, width: int, num_classes: int) -> keras.Model:
+    """Build the (2+1)D ResNet for ``[B, n_frames, height, width, 3]`` clips in ``[0, 255]``.
 
     Returns a functional model that outputs ``num_classes`` logits (not softmax), as the
     tutorial's model does; train it with ``SparseCategoricalCrossentropy(from_logits=True)``.
@@ -166,9 +166,9 @@ def build_model(num_frames: int, height: int, width: int, num_classes: int) -> k
     if height < MIN_FRAME_SIZE or width < MIN_FRAME_SIZE:
         raise ValueError(f"frames of {height}x{width} are too small: the model halves them "
                          f"{len(BLOCK_FILTERS)} times, so both sides must be >= {MIN_FRAME_SIZE}")
-    if num_frames < 1 or num_classes < 2:
-        raise ValueError(f"need at least 1 frame and 2 classes, got {num_frames} frames, {num_classes} classes")
-    inputs = keras.Input(shape=(num_frames, height, width, 3), name="clips")
+    if n_frames < 1 or num_classes < 2:
+        raise ValueError(f"need at least 1 frame and 2 classes, got {n_frames} frames, {num_classes} classes")
+    inputs = keras.Input(shape=(n_frames, height, width, 3), name="clips")
     x = layers.Rescaling(1.0 / 255)(inputs)
     x = Conv2Plus1D(filters=16, kernel_size=(3, 7, 7), padding="same")(x)
     x = layers.BatchNormalization()(x)

@@ -48,7 +48,7 @@ class ShardRequest:
     """Everything a sharding job needs, decided before any video is read."""
 
     source: str
-    output: str
+    data_dir: str
     plan: SplitPlan
     settings: EncodeSettings
     compression: str = "none"
@@ -75,7 +75,7 @@ class ShardResult:
         clips = (sum(self.written.values()) - self.reused) * self.info.clip.clips_per_video
         return clips / self.seconds if self.seconds > 0 else 0.0
 
-    def summary(self, output: str) -> list[str]:
+    def summary(self, data_dir: str) -> list[str]:
         """The lines that report the job: one per split, the totals, and where ``dataset_info.json`` is."""
         lines = [f"{split}: {written} videos written in {len(self.info.splits[split].shards)} shard(s), "
                  f"{self.failed[split]} failed" for split, written in self.written.items()]
@@ -86,7 +86,7 @@ class ShardResult:
             f"({self.clips_per_second:.1f} clips/s, {fetched:.1f} MiB of video fetched); "
             + (f"failures listed in {self.errors_path}" if failed else f"no failures ({self.errors_path} is empty)")
         )
-        lines.append(f"Complete: {output}/{INFO_FILE}")
+        lines.append(f"Complete: {data_dir}/{INFO_FILE}")
         return lines
 
 
@@ -265,7 +265,7 @@ def _within(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def check_output(source: str, output: str, overwrite: bool, resume: bool = False) -> bool:
+def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = False) -> bool:
     """Refuse an output that overlaps a local source, or that is not empty without ``--overwrite``.
 
     Output inside a source folder would be listed as part of the source on the next run; a source
@@ -275,39 +275,39 @@ def check_output(source: str, output: str, overwrite: bool, resume: bool = False
     """
     if resume and overwrite:
         raise VidshardError("`resume` keeps what an interrupted run staged, `overwrite` deletes it: pass one of them")
-    out_path, source_path = _local_path(output), _local_path(source)
+    out_path, source_path = _local_path(data_dir), _local_path(source)
     if out_path and source_path:
         if os.path.isdir(source_path) and _within(out_path, source_path):
-            raise VidshardError(f"output {output} is inside the source folder {source}; choose another folder")
+            raise VidshardError(f"output {data_dir} is inside the source folder {source}; choose another folder")
         if _within(source_path, out_path):
-            raise VidshardError(f"source {source} is inside the output {output}; choose another folder")
+            raise VidshardError(f"source {source} is inside the output {data_dir}; choose another folder")
     if out_path and os.path.exists(out_path) and not os.path.isdir(out_path):
-        raise VidshardError(f"output {output} exists and is not a folder")
+        raise VidshardError(f"output {data_dir} exists and is not a folder")
     try:
-        FileSystems.get_filesystem(output)
+        FileSystems.get_filesystem(data_dir)
     except ValueError:
-        raise VidshardError(f"output {output}: Beam has no filesystem for this scheme here (a local path, or "
+        raise VidshardError(f"output {data_dir}: Beam has no filesystem for this scheme here (a local path, or "
                             "gs:// with apache-beam[gcp], s3:// with apache-beam[aws], ...)") from None
     try:
-        existing = shardio.list_top(output)
+        existing = shardio.list_top(data_dir)
     except BeamIOError as exc:
-        raise VidshardError(f"cannot list output {output}: {exc}") from None
+        raise VidshardError(f"cannot list output {data_dir}: {exc}") from None
     interrupted = shardio.TMP_DIR in existing and INFO_FILE not in existing
     if resume and existing and not interrupted:
         what = "a finished vidshard output" if INFO_FILE in existing else \
             f"files but no interrupted vidshard run ({shardio.TMP_DIR})"
-        raise VidshardError(f"output {output} holds {what}: nothing to resume; pass `overwrite` to replace it")
+        raise VidshardError(f"output {data_dir} holds {what}: nothing to resume; pass `overwrite` to replace it")
     if existing and not overwrite and not resume:
         complete = INFO_FILE in existing
         what = "a finished vidshard output" if complete else "files (an unfinished run has no dataset_info.json)"
         hint = "`resume` to finish it or `overwrite` to replace it" if interrupted else "`overwrite` to replace it"
-        raise VidshardError(f"output {output} already holds {what}; pass {hint}")
+        raise VidshardError(f"output {data_dir} already holds {what}; pass {hint}")
     return interrupted
 
 
-def clear_output(output: str) -> None:
+def clear_output(data_dir: str) -> None:
     """Remove the output folder and everything in it (after ``--overwrite`` and a successful plan)."""
-    shardio.remove_tree(output)
+    shardio.remove_tree(data_dir)
 
 
 def _describe_source(uri: str) -> str:
@@ -408,13 +408,13 @@ def _dask_defaults(beam_args: Sequence[str], runner: str, videos: int) -> list[s
 
 def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[list[dict], list[dict]]:
     """The shard summaries the pipeline staged, one per planned shard, and the errors they list."""
-    summaries = staging.read_summaries(request.output)
+    summaries = staging.read_summaries(request.data_dir)
     missing = sorted({(slot.split, slot.shard) for slot in slots}
                      - {(summary["split"], summary["shard"]) for summary in summaries})
     if missing:
         shown = ", ".join(f"{split} shard {shard}" for split, shard in missing[:5])
         raise VidshardError(f"the pipeline finished without writing {len(missing)} planned shard(s) ({shown}); "
-                            f"{request.output} is not complete")
+                            f"{request.data_dir} is not complete")
     errors = sorted((error for summary in summaries for error in summary["errors"]),
                     key=lambda error: (error["split"], error["video_id"]))
     return summaries, errors
@@ -438,30 +438,30 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
                              request.compression, request.shards, items, slots)
     todo, reused = items, []
-    if resume and shardio.TMP_DIR in shardio.list_top(request.output):
-        todo, reused = prepare_resume(request.output, wanted, items)
+    if resume and shardio.TMP_DIR in shardio.list_top(request.data_dir):
+        todo, reused = prepare_resume(request.data_dir, wanted, items)
     else:
-        staging.write_manifest(request.output, wanted)
+        staging.write_manifest(request.data_dir, wanted)
     if on_start is not None:
         on_start(len(reused))
     pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, runner, len(todo)), videos=len(todo)))
     _ = pipeline | "ShardVideos" >> ShardVideos(
-        todo, slots, request.output, request.source, request.source_options, request.settings,
+        todo, slots, request.data_dir, request.source, request.source_options, request.settings,
         request.compression, reused)
-    with StagedProgress(request.output, len(items), request.settings.clip_spec.clips_per_video, progress):
+    with StagedProgress(request.data_dir, len(items), request.settings.clip_spec.clips_per_video, progress):
         # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
         state = pipeline.run().wait_until_finish()
     if state != PipelineState.DONE:
-        raise VidshardError(f"the Beam pipeline ended in state {state}; {request.output} is not complete")
+        raise VidshardError(f"the Beam pipeline ended in state {state}; {request.data_dir} is not complete")
 
     summaries, errors = _read_outcome(request, slots)
     errors_path = shardio.write_text(
-        request.output, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
+        request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
     _account(request.plan, summaries, errors)
     info = build_info(request, summaries, errors)
     # Last: its presence says the output is complete (write_text renames a finished temp file).
-    shardio.write_text(request.output, INFO_FILE, info.to_json())
-    shardio.remove_tree(FileSystems.join(request.output, shardio.TMP_DIR))
+    shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
+    shardio.remove_tree(FileSystems.join(request.data_dir, shardio.TMP_DIR))
     return ShardResult(
         info=info,
         written={split: split_info.num_examples for split, split_info in info.splits.items()},

@@ -31,9 +31,9 @@ MAX_LISTING_SHARE = 0.02
 class StagedProgress:
     """A context manager that shows a live bar for a running job (or nothing, when ``enabled`` is false)."""
 
-    def __init__(self, output: str, total: int, clips_per_video: int, enabled: bool,
+    def __init__(self, data_dir: str, total: int, clips_per_video: int, enabled: bool,
                  stream: TextIO | None = None) -> None:
-        self._output = output
+        self._output = data_dir
         self._total = total
         self._clips_per_video = clips_per_video
         self._enabled = enabled

@@ -60,23 +60,23 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return found
 
 
-def prepare(output: str, wanted: dict[str, Any], items: Sequence[WorkItem]
+def prepare(data_dir: str, wanted: dict[str, Any], items: Sequence[WorkItem]
             ) -> tuple[list[WorkItem], list[tuple[tuple[str, int], Outcome]]]:
     """Check an interrupted run against ``wanted``; return (videos still to do, outcomes to reuse).
 
     Raises :class:`VidshardError` when the staging folder has no manifest or its manifest differs.
     """
-    then = staging.read_manifest(output)
+    then = staging.read_manifest(data_dir)
     if then is None:
-        raise VidshardError(f"cannot resume {output}: its staging folder has no manifest (an older vidshard, or a "
+        raise VidshardError(f"cannot resume {data_dir}: its staging folder has no manifest (an older vidshard, or a "
                             "run stopped before it started); pass `overwrite` to start again")
     changed = differences(then, wanted)
     if changed:
-        raise VidshardError(f"cannot resume {output}: the interrupted run was asked something else ("
+        raise VidshardError(f"cannot resume {data_dir}: the interrupted run was asked something else ("
                             + "; ".join(changed) + "); rerun with its settings, or pass `overwrite`")
-    staged = staging.staged_outcomes(output)
+    staged = staging.staged_outcomes(data_dir)
     staging.remove([found.path for found in staged if found.is_error])  # tried again
-    staging.remove_summaries(output)
+    staging.remove_summaries(data_dir)
     examples = {(found.split, found.shard, found.position): found.path for found in staged if not found.is_error}
     rest, reused = [], []
     for item in items:

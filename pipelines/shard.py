@@ -1,4 +1,4 @@
-"""``python -m vidshard.pipelines.shard SOURCE OUTPUT [options] [Beam options]``: ``vidshard shard``.
+"""``python -m vidshard.pipelines.shard SOURCE DATA_DIR [options] [Beam options]``: ``vidshard shard``.
 
 The same command with the same options (it runs the CLI's ``shard``); Beam options (``--runner``,
 ``--direct_num_workers``, ``--project``, ...) pass through unchanged.  Only an entry point: the

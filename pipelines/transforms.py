@@ -90,9 +90,9 @@ class FetchDecodeEncode(beam.DoFn):
     reason and is counted, and the job goes on.
     """
 
-    def __init__(self, source_uri: str, source_options: SourceOptions, settings: EncodeSettings, output: str) -> None:
+    def __init__(self, source_uri: str, source_options: SourceOptions, settings: EncodeSettings, data_dir: str) -> None:
         super().__init__()
-        self._output = output
+        self._output = data_dir
         self._source_uri = source_uri
         self._source_options = source_options
         self._settings = settings
@@ -180,9 +180,9 @@ class WriteShardFn(beam.DoFn):
     summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``.
     """
 
-    def __init__(self, output: str, names: dict[tuple[str, int], str], compression: str) -> None:
+    def __init__(self, data_dir: str, names: dict[tuple[str, int], str], compression: str) -> None:
         super().__init__()
-        self._output = output
+        self._output = data_dir
         self._names = names
         self._compression = compression
         self._examples_written = _counter("examples_written")
@@ -223,10 +223,10 @@ class WriteShards(beam.PTransform):
     Output: one summary dict per shard (see :class:`WriteShardFn`).
     """
 
-    def __init__(self, output: str, slots: Iterable[ShardSlot], compression: str,
+    def __init__(self, data_dir: str, slots: Iterable[ShardSlot], compression: str,
                  reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
         super().__init__()
-        self._output = output
+        self._output = data_dir
         self._slots = tuple(slots)
         self._compression = compression
         self._reused = tuple(reused)
@@ -246,13 +246,13 @@ class WriteShards(beam.PTransform):
 class ShardVideos(beam.PTransform):
     """The whole job as one composite: planned videos in, shard files and their summaries out."""
 
-    def __init__(self, items: Iterable[WorkItem], slots: Iterable[ShardSlot], output: str,
+    def __init__(self, items: Iterable[WorkItem], slots: Iterable[ShardSlot], data_dir: str,
                  source_uri: str, source_options: SourceOptions, settings: EncodeSettings, compression: str,
                  reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
         super().__init__()
         self._items = tuple(items)
         self._slots = tuple(slots)
-        self._output = output
+        self._output = data_dir
         self._source_uri = source_uri
         self._source_options = source_options
         self._settings = settings

@@ -6,7 +6,7 @@ import pytest
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
 
 #: Tiny frames keep the default test run fast; shapes and codecs are still UCF101's.
-TINY = VideoSpec(num_frames=40, width=64, height=48, fourcc="XVID")
+TINY = VideoSpec(total_frames=40, width=64, height=48, fourcc="XVID")
 
 
 @pytest.fixture(scope="session")

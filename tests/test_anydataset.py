@@ -127,7 +127,7 @@ def run(*args: str):
 def my_clips(tmp_path_factory) -> Path:
     """A team's own clips, named freely, two classes in folders."""
     root = tmp_path_factory.mktemp("own") / "clips"
-    spec = VideoSpec(num_frames=12, width=32, height=24, fourcc="XVID")
+    spec = VideoSpec(total_frames=12, width=32, height=24, fourcc="XVID")
     for index, cls in enumerate(("left", "right")):
         (root / cls).mkdir(parents=True)
         for n in range(4):

@@ -76,7 +76,7 @@ def test_demo_refuses_a_workdir_that_is_not_empty(tmp_path):
 
 def test_bench_train_is_a_click_command_with_trains_defaults(tmp_path):
     result = invoke("bench-train", "--help")
-    assert result.exit_code == 0 and result.output.startswith("Usage: main bench-train [OPTIONS] DATA")
+    assert result.exit_code == 0 and result.output.startswith("Usage: main bench-train [OPTIONS] DATA_DIR")
     words = " ".join(result.output.split())  # help text wraps anywhere
     assert "[default: tensorflow]" in words and "--batch-sizes N,N" in words
     assert {param.name: param.default for param in bench_train_command.params}["backend"] == DEFAULT_BACKEND

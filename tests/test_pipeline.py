@@ -420,25 +420,25 @@ def _request(url: str, out, plan, quality: int = 95) -> ShardRequest:
 
 
 def _interrupt(request: ShardRequest, done: int) -> tuple[list, int]:
-    """Leave ``request.output`` as a run stopped part-way leaves it, using the real DoFn for ``done`` videos.
+    """Leave ``request.data_dir`` as a run stopped part-way leaves it, using the real DoFn for ``done`` videos.
 
     Also stages a cut-short example (its size disagrees with its name) and a failed fetch, which a
     resume must redo.  Returns (the items that were done, the number of staged files).
     """
     items, slots = plan_layout(request)
-    staging.write_manifest(request.output, resume.manifest(
+    staging.write_manifest(request.data_dir, resume.manifest(
         _describe_source(request.source), request.plan, request.settings, request.compression, request.shards,
         items, slots))
     good = [item for item in items if item.video_id not in (RANDOM_AVI, EMPTY_AVI)]
     with BeamTestPipeline() as pipeline:
         _ = (pipeline | beam.Create(good[:done]) | beam.ParDo(FetchDecodeEncode(
-            request.source, request.source_options, request.settings, request.output)))
+            request.source, request.source_options, request.settings, request.data_dir)))
     cut = good[done]
-    path = staging.stage_example(request.output, cut.split, cut.shard, cut.position, b"x" * 100)
+    path = staging.stage_example(request.data_dir, cut.split, cut.shard, cut.position, b"x" * 100)
     with open(path, "wb") as fh:
         fh.write(b"x" * 60)
     failed = good[done + 1]
-    staging.stage_error(request.output, failed.split, failed.shard, failed.position,
+    staging.stage_error(request.data_dir, failed.split, failed.shard, failed.position,
                         {"split": failed.split, "video_id": failed.video_id, "class_name": failed.label_name,
                          "stage": "fetch", "reason": "503 (transient)"})
     return good[:done], done + 2
@@ -495,7 +495,7 @@ def test_resume_after_sigkill_writes_the_bytes_of_an_uninterrupted_run(tmp_path)
     """kill -9 mid-way, then --resume: the staged examples are reused and the output is byte-identical."""
     zip_path = tmp_path / "thirty.zip"
     make_ucf_zip(zip_path, classes=CLASSES, groups=5, clips_per_group=2,
-                 spec=VideoSpec(num_frames=150, width=160, height=120))
+                 spec=VideoSpec(total_frames=150, width=160, height=120))
     options = ["--splits", "train=0.7,val=0.3", "--n-frames", "8", "--frame-step", "15", "--size", "96",
                "--encoding", "png", "--shards", "3", "--direct_running_mode=multi_processing", "--direct_num_workers=1"]
     full = shard(str(zip_path), str(tmp_path / "full"), *options)
@@ -611,7 +611,7 @@ def test_job_server_options_pass_unchecked_after_a_lone_double_dash(tmp_path):
         check_beam_args([], unchecked=["--runner", "Fink"])
     args = ["src.zip", "out", "--seed", "3", "--runner", "FlinkRunner", "--", "--flink_conf_dir", "/etc/flink"]
     ctx = shard_command.make_context("shard", args)
-    assert (ctx.params["source"], ctx.params["output"], ctx.params["seed"]) == ("src.zip", "out", 3)
+    assert (ctx.params["source"], ctx.params["data_dir"], ctx.params["seed"]) == ("src.zip", "out", 3)
     assert _checked_beam_args(ctx) == ["--runner", "FlinkRunner", "--flink_conf_dir", "/etc/flink"]
     # Through the command: accepted, so the job gets as far as opening the (missing) source.
     result = shard(str(tmp_path / "missing.zip"), str(tmp_path / "out"), "--runner", "FnApiRunner", "--",

@@ -35,7 +35,7 @@ BEAM = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"
 
 def _video(tmp: Path, name: str, frames: int, fourcc: str = "MJPG", width: int = 64, height: int = 48,
            color: bool = True) -> bytes:
-    spec = VideoSpec(num_frames=frames, width=width, height=height, fourcc=fourcc, color=color)
+    spec = VideoSpec(total_frames=frames, width=width, height=height, fourcc=fourcc, color=color)
     return write_video(tmp / name, motion_frames(0.5, spec, seed=frames), spec).read_bytes()
 
 
@@ -111,7 +111,7 @@ def served_zip(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
     make_ucf_zip(root / "s.zip", classes=("MoveRight", "MoveLeft"), groups=2, clips_per_group=2,
-                 spec=VideoSpec(num_frames=20, width=48, height=32))
+                 spec=VideoSpec(total_frames=20, width=48, height=32))
     with RangeServer(root) as server:
         yield server, server.url("s.zip")
 

@@ -17,7 +17,7 @@ SPEC = ClipSpec(n_frames=4, frame_step=3, height=32, width=40, clips_per_video=1
 
 
 def _video_bytes(tmp_path, num_frames=40, fourcc="XVID", width=64, height=48, color=True, seed=1) -> bytes:
-    spec = VideoSpec(num_frames=num_frames, width=width, height=height, fourcc=fourcc, color=color)
+    spec = VideoSpec(total_frames=num_frames, width=width, height=height, fourcc=fourcc, color=color)
     path = write_video(tmp_path / f"v_{fourcc}_{num_frames}_{width}.avi", motion_frames(0.0, spec, seed), spec)
     return path.read_bytes()
 

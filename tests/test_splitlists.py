@@ -206,7 +206,7 @@ def test_split_option_conflicts_fail_before_any_work(tmp_path, args, fragment):
 
 
 def test_shard_with_official_lists_end_to_end(tmp_path):
-    spec = VideoSpec(num_frames=12, width=32, height=24, fourcc="XVID")
+    spec = VideoSpec(total_frames=12, width=32, height=24, fourcc="XVID")
     source = tmp_path / "ucf.zip"
     make_ucf_zip(source, classes=("Archery", "HandStandPushups"), groups=9, clips_per_group=1, spec=spec)
     texts = list_texts(1, classes=("HandstandPushups", "Archery"), groups=9, clips=1, add_missing=1)
@@ -227,7 +227,7 @@ def test_shard_with_official_lists_end_to_end(tmp_path):
 def test_shard_keeps_a_folder_split_and_warns_when_told_to_resplit_it(tmp_path):
     from vidshard.testing.synthetic import motion_frames, write_video
 
-    spec = VideoSpec(num_frames=12, width=32, height=24, fourcc="XVID")
+    spec = VideoSpec(total_frames=12, width=32, height=24, fourcc="XVID")
     source = tmp_path / "UCF101_subset"  # the tutorial's layout: <split>/<class>/v_...avi
     for split, groups in (("train", (1, 2, 3)), ("val", (4,)), ("test", (5, 6))):
         for index, cls in enumerate(("Archery", "Biking")):

@@ -63,7 +63,7 @@ def test_tensorflow_start_up_lines_only_with_verbose(tmp_path):
     quiet = _vidshard("evaluate", str(tmp_path))
     assert quiet.returncode == 1
     assert quiet.stderr.splitlines() == [f"Error: {tmp_path} has no model.keras: train first "
-                                         f"(vidshard train DATA {tmp_path})"]
+                                         f"(vidshard train DATA_DIR {tmp_path})"]
     verbose = _vidshard("--verbose", "evaluate", str(tmp_path))
     assert verbose.returncode == 1
     lines = verbose.stderr.splitlines()

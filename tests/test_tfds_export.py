@@ -77,7 +77,7 @@ def shard(zip_path, out, *extra: str) -> str:
 
 @pytest.fixture(scope="module")
 def exported(ucf_zip, tmp_path_factory) -> dict:
-    """Per case (each encoding into OUTPUT/tfds; jpeg also ``--to`` another folder): what TFDS read."""
+    """Per case (each encoding into DATA_DIR/tfds; jpeg also ``--to`` another folder): what TFDS read."""
     root = tmp_path_factory.mktemp("tfds")
     cases = {encoding: (shard(ucf_zip[0], root / encoding, "--encoding", encoding), None) for encoding in ENCODINGS}
     cases["elsewhere"] = (cases["jpeg"][0], str(root / "meta" / "ucf"))

@@ -8,5 +8,5 @@ from __future__ import annotations
 import click
 
 #: A shard directory or run directory that must exist.  A missing one is click's usage error,
-#: exit status 2: ``Invalid value for 'DATA': Directory '...' does not exist.``
+#: exit status 2: ``Invalid value for 'DATA_DIR': Directory '...' does not exist.``
 EXISTING_DIR = click.Path(exists=True, file_okay=False, dir_okay=True)

@@ -29,7 +29,7 @@ class DemoConfig:
     classes: tuple[str, ...] = MOTION_CLASSES[::2]
     groups: int = 9
     clips_per_group: int = 4
-    video: VideoSpec = VideoSpec(num_frames=75, width=160, height=120)
+    video: VideoSpec = VideoSpec(total_frames=75, width=160, height=120)
     n_frames: int = 10
     frame_step: int = 5
     size: int = 64
@@ -81,8 +81,8 @@ def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
     return metrics
 
 
-def _shard(url: str, output: str, config: DemoConfig, echo: Callable[[str], None]) -> list[str]:
-    """``vidshard shard URL OUTPUT --splits ... --overwrite`` with the demo's clip settings; the summary lines."""
+def _shard(url: str, data_dir: str, config: DemoConfig, echo: Callable[[str], None]) -> list[str]:
+    """``vidshard shard URL DATA_DIR --splits ... --overwrite`` with the demo's clip settings; the summary lines."""
     # Beam is imported here, not at the top, as in the shard command.
     from vidshard.catalog import build_catalog, parse_splits, plan_splits, select_classes
     from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
@@ -90,7 +90,7 @@ def _shard(url: str, output: str, config: DemoConfig, echo: Callable[[str], None
     from vidshard.sampling import ClipSpec
     from vidshard.sources import SourceOptions, open_source
 
-    check_output(url, output, overwrite=True)
+    check_output(url, data_dir, overwrite=True)
     settings = EncodeSettings(ClipSpec(n_frames=config.n_frames, frame_step=config.frame_step, height=config.size,
                                        width=config.size, clips_per_video=1, seed=config.seed), "jpeg", 95)
     with open_source(url, SourceOptions()) as src:
@@ -98,15 +98,15 @@ def _shard(url: str, output: str, config: DemoConfig, echo: Callable[[str], None
     plan = plan_splits(catalog, select_classes(catalog), parse_splits(config.splits), policy="group", seed=config.seed)
     for warning in plan.warnings:
         echo(f"Warning: {warning}")
-    clear_output(output)
-    result = run_job(ShardRequest(url, output, plan, settings, source_options=SourceOptions()),
+    clear_output(data_dir)
+    result = run_job(ShardRequest(url, data_dir, plan, settings, source_options=SourceOptions()),
                      progress=sys.stderr.isatty(), on_start=lambda _reused: echo(
-                         f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ..."))
-    return result.summary(output)
+                         f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {data_dir} ..."))
+    return result.summary(data_dir)
 
 
 def _train(data: str, run_dir: str, config: DemoConfig) -> list[str]:
-    """``vidshard train DATA RUN_DIR`` with the demo's epochs, batch size, learning rate and seed."""
+    """``vidshard train DATA_DIR RUN_DIR`` with the demo's epochs, batch size, learning rate and seed."""
     from vidshard.models.backend import DEFAULT_BACKEND, use_backend
 
     use_backend(DEFAULT_BACKEND)  # before anything imports Keras

@@ -33,34 +33,34 @@ class ShardFile:
 class Summary:
     """What a shard directory holds, from ``dataset_info.json`` and the files' sizes."""
 
-    directory: str
+    data_dir: str
     info: DatasetInfo
     shards: dict[str, list[ShardFile]]
     failed_by_stage: dict[str, int] | None  # errors.jsonl lines per stage; None if the file is missing
 
     def problems(self) -> list[str]:
         """Missing shard files and an errors.jsonl that disagrees with ``num_failed``."""
-        lines = [f"{os.path.join(self.directory, shard.name)}: missing"
+        lines = [f"{os.path.join(self.data_dir, shard.name)}: missing"
                  for shards in self.shards.values() for shard in shards if shard.size is None]
         if self.failed_by_stage is None:
-            lines.append(f"{os.path.join(self.directory, ERRORS_FILE)}: missing")
+            lines.append(f"{os.path.join(self.data_dir, ERRORS_FILE)}: missing")
         elif sum(self.failed_by_stage.values()) != self.info.num_failed:
             lines.append(f"{ERRORS_FILE} lists {sum(self.failed_by_stage.values())} videos, dataset_info.json "
                          f"says {self.info.num_failed} failed")
         return lines
 
 
-def summarize(directory: str) -> Summary:
+def summarize(data_dir: str) -> Summary:
     """Read ``dataset_info.json`` and stat the shard files (no record is read)."""
-    info = load_info(directory)
+    info = load_info(data_dir)
     shards = {}
     for split, split_info in info.splits.items():
         files = []
-        _, paths = split_files(directory, split, info, check_files=False)  # missing files are problems, below
+        _, paths = split_files(data_dir, split, info, check_files=False)  # missing files are problems, below
         for name, path, examples in zip(split_info.shards, paths, split_info.shard_lengths):
             files.append(ShardFile(name, examples, os.path.getsize(path) if os.path.isfile(path) else None))
         shards[split] = files
-    errors_path = os.path.join(directory, ERRORS_FILE)
+    errors_path = os.path.join(data_dir, ERRORS_FILE)
     failed = None
     if os.path.isfile(errors_path):
         with open(errors_path, encoding="utf-8") as fh:
@@ -68,7 +68,7 @@ def summarize(directory: str) -> Summary:
                 failed = dict(Counter(json.loads(line)["stage"] for line in fh if line.strip()))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ShardFormatError(f"{errors_path} is not a valid errors.jsonl: {exc}") from None
-    return Summary(directory, info, shards, failed)
+    return Summary(data_dir, info, shards, failed)
 
 
 def _size(num_bytes: float) -> str:
@@ -83,7 +83,7 @@ def format_summary(summary: Summary) -> list[str]:
     """Human-readable lines: settings, classes, per-split counts, shard sizes and bytes per clip."""
     info = summary.info
     lines = [
-        f"{summary.directory}: {info.num_classes} classes, {info.encoding}"
+        f"{summary.data_dir}: {info.num_classes} classes, {info.encoding}"
         + (f" q{info.quality}" if info.encoding == "jpeg" else "")
         + f", {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames every {info.clip.frame_step} "
         f"at {info.clip.height}x{info.clip.width}, compression {info.compression}"
@@ -127,9 +127,9 @@ def _check_record(serialized: bytes, where: str, info: DatasetInfo) -> tuple[lis
     return problems, record.video_id, record.label_name
 
 
-def verify(directory: str) -> list[str]:
+def verify(data_dir: str) -> list[str]:
     """Read and check every record; return one line per problem (empty when all is well)."""
-    summary = summarize(directory)
+    summary = summarize(data_dir)
     info = summary.info
     problems = summary.problems()
     seen: dict[str, str] = {}
@@ -140,7 +140,7 @@ def verify(directory: str) -> list[str]:
             if shard.size is None:
                 readable = False
                 continue
-            path = os.path.join(directory, shard.name)
+            path = os.path.join(data_dir, shard.name)
             count = 0
             try:
                 for index, serialized in enumerate(iter_shard(path, info)):
@@ -168,7 +168,7 @@ def verify(directory: str) -> list[str]:
             problems.append(f"split {split}: records per class {dict(classes)} differ from dataset_info.json "
                             f"{expected_classes}")
         listed = {shard.name for shard in files}
-        for path in sorted(glob.glob(os.path.join(glob.escape(directory), f"{glob.escape(split)}-*-of-*"))):
+        for path in sorted(glob.glob(os.path.join(glob.escape(data_dir), f"{glob.escape(split)}-*-of-*"))):
             if os.path.basename(path) not in listed:
                 problems.append(f"{path}: shard file not listed in dataset_info.json")
     return problems

@@ -26,9 +26,9 @@ GIF_FPS = 10  #: the tutorial's to_gif frame rate
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 
-def load_example(directory: str, split: str, index: int) -> tuple[ClipRecord, DatasetInfo]:
+def load_example(data_dir: str, split: str, index: int) -> tuple[ClipRecord, DatasetInfo]:
     """The ``index``-th example of ``split`` in shard order (shard 0 first), and the dataset info."""
-    info, paths = split_files(directory, split)
+    info, paths = split_files(data_dir, split)
     split_info = info.splits[split]
     if not 0 <= index < split_info.num_examples:
         raise ShardFormatError(f"`index` {index} is out of range: split {split} has {split_info.num_examples} examples")
@@ -70,7 +70,7 @@ def contact_sheet(record: ClipRecord, clip: int, split: str, columns: int = 5, s
     return figure
 
 
-def preview(directory: str, split: str, index: int, out: str, clip: int = 0, scale: int = 1) -> ClipRecord:
+def preview(data_dir: str, split: str, index: int, out: str, clip: int = 0, scale: int = 1) -> ClipRecord:
     """Write clip ``clip`` of example ``index`` of ``split`` to ``out`` (.gif, or a sheet: .png, ...).
 
     ``out`` is checked (suffix, existing folder) before any record is read.
@@ -83,7 +83,7 @@ def preview(directory: str, split: str, index: int, out: str, clip: int = 0, sca
         raise VidshardError(f"`out` {out}: folder {folder} does not exist")
     if scale < 1:
         raise VidshardError(f"`scale` must be at least 1, got {scale}")
-    record, _ = load_example(directory, split, index)
+    record, _ = load_example(data_dir, split, index)
     if not 0 <= clip < record.frames.shape[0]:
         raise VidshardError(f"`clip` {clip} is out of range: the example holds {record.frames.shape[0]} clip(s)")
     if suffix == ".gif":

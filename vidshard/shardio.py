@@ -54,12 +54,12 @@ def remove_tree(folder: str) -> None:
         FileSystems.delete([meta.path for meta in found])
 
 
-def tmp_path(output: str, name: str) -> str:
+def tmp_path(data_dir: str, name: str) -> str:
     """A unique temporary name for ``name`` inside the output's hidden temp folder.
 
     Unique per attempt, so a retried bundle never writes into a file another attempt is writing.
     """
-    return FileSystems.join(output, TMP_DIR, f"{name}.{uuid.uuid4().hex}.part")
+    return FileSystems.join(data_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}.part")
 
 
 def read_bytes(path: str) -> bytes:
@@ -68,17 +68,17 @@ def read_bytes(path: str) -> bytes:
         return fh.read()
 
 
-def write_shard(output: str, name: str, records: Iterable[bytes], compression: str = "none") -> tuple[int, int]:
+def write_shard(data_dir: str, name: str, records: Iterable[bytes], compression: str = "none") -> tuple[int, int]:
     """Write ``records`` to ``output/name`` in the format its name says; return (records, bytes on storage).
 
     TFRecord: the framing is :func:`vidshard.format.tfrecord.frame`, the one the TF-free reader
     checks, so the files are readable by ``tf.data`` and by :mod:`vidshard.numpy_reader` alike.
     ArrayRecord (a name ending in ``.array_record``): :func:`vidshard.format.arrayrecord.write_records`.
     """
-    final = FileSystems.join(output, name)
-    tmp = tmp_path(output, name)
+    final = FileSystems.join(data_dir, name)
+    tmp = tmp_path(data_dir, name)
     if file_format_of(name) == "array_record":
-        count = _write_array_record(output, tmp, records)
+        count = _write_array_record(data_dir, tmp, records)
         FileSystems.rename([tmp], [final])
         return count, file_size(final)
     count = 0
@@ -90,12 +90,12 @@ def write_shard(output: str, name: str, records: Iterable[bytes], compression: s
     return count, file_size(final)
 
 
-def _write_array_record(output: str, tmp: str, records: Iterable[bytes]) -> int:
+def _write_array_record(data_dir: str, tmp: str, records: Iterable[bytes]) -> int:
     """Write an ArrayRecord file at ``tmp``: directly on a local output, else locally and then copied.
 
     The ArrayRecord writer (C++) writes to local paths only; object stores get the finished file.
     """
-    if is_local(output):
+    if is_local(data_dir):
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
         return arrayrecord.write_records(tmp, records)
     with tempfile.TemporaryDirectory(prefix="vidshard-") as local:
@@ -106,10 +106,10 @@ def _write_array_record(output: str, tmp: str, records: Iterable[bytes]) -> int:
     return count
 
 
-def write_text(output: str, name: str, text: str) -> str:
+def write_text(data_dir: str, name: str, text: str) -> str:
     """Write a small text file (``errors.jsonl``, a run summary) atomically; return its path."""
-    final = FileSystems.join(output, name)
-    tmp = tmp_path(output, name)
+    final = FileSystems.join(data_dir, name)
+    tmp = tmp_path(data_dir, name)
     with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(text.encode("utf-8"))
     FileSystems.rename([tmp], [final])

@@ -1,4 +1,4 @@
-"""The output's staging folder (``OUTPUT/.vidshard-tmp``): what a sharding run knows so far, as files.
+"""The output's staging folder (``DATA_DIR/.vidshard-tmp``): what a sharding run knows so far, as files.
 
 Workers stage every video's outcome as a file the moment it is known, and every written shard's
 summary once the shard file is in place; the launcher reads them back.  So progress can be shown
@@ -36,8 +36,8 @@ _EXAMPLE = ".example"
 _ERROR = ".error.json"
 
 
-def _folder(output: str, *parts: str) -> str:
-    return FileSystems.join(output, shardio.TMP_DIR, *parts)
+def _folder(data_dir: str, *parts: str) -> str:
+    return FileSystems.join(data_dir, shardio.TMP_DIR, *parts)
 
 
 def _write_atomically(path: str, data: bytes) -> str:
@@ -52,7 +52,7 @@ def _place(split: str, shard: int, position: int) -> str:
     return f"{split}-{shard:05d}-{position:06d}"
 
 
-def stage_example(output: str, split: str, shard: int, position: int, data: bytes) -> str:
+def stage_example(data_dir: str, split: str, shard: int, position: int, data: bytes) -> str:
     """Stage one serialized Example; return the staged file's path.
 
     Examples are staged on storage rather than shuffled, so the shuffle before writing carries only
@@ -60,13 +60,13 @@ def stage_example(output: str, split: str, shard: int, position: int, data: byte
     element in memory) ever holds more than a few examples at a time.
     """
     name = f"{_place(split, shard, position)}.{uuid.uuid4().hex}.{len(data)}{_EXAMPLE}"
-    return _write_atomically(_folder(output, STAGED_DIR, name), data)
+    return _write_atomically(_folder(data_dir, STAGED_DIR, name), data)
 
 
-def stage_error(output: str, split: str, shard: int, position: int, record: dict[str, str]) -> str:
+def stage_error(data_dir: str, split: str, shard: int, position: int, record: dict[str, str]) -> str:
     """Stage one failed video's ``errors.jsonl`` record; return the staged file's path."""
     name = f"{_place(split, shard, position)}.{uuid.uuid4().hex}{_ERROR}"
-    return _write_atomically(_folder(output, STAGED_DIR, name), json.dumps(record, sort_keys=True).encode("utf-8"))
+    return _write_atomically(_folder(data_dir, STAGED_DIR, name), json.dumps(record, sort_keys=True).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,9 @@ def _parse(name: str) -> tuple[str, int, int, int | None, bool] | None:
         return None
 
 
-def _list_staged(output: str, sizes: bool) -> list[tuple[str, int | None]]:
+def _list_staged(data_dir: str, sizes: bool) -> list[tuple[str, int | None]]:
     """(path, size or None) of every file in the staged folder; [] when there is none."""
-    folder = _folder(output, STAGED_DIR)
+    folder = _folder(data_dir, STAGED_DIR)
     if shardio.is_local(folder):
         if not os.path.isdir(folder):
             return []
@@ -110,10 +110,10 @@ def _list_staged(output: str, sizes: bool) -> list[tuple[str, int | None]]:
     return [(meta.path, meta.size_in_bytes) for meta in found]
 
 
-def count_outcomes(output: str) -> tuple[int, int]:
+def count_outcomes(data_dir: str) -> tuple[int, int]:
     """(videos with an outcome, of which failed) staged so far: one cheap listing, names only."""
     done: dict[str, bool] = {}
-    for path, _ in _list_staged(output, sizes=False):
+    for path, _ in _list_staged(data_dir, sizes=False):
         name = path.rsplit("/", 1)[-1]
         if name.endswith(_EXAMPLE):
             done[name.split(".", 1)[0]] = False
@@ -122,10 +122,10 @@ def count_outcomes(output: str) -> tuple[int, int]:
     return len(done), sum(done.values())
 
 
-def staged_outcomes(output: str) -> list[StagedFile]:
+def staged_outcomes(data_dir: str) -> list[StagedFile]:
     """Every complete staged outcome (an example whose size matches its name, or an error record)."""
     found = []
-    for path, size in _list_staged(output, sizes=True):
+    for path, size in _list_staged(data_dir, sizes=True):
         parsed = _parse(path.rsplit("/", 1)[-1])
         if parsed is None:
             continue
@@ -141,31 +141,31 @@ def remove(paths: list[str]) -> None:
         FileSystems.delete(paths)
 
 
-def write_summary(output: str, summary: dict[str, Any]) -> str:
+def write_summary(data_dir: str, summary: dict[str, Any]) -> str:
     """Record one written shard (split, shard, file, count, bytes, video_ids, errors, bytes_fetched)."""
     name = f"{summary['split']}-{summary['shard']:05d}.json"
-    return _write_atomically(_folder(output, SUMMARIES_DIR, name), json.dumps(summary, sort_keys=True).encode("utf-8"))
+    return _write_atomically(_folder(data_dir, SUMMARIES_DIR, name), json.dumps(summary, sort_keys=True).encode("utf-8"))
 
 
-def read_summaries(output: str) -> list[dict[str, Any]]:
+def read_summaries(data_dir: str) -> list[dict[str, Any]]:
     """Every shard summary the pipeline wrote, sorted by (split, shard)."""
-    folder = _folder(output, SUMMARIES_DIR)
+    folder = _folder(data_dir, SUMMARIES_DIR)
     paths = [meta.path for meta in FileSystems.match([folder.rstrip("/") + "/*.json"])[0].metadata_list]
     summaries = [json.loads(shardio.read_text(path)) for path in paths]
     return sorted(summaries, key=lambda summary: (summary["split"], summary["shard"]))
 
 
-def write_manifest(output: str, manifest: dict[str, Any]) -> str:
+def write_manifest(data_dir: str, manifest: dict[str, Any]) -> str:
     """Record what the run was asked (source, plan, settings), before any video is read."""
-    return _write_atomically(_folder(output, MANIFEST_FILE), json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8"))
+    return _write_atomically(_folder(data_dir, MANIFEST_FILE), json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8"))
 
 
-def read_manifest(output: str) -> dict[str, Any] | None:
+def read_manifest(data_dir: str) -> dict[str, Any] | None:
     """The manifest of the run that staged this folder; None when there is none."""
-    path = _folder(output, MANIFEST_FILE)
+    path = _folder(data_dir, MANIFEST_FILE)
     return json.loads(shardio.read_text(path)) if FileSystems.exists(path) else None
 
 
-def remove_summaries(output: str) -> None:
+def remove_summaries(data_dir: str) -> None:
     """Forget the shard summaries of an interrupted run: its shards are written again."""
-    shardio.remove_tree(_folder(output, SUMMARIES_DIR))
+    shardio.remove_tree(_folder(data_dir, SUMMARIES_DIR))

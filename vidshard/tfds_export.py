@@ -2,7 +2,7 @@
 
 TFDS reads a dataset from a folder that holds *its* ``dataset_info.json`` and ``features.json``.
 vidshard's output already has a ``dataset_info.json`` of another schema (the shard contract other
-tools read), so the TFDS metadata goes into a folder of its own, by default ``OUTPUT/tfds``.
+tools read), so the TFDS metadata goes into a folder of its own, by default ``DATA_DIR/tfds``.
 Nothing is copied or linked: each split's ``filepathTemplate`` in TFDS's ``dataset_info.json`` is
 the path from that folder to vidshard's shard files (``../{SPLIT}-{SHARD_X_OF_Y}.tfrecord``),
 which TFDS resolves against the folder, and the TFDS features are declared over the Example
@@ -104,7 +104,7 @@ def _description(info: DatasetInfo) -> str:
             f"vidshard {info.vidshard_version}, format {info.format_version}.")
 
 
-def export_tfds(output: str, to: str | None = None) -> str:
+def export_tfds(data_dir: str, to: str | None = None) -> str:
     """Write TFDS's metadata for the vidshard output ``output`` into ``to``; return that folder.
 
     ``to`` defaults to ``output/tfds``.  The shards stay where they are: the metadata points at
@@ -112,11 +112,11 @@ def export_tfds(output: str, to: str | None = None) -> str:
     (:class:`VidshardError`, one line) gzip-compressed outputs, which TFDS cannot read, and an
     existing ``to`` that holds anything but an earlier export.
     """
-    info = load_info(output)
+    info = load_info(data_dir)
     if info.compression != "none":
-        raise VidshardError(f"{output} has {info.compression}-compressed shards, which TFDS cannot read: "
+        raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "
                             f"shard again with --compression none")
-    to = to if to is not None else os.path.join(output, DEFAULT_FOLDER)
+    to = to if to is not None else os.path.join(data_dir, DEFAULT_FOLDER)
     if os.path.isdir(to) and set(os.listdir(to)) - {"dataset_info.json", "features.json", "label.labels.txt"}:
         raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another `to`")
     os.makedirs(to, exist_ok=True)
@@ -124,11 +124,11 @@ def export_tfds(output: str, to: str | None = None) -> str:
         else file_adapters.FileFormat.TFRECORD
     suffix = file_format.file_suffix
     template = naming.ShardedFileTemplate(
-        data_dir=to, template=os.path.join(os.path.relpath(output, to), f"{SHARD_TEMPLATE}.{suffix}"),
+        data_dir=to, template=os.path.join(os.path.relpath(data_dir, to), f"{SHARD_TEMPLATE}.{suffix}"),
         dataset_name=DATASET_NAME, filetype_suffix=suffix)
     split_infos = []
     for split, spl in info.splits.items():
-        _, paths = split_files(output, split, info)
+        _, paths = split_files(data_dir, split, info)
         split_template = template.replace(split=split)
         # TFDS finds the files by its template: it must name exactly vidshard's files, in order.
         named = [os.path.normpath(path) for path in split_template.sharded_filepaths(len(spl.shards))]

@@ -63,9 +63,9 @@ class PeakRSS:
         return {"peak_mib": self.total / 2**20, "largest_process_mib": self.largest / 2**20}
 
 
-def _shard(source: Path, output: Path, extra: list[str]) -> tuple[float, dict[str, float]]:
-    shutil.rmtree(output, ignore_errors=True)
-    command = [sys.executable, "-m", "vidshard.cli", "shard", str(source), str(output), "--splits", "train=1.0",
+def _shard(source: Path, data_dir: Path, extra: list[str]) -> tuple[float, dict[str, float]]:
+    shutil.rmtree(data_dir, ignore_errors=True)
+    command = [sys.executable, "-m", "vidshard.cli", "shard", str(source), str(data_dir), "--splits", "train=1.0",
                "--quiet", *extra]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -76,7 +76,7 @@ def _shard(source: Path, output: Path, extra: list[str]) -> tuple[float, dict[st
     return time.perf_counter() - started, peak.result()
 
 
-def _dask_run(source: Path, output: Path, workers: int, folder: Path) -> dict[str, Any]:
+def _dask_run(source: Path, data_dir: Path, workers: int, folder: Path) -> dict[str, Any]:
     """One job on a fresh cluster: wall seconds and the peaks of launcher, scheduler and workers."""
     from distributed import Client
 
@@ -95,7 +95,7 @@ def _dask_run(source: Path, output: Path, workers: int, folder: Path) -> dict[st
             client.wait_for_workers(workers, timeout=120)
             address = client.scheduler.address
         scheduler_peak, worker_peak = PeakRSS(scheduler), PeakRSS(worker)
-        seconds, launcher = _shard(source, output, ["--runner", "DaskRunner", "--dask_client_address", address])
+        seconds, launcher = _shard(source, data_dir, ["--runner", "DaskRunner", "--dask_client_address", address])
     finally:
         for process in (worker, scheduler):
             if process is not None:

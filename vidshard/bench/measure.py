@@ -100,7 +100,7 @@ def _peak_tree_rss(process: subprocess.Popen, poll: float = 0.05) -> Callable[[]
     return lambda: (thread.join(), peak[0])[1]
 
 
-def run_shard(source: Path, output: Path, config: BenchConfig, encoding: str = "jpeg",
+def run_shard(source: Path, data_dir: Path, config: BenchConfig, encoding: str = "jpeg",
               beam_args: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Run ``vidshard shard`` in a subprocess, as a user would; return wall seconds and peak tree RSS.
 
@@ -110,7 +110,7 @@ def run_shard(source: Path, output: Path, config: BenchConfig, encoding: str = "
     if beam_args is None:
         beam_args = ("--direct_num_workers", str(config.workers), "--direct_running_mode", "multi_processing")
     cmd = [
-        sys.executable, "-m", "vidshard.cli", "shard", str(source), str(output),
+        sys.executable, "-m", "vidshard.cli", "shard", str(source), str(data_dir),
         "--splits", "train=1.0", "--overwrite", "--encoding", encoding,
         "--n-frames", str(config.n_frames), "--frame-step", str(config.frame_step),
         "--size", f"{config.height}x{config.width}", *beam_args,
@@ -122,7 +122,7 @@ def run_shard(source: Path, output: Path, config: BenchConfig, encoding: str = "
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise RuntimeError(f"vidshard shard failed ({process.returncode}):\n{out[-3000:]}")
-    info = json.loads((output / "dataset_info.json").read_text())
+    info = json.loads((data_dir / "dataset_info.json").read_text())
     return {"seconds": seconds, "peak_rss": peak(), "written": info["splits"]["train"]["num_examples"],
             "failed": info["num_failed"], "bytes": info["splits"]["train"]["num_bytes"]}
 
@@ -305,7 +305,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
     work = Path(config.workdir)
     count = max(config.videos, *config.job_sizes) if config.job_sizes else config.videos
     log(f"writing {count} videos ({config.video.width}x{config.video.height} {config.video.fourcc}, "
-        f"{config.video.num_frames} frames) ...")
+        f"{config.video.total_frames} frames) ...")
     everything = write_video_folder(work / "videos", count, config)
     paths = everything[: config.videos]
     small = _subset(work, "videos_small", paths[: config.small_videos])

@@ -334,7 +334,7 @@ def _dtype_list(_ctx: click.Context, _param: click.Parameter, text: str) -> tupl
 
 
 @click.command("bench-train", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("data", type=EXISTING_DIR)
+@click.argument("data_dir", type=EXISTING_DIR)
 @click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND, show_default=True,
               help="Keras backend, as vidshard train's --backend; jax and torch import no TensorFlow.")
 @click.option("--split", default="train", show_default=True, help="Split to read.")
@@ -355,13 +355,13 @@ def _dtype_list(_ctx: click.Context, _param: click.Parameter, text: str) -> tupl
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the synthetic batch and the shuffling.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Also write the result, with machine and versions, as JSON.")
-def bench_train_command(data: str, backend: str, split: str, batch_sizes: tuple[int, ...], dtypes: tuple[str, ...],
+def bench_train_command(data_dir: str, backend: str, split: str, batch_sizes: tuple[int, ...], dtypes: tuple[str, ...],
                         steps: int, warmup: int, rounds: int, workers: int | None, prefetch: int, seed: int,
                         json_path: str | None) -> None:
-    """Clips/s of a training step fed from DATA's shards by the TF-free reader versus the same step fed a
+    """Clips/s of a training step fed from DATA_DIR's shards by the TF-free reader versus the same step fed a
     synthetic batch already on the device; prints a Markdown table (see docs/tf-free.md)."""
     try:
-        config = BenchTrainConfig(data_dir=data, backend=backend, split=split, batch_sizes=batch_sizes,
+        config = BenchTrainConfig(data_dir=data_dir, backend=backend, split=split, batch_sizes=batch_sizes,
                                   dtypes=dtypes, steps=steps, warmup=warmup, rounds=rounds, prefetch=prefetch,
                                   seed=seed, **({} if workers is None else {"workers": workers}))
         result = run(config, progress=lambda line: click.echo(line, err=True))

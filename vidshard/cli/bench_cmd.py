@@ -36,7 +36,7 @@ def bench_command(videos, small_videos, classes, video_size, video_frames, size_
     with tempfile.TemporaryDirectory(prefix="vidshard-bench-") as tmp:
         config = BenchConfig(
             workdir=workdir or tmp, videos=videos, small_videos=min(small_videos, videos), classes=classes,
-            video=VideoSpec(num_frames=video_frames, width=video_w, height=video_h),
+            video=VideoSpec(total_frames=video_frames, width=video_w, height=video_h),
             n_frames=n_frames, frame_step=frame_step, height=height, width=width, batch_size=batch_size,
             train_videos=train_videos, job_sizes=_job_sizes(job_sizes), **({"workers": workers} if workers else {}),
         )

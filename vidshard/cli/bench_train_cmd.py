@@ -1,4 +1,4 @@
-"""``vidshard bench-train DATA``: clips/s of a training step fed from shards versus synthetic batches.
+"""``vidshard bench-train DATA_DIR``: clips/s of a training step fed from shards versus synthetic batches.
 
 The command is defined in :mod:`vidshard.bench.train_step`, beside the benchmark, so that
 ``python -m vidshard.bench.train_step`` runs the same click command on machines without the

@@ -11,11 +11,11 @@ from vidshard.format.info import load_info
 
 
 @click.command("export-tfds")
-@click.argument("output", type=EXISTING_DIR)
+@click.argument("data_dir", type=EXISTING_DIR)
 @click.option("--to", "to", default=None, metavar="DIR",
-              help="Folder for TFDS's dataset_info.json and features.json  [default: OUTPUT/tfds]")
-def export_tfds_command(output: str, to: str | None) -> None:
-    """Make vidshard output OUTPUT loadable with tfds.builder_from_directory (needs vidshard[tfds]).
+              help="Folder for TFDS's dataset_info.json and features.json  [default: DATA_DIR/tfds]")
+def export_tfds_command(data_dir: str, to: str | None) -> None:
+    """Make vidshard output DATA_DIR loadable with tfds.builder_from_directory (needs vidshard[tfds]).
 
     Writes TFDS's metadata only; it names the existing shard files by a path relative to the
     metadata folder, so keep the two folders together.
@@ -26,7 +26,7 @@ def export_tfds_command(output: str, to: str | None) -> None:
     except ImportError as exc:
         raise VidshardError(str(exc)) from None
 
-    folder = export_tfds(output, to)
+    folder = export_tfds(data_dir, to)
     # TFDS reads ArrayRecord files through its random-access data source, TFRecord through tf.data.
-    method = "as_data_source" if load_info(output).file_format == "array_record" else "as_dataset"
+    method = "as_data_source" if load_info(data_dir).file_format == "array_record" else "as_dataset"
     click.echo(f"{folder}: load it with tfds.builder_from_directory({folder!r}).{method}(split=...)")

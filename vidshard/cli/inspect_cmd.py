@@ -8,23 +8,23 @@ from vidshard.inspect import format_summary, summarize, verify
 
 
 @click.command("inspect")
-@click.argument("output", type=EXISTING_DIR)
+@click.argument("data_dir", type=EXISTING_DIR)
 @click.option("--verify", "check", is_flag=True,
               help="Read every record (CRC checks), parse it and compare counts and shapes with dataset_info.json.")
-def inspect_command(output: str, check: bool) -> None:
-    """Per-split counts, classes, shard sizes and bytes per clip of OUTPUT.
+def inspect_command(data_dir: str, check: bool) -> None:
+    """Per-split counts, classes, shard sizes and bytes per clip of DATA_DIR.
 
     Exits with status 1 and one line per problem if a shard is missing or, with --verify, any
     record is corrupt or disagrees with dataset_info.json.
     """
-    summary = summarize(output)
+    summary = summarize(data_dir)
     for line in format_summary(summary):
         click.echo(line)
-    problems = verify(output) if check else summary.problems()
+    problems = verify(data_dir) if check else summary.problems()
     for problem in problems:
         click.echo(f"PROBLEM: {problem}", err=True)
     if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) found in {output}")
+        raise click.ClickException(f"{len(problems)} problem(s) found in {data_dir}")
     if check:
         total = sum(split.num_examples for split in summary.info.splits.values())
         click.echo(f"verified: {total} records, all CRCs, shapes and counts match dataset_info.json")

@@ -25,7 +25,7 @@ from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
 --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --direct_num_workers 4.
-Put Beam options after SOURCE and OUTPUT. An option that neither vidshard nor Beam's Python
+Put Beam options after SOURCE and DATA_DIR. An option that neither vidshard nor Beam's Python
 SDK defines is refused; options that only a runner's job server knows (Flink, Spark) go last,
 after a lone --, and are passed on unchecked. Without --runner: DirectRunner, multi_processing,
 one worker per core (500 videos or fewer: threads of this process). See docs/runners.md."""
@@ -117,7 +117,7 @@ def check_file_format(file_format: str, compression: str) -> None:
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
 @click.argument("source")
-@click.argument("output")
+@click.argument("data_dir")
 @catalog_options
 @selection_options
 @click.option("--n-frames", default="10", show_default=True, metavar="N", callback=_positive("--n-frames"),
@@ -138,9 +138,9 @@ def check_file_format(file_format: str, compression: str) -> None:
               help="Shard files per split; auto aims at about 128 MiB per file.")
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty DATA_DIR.")
 @click.option("--resume", is_flag=True,
-              help="Finish an interrupted run in OUTPUT, reusing its staged examples (same source and settings only).")
+              help="Finish an interrupted run in DATA_DIR, reusing its staged examples (same source and settings only).")
 @click.option("--format", "file_format", default="tfrecord", show_default=True, metavar="|".join(FILE_FORMATS),
               callback=_one_of("--format", FILE_FORMATS),
               help="Shard files: TFRecord (sequential reads, tf.data) or ArrayRecord (random access: Grain, "
@@ -156,14 +156,14 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
 @click.pass_context
-def shard_command(ctx: click.Context, source: str, output: str, manifest: str | None, group_pattern: str | None,
+def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str | None, group_pattern: str | None,
                   num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
                   split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
-    """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in OUTPUT."""
+    """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
@@ -172,7 +172,7 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
 
     beam_args = _checked_beam_args(ctx)
     check_file_format(file_format, compression)
-    interrupted = check_output(source, output, overwrite, resume)
+    interrupted = check_output(source, data_dir, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
     manifest_rows = load_manifest(manifest, group_pattern)
     settings = EncodeSettings(
@@ -187,16 +187,16 @@ def shard_command(ctx: click.Context, source: str, output: str, manifest: str | 
     for warning in plan.warnings:
         click.echo(f"Warning: {cli_wording(warning)}", err=True)
     if overwrite:
-        clear_output(output)
+        clear_output(data_dir)
 
     def announce(reused: int) -> None:
-        click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {output} ...", err=True)
+        click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {data_dir} ...", err=True)
         if resume:
             click.echo(f"Resuming: {reused} of the videos were staged by the interrupted run" if interrupted
-                       else f"Nothing to resume in {output}: starting from zero", err=True)
+                       else f"Nothing to resume in {data_dir}: starting from zero", err=True)
 
-    result = run_job(ShardRequest(source, output, plan, settings, compression, shards, source_options,
+    result = run_job(ShardRequest(source, data_dir, plan, settings, compression, shards, source_options,
                                   file_format=file_format), beam_args,
                      progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
-    for line in result.summary(output):
+    for line in result.summary(data_dir):
         click.echo(line)

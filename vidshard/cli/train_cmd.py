@@ -1,4 +1,4 @@
-"""``vidshard train DATA RUN_DIR``: train the (2+1)D ResNet on shards (the tutorial's ``model.fit``).
+"""``vidshard train DATA_DIR RUN_DIR``: train the (2+1)D ResNet on shards (the tutorial's ``model.fit``).
 
 Keras (and TensorFlow, on the default backend) is imported when the command runs, not when the
 ``vidshard`` group loads: other commands start quickly, and ``--backend`` can still choose
@@ -15,7 +15,7 @@ from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_
 
 
 @click.command("train")
-@click.argument("data", type=EXISTING_DIR)
+@click.argument("data_dir", type=EXISTING_DIR)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True,
               help="Epochs to train (in total, when resuming).")
@@ -41,10 +41,10 @@ from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_
                    f"reader, without importing TensorFlow. Overrides KERAS_BACKEND. [default: {DEFAULT_BACKEND}; "
                    "with --resume the run's own]")
 @click.pass_context
-def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batch_size: int, learning_rate: float,
+def train_command(ctx: click.Context, data_dir: str, run_dir: str, epochs: int, batch_size: int, learning_rate: float,
                   patience: int | None, mixed_precision: bool, mixed_dtype: str, seed: int, resume: bool,
                   cache: str | None, shuffle_buffer: int, val_split: str, backend: str | None) -> None:
-    """Train on DATA's train split, validating on its val split; write the run to RUN_DIR.
+    """Train on DATA_DIR's train split, validating on its val split; write the run to RUN_DIR.
 
     RUN_DIR receives model.keras (the epoch with the lowest val_loss), checkpoints/last.keras,
     history.json, history.csv, history.png and config.json.
@@ -59,7 +59,7 @@ def train_command(ctx: click.Context, data: str, run_dir: str, epochs: int, batc
                          mixed_precision=mixed_dtype if mixed_precision else None, seed=seed, resume=resume,
                          cache=cache, shuffle_buffer=shuffle_buffer, val_split=val_split,
                          backend=backend or DEFAULT_BACKEND, verbose=1 if _interactive() else 2)
-    history = train(data, run_dir, config)
+    history = train(data_dir, run_dir, config)
     best = best_epoch(history)
     click.echo(f"trained {len(history['loss'])} epochs; best val_loss {history['val_loss'][best - 1]:.4f} "
                f"(val_accuracy {history['val_accuracy'][best - 1]:.3f}) at epoch {best}")

@@ -101,9 +101,9 @@ class DatasetInfo:
         data["clip"] = ClipSpec(**data["clip"])
         return cls(**data)
 
-    def write(self, directory: str) -> str:
+    def write(self, data_dir: str) -> str:
         """Write ``dataset_info.json`` atomically (temp file, then rename): it marks the output complete."""
-        path = os.path.join(directory, INFO_FILE)
+        path = os.path.join(data_dir, INFO_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(self.to_json())
@@ -111,11 +111,11 @@ class DatasetInfo:
         return path
 
 
-def load_info(directory: str) -> DatasetInfo:
+def load_info(data_dir: str) -> DatasetInfo:
     """Read ``dataset_info.json`` of a shard directory, with a clear error when it is missing or bad."""
-    path = os.path.join(directory, INFO_FILE)
+    path = os.path.join(data_dir, INFO_FILE)
     if not os.path.exists(path):
-        raise ShardFormatError(f"{directory} has no {INFO_FILE}: not a vidshard output, or its run did not finish")
+        raise ShardFormatError(f"{data_dir} has no {INFO_FILE}: not a vidshard output, or its run did not finish")
     try:
         with open(path, encoding="utf-8") as fh:
             return DatasetInfo.from_dict(json.load(fh))

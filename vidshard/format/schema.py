@@ -31,7 +31,7 @@ FEATURES: dict[str, dict[str, str]] = {
     "video_id": {"kind": "fixed_len", "dtype": "string", "doc": "member name in the source"},
     "frame_indices": {"kind": "var_len", "dtype": "int64", "doc": "source frame of every stored frame, -1 where padded"},
     "num_clips": {"kind": "fixed_len", "dtype": "int64", "doc": "clips stored for this video"},
-    "num_frames": {"kind": "fixed_len", "dtype": "int64", "doc": "frames per clip"},
+    "num_frames": {"kind": "fixed_len", "dtype": "int64", "doc": "frames per clip"},  # the clip spec's n_frames; the key is on disk
     "height": {"kind": "fixed_len", "dtype": "int64", "doc": "frame height"},
     "width": {"kind": "fixed_len", "dtype": "int64", "doc": "frame width"},
 }
@@ -65,18 +65,18 @@ def _check_encoding(encoding: str) -> None:
 
 def _values(record: ClipRecord, encoding: str, quality: int) -> dict[str, Iterable[Any]]:
     """The value list of every feature of :data:`FEATURES`, by name."""
-    clips, t, h, w, _ = record.frames.shape
+    clips, n_frames, h, w, _ = record.frames.shape
     if encoding == "raw":
         frames: Iterable[Any] = [np.ascontiguousarray(record.frames).tobytes()]
     else:
-        frames = (encode_frame(frame, encoding, quality) for frame in record.frames.reshape(clips * t, h, w, 3))
+        frames = (encode_frame(frame, encoding, quality) for frame in record.frames.reshape(clips * n_frames, h, w, 3))
     return {
         "frames": frames,
         "label": [int(record.label)],
         "label_name": [record.label_name.encode("utf-8")],
         "video_id": [record.video_id.encode("utf-8")],
         "frame_indices": (int(i) for i in record.frame_indices.reshape(-1)),
-        "num_clips": [clips], "num_frames": [t], "height": [h], "width": [w],
+        "num_clips": [clips], "num_frames": [n_frames], "height": [h], "width": [w],
     }
 
 
@@ -104,12 +104,12 @@ class _Parsed:
         if missing:
             raise ShardFormatError(f"record lacks features: {', '.join(missing)}")
         self.encoding = encoding
-        self.clips, self.t, self.h, self.w = (self.scalar(name) for name in _SHAPE)
+        self.clips, self.n_frames, self.h, self.w = (self.scalar(name) for name in _SHAPE)
         self.frames = self.feature["frames"].bytes_list.value
-        wanted = 1 if encoding == "raw" else self.clips * self.t
-        if len(self.frames) != wanted or (encoding == "raw" and len(self.frames[0]) != self.clips * self.t * self.h * self.w * 3):
+        wanted = 1 if encoding == "raw" else self.clips * self.n_frames
+        if len(self.frames) != wanted or (encoding == "raw" and len(self.frames[0]) != self.clips * self.n_frames * self.h * self.w * 3):
             raise ShardFormatError(f"record holds {len(self.frames)} {encoding} frame entries "
-                                   f"({sum(len(v) for v in self.frames)} bytes) for {self.clips}x{self.t} frames "
+                                   f"({sum(len(v) for v in self.frames)} bytes) for {self.clips}x{self.n_frames} frames "
                                    f"of {self.h}x{self.w}")
 
     def scalar(self, name: str) -> int:
@@ -129,27 +129,27 @@ class _Parsed:
         if not 0 <= clip < self.clips:
             raise ShardFormatError(f"has {self.clips} clips, clip {clip} was asked for")
         if self.encoding == "raw":
-            out[...] = np.frombuffer(self.frames[0], np.uint8).reshape(self.clips, self.t, self.h, self.w, 3)[clip]
+            out[...] = np.frombuffer(self.frames[0], np.uint8).reshape(self.clips, self.n_frames, self.h, self.w, 3)[clip]
             return
-        for i in range(self.t):
-            frame = decode_frame(self.frames[clip * self.t + i])
+        for i in range(self.n_frames):
+            frame = decode_frame(self.frames[clip * self.n_frames + i])
             if frame.shape != (self.h, self.w, 3):
-                raise ShardFormatError(f"frame {clip * self.t + i} is {frame.shape}, expected {(self.h, self.w, 3)}")
+                raise ShardFormatError(f"frame {clip * self.n_frames + i} is {frame.shape}, expected {(self.h, self.w, 3)}")
             out[i] = frame
 
 
 def parse_example(serialized: bytes, encoding: str) -> ClipRecord:
     """Parse one serialized Example of an output stored with ``encoding`` into a :class:`ClipRecord`."""
     parsed = _Parsed(serialized, encoding)
-    frames = np.empty((parsed.clips, parsed.t, parsed.h, parsed.w, 3), np.uint8)
+    frames = np.empty((parsed.clips, parsed.n_frames, parsed.h, parsed.w, 3), np.uint8)
     for clip in range(parsed.clips):
         parsed.decode_clip(clip, frames[clip])
     indices = np.asarray(parsed.feature["frame_indices"].int64_list.value, np.int64)
-    if indices.size != parsed.clips * parsed.t:
-        raise ShardFormatError(f"record holds {indices.size} frame indices for {parsed.clips}x{parsed.t} frames")
+    if indices.size != parsed.clips * parsed.n_frames:
+        raise ShardFormatError(f"record holds {indices.size} frame indices for {parsed.clips}x{parsed.n_frames} frames")
     return ClipRecord(video_id=parsed.text("video_id"), label=parsed.scalar("label"),
                       label_name=parsed.text("label_name"), frames=frames,
-                      frame_indices=indices.reshape(parsed.clips, parsed.t))
+                      frame_indices=indices.reshape(parsed.clips, parsed.n_frames))
 
 
 def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: int | None = None,
@@ -161,8 +161,8 @@ def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: 
     (``clip_draw`` in [0, 1)).  A record whose clips are not ``out``'s shape raises ShardFormatError.
     """
     parsed = _Parsed(serialized, encoding)
-    if (parsed.t, parsed.h, parsed.w) != out.shape[:3] or parsed.clips < 1:
-        raise ShardFormatError(f"stores {parsed.clips} clips of {(parsed.t, parsed.h, parsed.w)} frames, "
+    if (parsed.n_frames, parsed.h, parsed.w) != out.shape[:3] or parsed.clips < 1:
+        raise ShardFormatError(f"stores {parsed.clips} clips of {(parsed.n_frames, parsed.h, parsed.w)} frames, "
                                f"dataset_info.json says clips of {tuple(out.shape[:3])}")
     chosen = min(int(clip_draw * parsed.clips), parsed.clips - 1) if clip is None else clip
     parsed.decode_clip(chosen, out)

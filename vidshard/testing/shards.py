@@ -39,9 +39,9 @@ def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *
     """
     span = (n_frames - 1) * frame_step + 1
     starts = [c * span for c in range(clips_per_video)]
-    # motion_frames' speed scales with 1/num_frames: render at least 32 frames so the square moves a
+    # motion_frames' speed scales with 1/total_frames: render at least 32 frames so the square moves a
     # few pixels between sampled frames instead of aliasing through the wrap-around.
-    spec = VideoSpec(num_frames=max(starts[-1] + span, 32), width=width, height=height)
+    spec = VideoSpec(total_frames=max(starts[-1] + span, 32), width=width, height=height)
     video = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
                       for f in motion_frames(2 * math.pi * class_index / len(class_names), spec, video_seed)])
     if color_cue:
@@ -56,7 +56,7 @@ def clip_record(class_index: int, class_names: Sequence[str], video_seed: int, *
     )
 
 
-def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION_CLASSES[:3],
+def make_shards(data_dir: str | os.PathLike, *, classes: Sequence[str] = MOTION_CLASSES[:3],
                 splits: Mapping[str, int] = DEFAULT_SPLITS, n_frames: int = 4, height: int = 32,
                 width: int = 32, clips_per_video: int = 1, encoding: str = "jpeg", quality: int = 95,
                 compression: str = "none", shards_per_split: int = 2, seed: int = 0,
@@ -68,8 +68,8 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     """
     import tensorflow as tf  # only here: the tagged shards and this module's import stay TF-free
 
-    directory = str(directory)
-    os.makedirs(directory, exist_ok=True)
+    data_dir = str(data_dir)
+    os.makedirs(data_dir, exist_ok=True)
     class_names = sorted(classes)
     suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
@@ -77,7 +77,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
     video_seed = seed * 1000
     for split, per_class in splits.items():
         names = [f"{split}-{i:05d}-of-{shards_per_split:05d}{suffix}" for i in range(shards_per_split)]
-        writers = [tf.io.TFRecordWriter(os.path.join(directory, n), options) for n in names]
+        writers = [tf.io.TFRecordWriter(os.path.join(data_dir, n), options) for n in names]
         lengths = [0] * shards_per_split
         n = 0
         for _ in range(per_class):
@@ -92,7 +92,7 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
             writer.close()
         split_infos[split] = SplitInfo(
             num_examples=n, shards=names, shard_lengths=lengths,
-            num_bytes=sum(os.path.getsize(os.path.join(directory, f)) for f in names),
+            num_bytes=sum(os.path.getsize(os.path.join(data_dir, f)) for f in names),
         )
     info = DatasetInfo(
         class_names=class_names, splits=split_infos,
@@ -101,19 +101,19 @@ def make_shards(directory: str | os.PathLike, *, classes: Sequence[str] = MOTION
         compression=compression, split_policy="synthetic", split_request=repr(dict(splits)), seed=seed,
         source="vidshard.testing.shards", num_failed=0, vidshard_version="test",
     )
-    info.write(directory)
+    info.write(data_dir)
     return info
 
 
-def read_records(directory: str | os.PathLike, split: str) -> list[ClipRecord]:
+def read_records(data_dir: str | os.PathLike, split: str) -> list[ClipRecord]:
     """Every record of ``split`` decoded with the TF-free :func:`parse_example`, in file order."""
     import tensorflow as tf  # TF's reader, so the records are checked against TF's framing
 
-    info = load_info(str(directory))
+    info = load_info(str(data_dir))
     compression = "GZIP" if info.compression == "gzip" else ""
     return [parse_example(raw.numpy(), info.encoding)
             for name in info.splits[split].shards
-            for raw in tf.data.TFRecordDataset(os.path.join(str(directory), name), compression)]
+            for raw in tf.data.TFRecordDataset(os.path.join(str(data_dir), name), compression)]
 
 
 def corrupt_shard(path: str | os.PathLike, offset: int = 40) -> None:

@@ -28,7 +28,7 @@ MOTION_CLASSES: tuple[str, ...] = (
 class VideoSpec:
     """What one synthetic video looks like."""
 
-    num_frames: int = 175
+    total_frames: int = 175
     width: int = 320
     height: int = 240
     fps: float = 25.0
@@ -56,12 +56,12 @@ def motion_frames(angle: float, spec: VideoSpec, seed: int) -> Iterator[np.ndarr
     rng = np.random.default_rng(seed)
     dx, dy = math.cos(angle), math.sin(angle)
     side = max(4, min(spec.width, spec.height) // 6)
-    speed = rng.uniform(0.6, 1.2) * min(spec.width, spec.height) / max(spec.num_frames, 1) * 2
+    speed = rng.uniform(0.6, 1.2) * min(spec.width, spec.height) / max(spec.total_frames, 1) * 2
     x0 = rng.uniform(side, spec.width - side)
     y0 = rng.uniform(side, spec.height - side)
     background = rng.integers(0, 60, size=(spec.height, spec.width, 3), dtype=np.uint8)
     color = tuple(int(c) for c in rng.integers(150, 256, size=3))
-    for t in range(spec.num_frames):
+    for t in range(spec.total_frames):
         frame = background.copy()
         # Wrap around the frame so the square stays visible for the whole clip.
         cx = int((x0 + dx * speed * t) % spec.width)
