@@ -72,7 +72,10 @@ class ShardResult:
     @property
     def clips_per_second(self) -> float:
         """Clips this run made per second (examples reused by ``--resume`` not counted)."""
-        clips = (sum(self.written.values()) - self.reused) * self.info.clip.clips_per_video
+        # reused examples are not counted; they are spread over the splits as the written ones are
+        written = sum(self.written.values())
+        clips = sum(count * self.info.clip.clips_in(split) for split, count in self.written.items())
+        clips = clips * (written - self.reused) / written if written else 0
         return clips / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self, data_dir: str) -> list[str]:
@@ -97,11 +100,11 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
     (:func:`vidshard.format.naming.estimate_example_bytes`); ``--shards N`` gives every split N files.
     """
     plan = request.plan
-    example_bytes = naming.estimate_example_bytes(request.settings.clip_spec, request.settings.encoding)
     items: list[WorkItem] = []
     slots: list[ShardSlot] = []
     for split in plan.split_names:
         videos = [video for video in plan.videos if video.split == split]
+        example_bytes = naming.estimate_example_bytes(request.settings.clip_spec, request.settings.encoding, split)
         num_shards = request.shards or naming.auto_num_shards(len(videos), example_bytes)
         places = naming.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
         slots += [ShardSlot(split, shard, naming.shard_name(split, shard, num_shards, request.compression,
@@ -448,7 +451,8 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     _ = pipeline | "ShardVideos" >> ShardVideos(
         todo, slots, request.data_dir, request.source, request.source_options, request.settings,
         request.compression, reused)
-    with StagedProgress(request.data_dir, len(items), request.settings.clip_spec.clips_per_video, progress):
+    clips = sum(request.settings.clip_spec.clips_in(item.split) for item in items)
+    with StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress):
         # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
         state = pipeline.run().wait_until_finish()
     if state != PipelineState.DONE:

@@ -31,9 +31,9 @@ MAX_LISTING_SHARE = 0.02
 class StagedProgress:
     """A context manager that shows a live bar for a running job (or nothing, when ``enabled`` is false)."""
 
-    def __init__(self, data_dir: str, total: int, clips_per_video: int, enabled: bool,
+    def __init__(self, data_dir: str, total: int, clips_per_video: float, enabled: bool,
                  stream: TextIO | None = None) -> None:
-        self._output = data_dir
+        self._data_dir = data_dir
         self._total = total
         self._clips_per_video = clips_per_video
         self._enabled = enabled
@@ -47,12 +47,12 @@ class StagedProgress:
     def __enter__(self) -> "StagedProgress":
         if not self._enabled:
             return self
-        self._first, failed = staging.count_outcomes(self._output)  # outcomes reused from an earlier run
+        self._first, failed = staging.count_outcomes(self._data_dir)  # outcomes reused from an earlier run
         self._started = time.monotonic()
         self._bar = tqdm(total=self._total, initial=self._first, unit="video", desc="Sharding",
                          file=self._stream, dynamic_ncols=True, leave=True)
         self._show(self._first, failed)
-        interval = LOCAL_INTERVAL if shardio.is_local(self._output) else REMOTE_INTERVAL
+        interval = LOCAL_INTERVAL if shardio.is_local(self._data_dir) else REMOTE_INTERVAL
         self._thread = threading.Thread(target=self._poll, args=(interval,), name="vidshard-progress", daemon=True)
         self._thread.start()
         return self
@@ -61,7 +61,7 @@ class StagedProgress:
         wait = interval
         while not self._stop.wait(wait):
             started = time.thread_time()
-            self._show(*staging.count_outcomes(self._output))
+            self._show(*staging.count_outcomes(self._data_dir))
             wait = max(interval, (time.thread_time() - started) / MAX_LISTING_SHARE)
 
     def _show(self, done: int, failed: int) -> None:
@@ -78,5 +78,5 @@ class StagedProgress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._show(*staging.count_outcomes(self._output))  # the final count, N/N after a complete run
+        self._show(*staging.count_outcomes(self._data_dir))  # the final count, N/N after a complete run
         self._bar.close()

@@ -92,7 +92,7 @@ class FetchDecodeEncode(beam.DoFn):
 
     def __init__(self, source_uri: str, source_options: SourceOptions, settings: EncodeSettings, data_dir: str) -> None:
         super().__init__()
-        self._output = data_dir
+        self._data_dir = data_dir
         self._source_uri = source_uri
         self._source_options = source_options
         self._settings = settings
@@ -137,29 +137,32 @@ class FetchDecodeEncode(beam.DoFn):
 
         started = time.perf_counter()
         try:
-            frames, indices = decode_clips(data, item.video_id, self._settings.clip_spec)
+            decoded = decode_clips(data, item.video_id, self._settings.clip_spec, item.split)
         except DecodeError as exc:
             yield self._fail(item, "decode", str(exc), len(data))
             return
         self._decode_ms.update(int((time.perf_counter() - started) * 1000))
         self._videos_decoded.inc()
-        self._clips_decoded.inc(len(frames))
+        self._clips_decoded.inc(len(decoded.frames))
 
+        timing = self._settings.clip_spec.needs_timing  # version 4 records carry the timing their clips used
         record = ClipRecord(video_id=item.video_id, label=item.label, label_name=item.label_name,
-                            frames=frames, frame_indices=indices)
+                            frames=decoded.frames, frame_indices=decoded.indices,
+                            source_fps=decoded.source_fps if timing else None,
+                            source_frames=decoded.total_frames if timing else None)
         try:
             example = encode_example(record, self._settings.encoding, self._settings.quality)
         except (ValueError, cv2.error) as exc:  # OpenCV refused a frame (e.g. wider than JPEG allows)
             yield self._fail(item, "encode", str(exc), len(data))
             return
         self._examples_encoded.inc()
-        staged = staging.stage_example(self._output, item.split, item.shard, item.position, example)
+        staged = staging.stage_example(self._data_dir, item.split, item.shard, item.position, example)
         yield (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=len(data))
 
     def _fail(self, item: WorkItem, stage: str, reason: str, fetched: int) -> tuple[tuple[str, int], Outcome]:
         self._failed[stage].inc()
         record = error_record(item, stage, reason)
-        staged = staging.stage_error(self._output, item.split, item.shard, item.position, record)
+        staged = staging.stage_error(self._data_dir, item.split, item.shard, item.position, record)
         return (item.split, item.shard), Outcome(item.position, item.video_id, staged, record, fetched)
 
 
@@ -182,7 +185,7 @@ class WriteShardFn(beam.DoFn):
 
     def __init__(self, data_dir: str, names: dict[tuple[str, int], str], compression: str) -> None:
         super().__init__()
-        self._output = data_dir
+        self._data_dir = data_dir
         self._names = names
         self._compression = compression
         self._examples_written = _counter("examples_written")
@@ -197,7 +200,7 @@ class WriteShardFn(beam.DoFn):
         examples = [outcome for outcome in outcomes if outcome.error is None]
         name = self._names[(split, shard)]
         count, size = shardio.write_shard(
-            self._output, name, (shardio.read_bytes(outcome.path) for outcome in examples), self._compression)
+            self._data_dir, name, (shardio.read_bytes(outcome.path) for outcome in examples), self._compression)
         self._examples_written.inc(count)
         self._shards_written.inc()
         self._bytes_written.inc(size)
@@ -205,7 +208,7 @@ class WriteShardFn(beam.DoFn):
                    "video_ids": [outcome.video_id for outcome in examples],
                    "errors": [outcome.error for outcome in outcomes if outcome.error is not None],
                    "bytes_fetched": sum(outcome.fetched for outcome in outcomes)}
-        staging.write_summary(self._output, summary)
+        staging.write_summary(self._data_dir, summary)
         yield summary
 
 
@@ -226,7 +229,7 @@ class WriteShards(beam.PTransform):
     def __init__(self, data_dir: str, slots: Iterable[ShardSlot], compression: str,
                  reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
         super().__init__()
-        self._output = data_dir
+        self._data_dir = data_dir
         self._slots = tuple(slots)
         self._compression = compression
         self._reused = tuple(reused)
@@ -239,7 +242,7 @@ class WriteShards(beam.PTransform):
             (outcomes, known)
             | "WithPlanned" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._output, names, self._compression))
+            | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._data_dir, names, self._compression))
         )
 
 
@@ -252,7 +255,7 @@ class ShardVideos(beam.PTransform):
         super().__init__()
         self._items = tuple(items)
         self._slots = tuple(slots)
-        self._output = data_dir
+        self._data_dir = data_dir
         self._source_uri = source_uri
         self._source_options = source_options
         self._settings = settings
@@ -266,6 +269,6 @@ class ShardVideos(beam.PTransform):
             # Create emits few, large bundles; Reshuffle spreads the videos over all workers.
             | "Distribute" >> beam.Reshuffle()
             | "FetchDecodeEncode" >> beam.ParDo(
-                FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._output))
+                FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._data_dir))
         )
-        return outcomes | "WriteShards" >> WriteShards(self._output, self._slots, self._compression, self._reused)
+        return outcomes | "WriteShards" >> WriteShards(self._data_dir, self._slots, self._compression, self._reused)

@@ -41,21 +41,36 @@ def test_outputs_of_earlier_versions_still_load(tmp_path, fixture, version, file
 def test_written_info_nests_the_clip_spec_and_names_the_file_format(tmp_path):
     old = load_info(_output_with(tmp_path, "dataset_info_v1.json"))
     clip = ClipSpec(n_frames=4, frame_step=3, height=32, width=40, clips_per_video=2, seed=old.seed + 1)
-    new = DatasetInfo(**{**old.__dict__, "clip": clip, "format_version": FORMAT_VERSION})
+    new = DatasetInfo(**{**old.__dict__, "clip": clip, "format_version": None, "features": None})
     data = json.loads(new.to_json())
-    assert data["format_version"] == FORMAT_VERSION == 3 and data["file_format"] == "tfrecord"
+    # Clips cut the tutorial's way are written as version 3, without the version 4 clip fields.
+    assert data["format_version"] == 3 and data["file_format"] == "tfrecord"
     assert data["clip"] == {"n_frames": 4, "frame_step": 3, "height": 32, "width": 40, "clips_per_video": 2,
                             "seed": old.seed + 1}
     assert not {"n_frames", "frame_step", "height", "width", "clips_per_video"} & set(data)
     assert DatasetInfo.from_dict(data) == new
-    with pytest.raises(ValueError, match="writes format_version 3 only"):
+    with pytest.raises(ValueError, match="writes this clip spec as format_version 3, not 1"):
         old.to_json()  # never writes an old layout
 
 
+def test_new_sampling_options_are_written_as_version_4_and_read_back(tmp_path):
+    old = load_info(_output_with(tmp_path, "dataset_info_v1.json"))
+    for clip in (ClipSpec(n_frames=4, sampling="time", fps=5.0), ClipSpec(n_frames=4, sampling="segments"),
+                 ClipSpec(n_frames=4, eval_clips=3)):
+        new = DatasetInfo(**{**old.__dict__, "clip": clip, "format_version": None, "features": None})
+        data = json.loads(new.to_json())
+        assert data["format_version"] == FORMAT_VERSION == 4
+        assert (data["clip"]["sampling"], data["clip"]["fps"], data["clip"]["eval_clips"]) == (
+            clip.sampling, clip.fps, clip.eval_clips)
+        # Records store their video's timing exactly when the clips depend on it.
+        assert ("source_fps" in data["features"]) == (clip.sampling != "step")
+        assert DatasetInfo.from_dict(data) == new
+
+
 def test_an_unknown_format_version_is_one_clear_error(tmp_path):
-    out = _output_with(tmp_path, "dataset_info_v2.json", format_version=4)
-    with pytest.raises(ShardFormatError, match=r"dataset_info.json: format_version 4 is not one this vidshard "
-                                               r"reads \(1, 2, 3\): written by a newer vidshard\?"):
+    out = _output_with(tmp_path, "dataset_info_v2.json", format_version=5)
+    with pytest.raises(ShardFormatError, match=r"dataset_info.json: format_version 5 is not one this vidshard "
+                                               r"reads \(1, 2, 3, 4\): written by a newer vidshard\?"):
         load_info(out)
     shutil.rmtree(out)
     with pytest.raises(ShardFormatError, match="format_version 1 outputs hold tfrecord shards, not array_record"):

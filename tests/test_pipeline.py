@@ -229,7 +229,7 @@ def test_plain_tensorflow_reads_the_shards_and_frames_match_decode(reference, pl
                 assert video.split == split
                 assert int(example["label"]) == video.label == info.class_names.index(video.class_name)
                 assert example["label_name"].numpy().decode() == video.class_name
-                frames, indices = decode_clips(archive.read(video_id), video_id, SPEC)
+                frames, indices, *_ = decode_clips(archive.read(video_id), video_id, SPEC)
                 stored = np.stack([tf.io.decode_png(png).numpy() for png in tf.sparse.to_dense(example["frames"])])
                 np.testing.assert_array_equal(stored.reshape(frames.shape), frames)
                 np.testing.assert_array_equal(tf.sparse.to_dense(example["frame_indices"]).numpy(), indices.reshape(-1))
@@ -372,7 +372,7 @@ def test_jpeg_gzip_on_fnapi_runner(source, plan, tmp_path):
     example = tf.io.parse_single_example(raw[0], _tf_spec(info.features))
     video_id = example["video_id"].numpy().decode()
     with zipfile.ZipFile(zip_path) as archive:
-        frames, _ = decode_clips(archive.read(video_id), video_id, SPEC)
+        frames, *_ = decode_clips(archive.read(video_id), video_id, SPEC)
     stored = [jpeg.numpy() for jpeg in tf.sparse.to_dense(example["frames"])]
     # Exactly the decoder's frames, JPEG-encoded at the requested quality; and TensorFlow decodes them.
     assert stored == [encode_frame(frame, "jpeg", 90) for frame in frames.reshape(-1, 32, 40, 3)]
@@ -633,8 +633,8 @@ def test_assign_shards_is_balanced_contiguous_and_order_free():
 
 
 def test_auto_shards_aim_at_128_mib():
-    jpeg = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "jpeg")
-    raw = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "raw")
+    jpeg = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "jpeg", "train")
+    raw = naming.estimate_example_bytes(ClipSpec(n_frames=10, height=224, width=224), "raw", "train")
     assert raw > 1_505_280 and jpeg < raw / 4
     assert naming.auto_num_shards(9537, raw) == -(-9537 * raw // (128 << 20))
     assert naming.auto_num_shards(0, raw) == 1

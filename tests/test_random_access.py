@@ -44,7 +44,7 @@ def test_split_source_reads_any_key_and_checks_counts(tmp_path):
     write_array_record_shards(tmp_path, [4, 0, 7])  # an empty shard too, as vidshard writes for all-failed shards
     source = SplitSource(tmp_path, "train")
     assert len(source) == 11
-    decoder = ClipDecoder(source.info, len(source), seed=SEED)
+    decoder = ClipDecoder(source.info, source.split, len(source), seed=SEED)
     for key in (10, 0, 4, 3):
         element = decoder(2 * len(source) + key, source[key])  # epoch 2
         assert element["key"] == key and element["label"] == key % len(CLASSES)

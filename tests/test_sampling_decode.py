@@ -94,7 +94,7 @@ def test_same_pixels_as_the_tutorial_for_the_same_start(tmp_path, fourcc, spec):
     path = tmp_path / "same.avi"
     path.write_bytes(data)
     video_id = next(f"v{i}.avi" for i in range(100) if clip_starts(f"v{i}.avi", 40, spec)[0] > 0 or spec.span == 40)
-    frames, indices = decode_clips(data, video_id, spec)
+    frames, indices, *_ = decode_clips(data, video_id, spec)
     start = int(indices[0, 0])
     assert (start > 0) == (fourcc == "MJPG")
     theirs = tutorial.frames_from_video_file(path, spec.n_frames, (spec.height, spec.width), spec.frame_step, start)
@@ -107,8 +107,8 @@ def test_lying_header_gives_the_clip_of_the_true_count(tmp_path, claimed):
     lying = _with_claimed_count(data, claimed)
     assert _frame_count(lying, tmp_path) == (claimed, 40)
     spec = ClipSpec(n_frames=4, frame_step=5, height=24, width=32, clips_per_video=3, seed=3)
-    truth_frames, truth_indices = decode_clips(data, "v.avi", spec)
-    frames, indices = decode_clips(lying, "v.avi", spec)
+    truth_frames, truth_indices, *_ = decode_clips(data, "v.avi", spec)
+    frames, indices, *_ = decode_clips(lying, "v.avi", spec)
     assert np.array_equal(indices, clip_indices("v.avi", 40, spec))
     assert np.array_equal(indices, truth_indices)
     assert (indices >= 0).all()  # 40 real frames: nothing padded even though the header says 10
@@ -126,17 +126,17 @@ def _with_index_entries(data: bytes, entries: int) -> bytes:
 
 @pytest.mark.parametrize("entries, claimed", [(20, 40), (55, 60), (40, 12)])
 def test_index_and_header_that_disagree_with_the_stream_give_the_clip_of_the_stream(tmp_path, entries, claimed):
-    from vidshard.decode import count_packets
+    from vidshard.decode import probe
 
     data = _video_bytes(tmp_path)
     lying = _with_claimed_count(_with_index_entries(data, entries), claimed)
     assert _frame_count(lying, tmp_path) == (claimed, 40)
-    probe = tmp_path / "lying.avi"
-    probe.write_bytes(lying)
-    assert count_packets(str(probe)) == 40  # counted from the stream, not the index or the header
+    probe_path = tmp_path / "lying.avi"
+    probe_path.write_bytes(lying)
+    assert probe(str(probe_path))[0] == 40  # counted from the stream, not the index or the header
     spec = ClipSpec(n_frames=5, frame_step=4, height=24, width=32, clips_per_video=2, seed=5)
-    truth_frames, truth_indices = decode_clips(data, "v.avi", spec)
-    frames, indices = decode_clips(lying, "v.avi", spec)
+    truth_frames, truth_indices, *_ = decode_clips(data, "v.avi", spec)
+    frames, indices, *_ = decode_clips(lying, "v.avi", spec)
     assert np.array_equal(indices, clip_indices("v.avi", 40, spec)) and np.array_equal(indices, truth_indices)
     assert np.array_equal(frames, truth_frames)
 
@@ -147,7 +147,7 @@ def test_truncated_video_uses_the_frames_that_decode_and_pads_the_rest(tmp_path)
     claimed, decodable = _frame_count(truncated, tmp_path)
     assert claimed == 40 and 0 < decodable < 40
     spec = ClipSpec(n_frames=10, frame_step=5, height=24, width=32)  # span 46 > 40: start 0
-    frames, indices = decode_clips(truncated, "t.avi", spec)
+    frames, indices, *_ = decode_clips(truncated, "t.avi", spec)
     expected = np.arange(10) * 5
     expected[expected >= decodable] = -1
     assert indices[0].tolist() == expected.tolist()
@@ -157,11 +157,11 @@ def test_truncated_video_uses_the_frames_that_decode_and_pads_the_rest(tmp_path)
 
 def test_grayscale_and_large_videos_decode_to_rgb_of_the_requested_size(tmp_path):
     gray = _video_bytes(tmp_path, color=False, fourcc="MJPG")
-    frames, _ = decode_clips(gray, "g.avi", SPEC)
+    frames, *_ = decode_clips(gray, "g.avi", SPEC)
     assert frames.shape == (1, 4, 32, 40, 3)
     assert np.array_equal(frames[..., 0], frames[..., 1])  # gray stays gray in RGB
     large = _video_bytes(tmp_path, num_frames=12, width=1280, height=720, fourcc="MJPG")
-    frames, indices = decode_clips(large, "l.avi", SPEC)
+    frames, indices, *_ = decode_clips(large, "l.avi", SPEC)
     assert frames.shape == (1, 4, 32, 40, 3) and (indices >= 0).all()
 
 

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
 
 from vidshard.errors import DecodeError
-from vidshard.sampling import PADDED, ClipSpec, clip_indices
+from vidshard.sampling import PADDED, TRAIN_SPLIT, ClipSpec, clip_indices
+
+
+class DecodedVideo(NamedTuple):
+    """The clips of one video and the timing they were cut by."""
+
+    frames: np.ndarray  #: uint8 RGB ``[clips, n_frames, height, width, 3]``
+    indices: np.ndarray  #: int64 source frame of every stored frame ``[clips, n_frames]``, -1 where padded
+    total_frames: int  #: frames the video's stream really holds
+    source_fps: float  #: the container's frame rate (0.0 when it states none)
 
 
 def padded_geometry(height: int, width: int, out_height: int, out_width: int) -> tuple[int, int, int, int]:
@@ -80,8 +89,9 @@ def _scan(path: str, wanted_for_count: Callable[[int], np.ndarray], spec: ClipSp
     return kept, index
 
 
-def count_packets(path: str) -> int:
-    """The video stream's packets, read by FFmpeg's demuxer without decoding them; 0 if it cannot.
+def probe(path: str) -> tuple[int, float]:
+    """``(packets, fps)``: the video stream's packets, read by FFmpeg's demuxer without decoding
+    them (0 if it cannot), and the container's frame rate (0.0 when it states none).
 
     OpenCV's raw mode (``CAP_PROP_FORMAT`` -1) makes ``grab()`` hand over packets instead of
     decoded frames: about 3 ms for a 175-frame 320x240 XVID AVI, against 30 ms to decode it.
@@ -89,22 +99,24 @@ def count_packets(path: str) -> int:
     (or the container's index, where the demuxer reads by it), not the header's claimed count.
     """
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
-    count = 0
+    count, fps = 0, 0.0
     try:
         if capture.isOpened():
+            fps = capture.get(cv2.CAP_PROP_FPS)
             while capture.grab():
                 count += 1
     finally:
         capture.release()
-    return count
+    return count, fps if fps and np.isfinite(fps) and fps > 0 else 0.0
 
 
-def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Decode ``spec.clips_per_video`` clips of one video.
+def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_SPLIT) -> DecodedVideo:
+    """Decode the clips of one video of ``split`` (``spec.clips_in(split)`` of them).
 
-    Returns uint8 RGB frames ``[clips, n_frames, height, width, 3]`` and int64 source frame
-    indices ``[clips, n_frames]`` (-1 where a short video is padded with zeros).  Raises
-    :class:`DecodeError` when not a single frame decodes.
+    Returns the uint8 RGB frames ``[clips, n_frames, height, width, 3]``, the int64 source frame
+    indices ``[clips, n_frames]`` (-1 where a short video is padded with zeros), the true frame
+    count and the frame rate.  Raises :class:`DecodeError` when not a single frame decodes, or
+    when time sampling meets a video that states no frame rate.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
@@ -114,12 +126,18 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="vidshard-") as tmp:
         tmp.write(data)
         tmp.flush()
-        packets = count_packets(tmp.name)
+        packets, fps = probe(tmp.name)
+        if spec.sampling == "time" and not fps:
+            raise DecodeError("the container states no frame rate: cannot sample it by time")
+
+        def choose(total: int) -> np.ndarray:
+            return clip_indices(video_id, total, spec, split, fps or None)
+
         if packets:
             # The packet count decides the starts; decoding stops at the last frame they need.
             # If the stream ends before that frame, the scan has decoded to its end, and the
             # frames that decoded are the true count (re-planned below).
-            wanted = clip_indices(video_id, packets, spec)
+            wanted = choose(packets)
             wanted = wanted[wanted != PADDED]
             last = int(wanted.max())
             kept, total = _scan(tmp.name, lambda _claimed: wanted, spec, stop_after=last)
@@ -129,13 +147,13 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray
             # No packets from the demuxer's raw mode: one pass decodes to the end, keeping the
             # frames the claimed count implies and measuring the true count.
             def implied_by_claim(claimed: int) -> np.ndarray:
-                guess = clip_indices(video_id, claimed, spec) if claimed else np.empty(0, np.int64)
+                guess = choose(claimed) if claimed else np.empty(0, np.int64)
                 return guess[guess != PADDED]
 
             kept, total = _scan(tmp.name, implied_by_claim, spec)
         if total == 0:
             raise DecodeError("no frame decodes (not a video, unsupported codec, or truncated before the first frame)")
-        indices = clip_indices(video_id, total, spec)
+        indices = choose(total)
         missing = set(indices[indices != PADDED].tolist()) - kept.keys()
         if missing:  # the header lied: decode again for the frames the true count selects
             needed = np.fromiter(missing, np.int64)
@@ -144,9 +162,9 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec) -> tuple[np.ndarray
             missing -= more.keys()
             if missing:
                 raise DecodeError(f"frames {sorted(missing)[:5]} decoded on the first pass but not the second")
-    frames = np.zeros((spec.clips_per_video, spec.n_frames, spec.height, spec.width, 3), np.uint8)
+    frames = np.zeros((len(indices), spec.n_frames, spec.height, spec.width, 3), np.uint8)
     for clip, row in enumerate(indices):
         for position, source_index in enumerate(row):
             if source_index != PADDED:
                 frames[clip, position] = kept[int(source_index)]
-    return frames, indices
+    return DecodedVideo(frames, indices, total, fps)

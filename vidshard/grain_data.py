@@ -42,7 +42,7 @@ def make_dataset(data_dir: str | os.PathLike, split: str, *, seed: int = 0, shuf
     (``frames`` uint8 ``[B, T, H, W, 3]``) within each epoch.  ``num_epochs=None`` repeats forever.
     """
     source = SplitSource(data_dir, split)
-    decoder = ClipDecoder(source.info, len(source), seed=seed, clips=clips, where=f"{source.data_dir} split {split}")
+    decoder = ClipDecoder(source.info, source.split, len(source), seed=seed, clips=clips, where=f"{source.data_dir} split {split}")
     dataset = grain.MapDataset.source(source).map_with_index(decoder)
     if shuffle:
         dataset = dataset.shuffle(seed=seed)

@@ -85,8 +85,7 @@ def format_summary(summary: Summary) -> list[str]:
     lines = [
         f"{summary.data_dir}: {info.num_classes} classes, {info.encoding}"
         + (f" q{info.quality}" if info.encoding == "jpeg" else "")
-        + f", {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames every {info.clip.frame_step} "
-        f"at {info.clip.height}x{info.clip.width}, compression {info.compression}"
+        + f", {info.clip.describe()} at {info.clip.height}x{info.clip.width}, compression {info.compression}"
         + (f", {info.file_format} files" if info.file_format != "tfrecord" else ""),
         f"split by {info.split_policy} ({info.split_request}), seed {info.seed}, source {info.source}, "
         f"vidshard {info.vidshard_version}",
@@ -96,7 +95,7 @@ def format_summary(summary: Summary) -> list[str]:
     for split, files in summary.shards.items():
         examples = info.splits[split].num_examples
         stored = sum(shard.size or 0 for shard in files)
-        per_clip = stored / (examples * info.clip.clips_per_video) if examples else 0
+        per_clip = stored / (examples * info.clip.clips_in(split)) if examples else 0
         lines.append(f"{split}: {examples} examples in {len(files)} shard(s), {_size(stored)}, "
                      f"{_size(per_clip)} per clip")
         if split in class_counts:
@@ -109,16 +108,21 @@ def format_summary(summary: Summary) -> list[str]:
     return lines
 
 
-def _check_record(serialized: bytes, where: str, info: DatasetInfo) -> tuple[list[str], str | None, str | None]:
+def _check_record(serialized: bytes, where: str, info: DatasetInfo, split: str
+                  ) -> tuple[list[str], str | None, str | None]:
     """Problems of one record, plus its video id and class name when it parses."""
     try:
         record = parse_example(serialized, info.encoding)
     except ShardFormatError as exc:
         return [f"{where}: {exc}"], None, None
     problems = []
-    expected = (info.clip.clips_per_video, *info.clip_shape)
+    expected = (info.clip.clips_in(split), *info.clip_shape)
     if record.frames.shape != expected:
         problems.append(f"{where}: frames have shape {record.frames.shape}, dataset_info.json says {expected}")
+    if record.has_timing != info.clip.needs_timing:
+        problems.append(f"{where}: " + ("stores" if record.has_timing else "lacks") + " the source video's fps and "
+                        f"frame count, which {info.clip.sampling} sampling " + ("does not" if record.has_timing
+                                                                               else "does"))
     if not 0 <= record.label < info.num_classes:
         problems.append(f"{where}: label {record.label} is outside 0..{info.num_classes - 1}")
     elif info.class_names[record.label] != record.label_name:
@@ -145,7 +149,7 @@ def verify(data_dir: str) -> list[str]:
             try:
                 for index, serialized in enumerate(iter_shard(path, info)):
                     where = f"{path}: record {index}"
-                    found, video_id, label_name = _check_record(serialized, where, info)
+                    found, video_id, label_name = _check_record(serialized, where, info, split)
                     problems += found
                     if video_id is not None:
                         if video_id in seen:

@@ -163,8 +163,9 @@ class ShardReader:
         if part is not None and (shard_index, num_shards) != (0, 1):
             raise ValueError("give either part or shard_index/num_shards, not both")
         self.part = part if part is not None else Part.whole(self.data_dir, self.info, split).split(shard_index, num_shards)
-        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clip.clips_per_video):
-            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clip.clips_per_video}), not {clips!r}")
+        stored = self.info.clip.clips_in(split)
+        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < stored):
+            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {stored}), not {clips!r}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
@@ -184,7 +185,7 @@ class ShardReader:
     @property
     def num_examples(self) -> int:
         """Examples one pass yields (before ``drop_remainder``)."""
-        return self.part.num_examples * (self.info.clip.clips_per_video if self.clips == "all" else 1)
+        return self.part.num_examples * (self.info.clip.clips_in(self.split) if self.clips == "all" else 1)
 
     def __len__(self) -> int:
         """Batches (or examples, with ``batch_size=None``) one pass yields."""
@@ -219,7 +220,7 @@ class ShardReader:
             stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
         for path, index, serialized in stream:
             if self.clips == "all":
-                for clip in range(self.info.clip.clips_per_video):
+                for clip in range(self.info.clip.clips_in(self.split)):
                     yield _Item(path, index, serialized, clip, 0.0)
             else:
                 fixed = None if self.clips == "random" else int(self.clips)

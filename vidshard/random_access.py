@@ -81,10 +81,11 @@ class ClipDecoder:
     ``np.random.default_rng([seed, epoch, key])``, an int always takes that stored clip.
     """
 
-    def __init__(self, info: DatasetInfo, length: int, *, seed: int = 0, clips: str | int = "random",
+    def __init__(self, info: DatasetInfo, split: str, length: int, *, seed: int = 0, clips: str | int = "random",
                  where: str = "") -> None:
-        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < info.clip.clips_per_video):
-            raise ValueError(f"clips must be 'random' or a clip index in [0, {info.clip.clips_per_video}), not {clips!r}")
+        stored = info.clip.clips_in(split)
+        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < stored):
+            raise ValueError(f"clips must be 'random' or a clip index in [0, {stored}), not {clips!r}")
         if seed < 0 or length < 1:
             raise ValueError("seed must be >= 0 and the split not empty")
         self.info = info

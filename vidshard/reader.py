@@ -39,7 +39,7 @@ _MAX_PARALLEL_FILES = 16
 DATA_ERRORS = (tf.errors.DataLossError, tf.errors.FailedPreconditionError)
 
 
-def _decoder(info: DatasetInfo):
+def _decoder(info: DatasetInfo, split: str):
     """A function from one serialized Example to ``(clips uint8 [C, T, H, W, 3], label int32, video_id)``."""
     spec = tf_feature_spec(_NEEDED)
     frame_shape = info.clip_shape
@@ -54,7 +54,7 @@ def _decoder(info: DatasetInfo):
             def decode_one(data):
                 return tf.io.decode_png(data, channels=3, dtype=tf.uint8)
 
-        frames_per_example = info.clip.clips_per_video * info.clip.n_frames
+        frames_per_example = info.clip.clips_in(split) * info.clip.n_frames
 
         def decode_frames(encoded):
             # The frame count is fixed by dataset_info.json, so the decodes are unrolled: they run
@@ -139,7 +139,7 @@ def make_dataset(
         cycle_length=min(len(paths), _MAX_PARALLEL_FILES), num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
-    ds = ds.map(_decoder(info), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(_decoder(info, split), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # Known sizes give Keras its steps per epoch, and a split shorter or longer than its
     # dataset_info.json count fails loudly (FailedPreconditionError) instead of training on less.
     num_examples = info.splits[split].num_examples
@@ -151,7 +151,7 @@ def make_dataset(
         ds = ds.cache()
     if clips == "all":
         ds = ds.flat_map(_all_clips).apply(
-            tf.data.experimental.assert_cardinality(num_examples * info.clip.clips_per_video))
+            tf.data.experimental.assert_cardinality(num_examples * info.clip.clips_in(split)))
     else:
         # Drawn after the cache, so every epoch (every new iterator) draws new clips.
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)

@@ -1,23 +1,42 @@
-"""Which source frames make a clip: seeded, order-free starts and the tutorial's frame stepping.
+"""Which source frames make a clip: by frame step (the tutorial's), by time, or by segments (TSN).
 
 The tutorial draws ``start = random.randint(0, max_start + 1)``, which can start one frame too
 late (and then pads a real frame with zeros), and depends on the global random state, so a clip
-changes with worker and order.  Here a clip's start is uniform over every valid start and is a
-pure function of (seed, video id, clip index, true frame count).
+changes with worker and order.  Here every choice is a pure function of (seed, video id, clip
+index, the video's true frame count and, for time sampling, its frame rate):
+
+* ``step`` (default, the tutorial's): ``n_frames`` frames ``frame_step`` source frames apart.
+* ``time``: ``n_frames`` frames ``1 / fps`` seconds apart, each the source frame nearest its
+  time, so a clip covers the same time in a 25 fps and a 29.97 fps video.
+* ``segments`` (TSN): the video is cut into ``n_frames`` equal segments and one frame is taken
+  from each, so a clip covers the whole video.
+
+Training clips (split ``train``) start at seeded uniform positions (segments: seeded offsets
+within each segment).  Evaluation clips (every other split) are placed deterministically, spread
+uniformly over the video (segments: centred in their share of each segment), when ``eval_clips``
+is set or the sampling is not ``step``; ``step`` without ``eval_clips`` keeps the tutorial's
+seeded random starts on every split, so its outputs keep their bytes.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 PADDED = -1  #: frame index stored for positions past the end of a short video
+SAMPLINGS = ("step", "time", "segments")
+TRAIN_SPLIT = "train"  #: the split whose clips are drawn at random; every other split is evaluated
 
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """How clips are cut from every video (defaults are the tutorial's)."""
+    """How clips are cut from every video (defaults are the tutorial's).
+
+    ``fps`` is the sampling rate of ``time`` sampling (``--clip-seconds S`` is ``fps = n_frames / S``);
+    ``eval_clips`` is the number of clips of every split but ``train`` (``None``: ``clips_per_video``).
+    """
 
     n_frames: int = 10
     frame_step: int = 15
@@ -25,40 +44,134 @@ class ClipSpec:
     width: int = 224
     clips_per_video: int = 1
     seed: int = 0
+    sampling: str = "step"
+    fps: float | None = None
+    eval_clips: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_frames", "frame_step", "height", "width", "clips_per_video"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"`sampling` must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if (self.sampling == "time") != (self.fps is not None):
+            raise ValueError("`fps` is needed by time sampling, and only by it" if self.sampling == "time"
+                             else f"`fps` is for time sampling only, not {self.sampling}")
+        if self.fps is not None and not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"`fps` must be a positive number, got {self.fps!r}")
+        if self.eval_clips is not None and (not isinstance(self.eval_clips, int) or self.eval_clips < 1):
+            raise ValueError(f"`eval_clips` must be a positive integer, got {self.eval_clips!r}")
 
     @property
     def span(self) -> int:
-        """Source frames one clip covers, first to last: ``1 + (n_frames - 1) * frame_step``."""
+        """Source frames one ``step`` clip covers, first to last: ``1 + (n_frames - 1) * frame_step``."""
         return 1 + (self.n_frames - 1) * self.frame_step
 
+    @property
+    def needs_timing(self) -> bool:
+        """Whether clips depend on a video's frame rate and length beyond the step rule: then each
+        record stores its video's source fps and frame count (format version 4)."""
+        return self.sampling != "step"
 
-def _uniform(seed: int, video_id: str, clip: int, choices: int) -> int:
+    @property
+    def places_eval_clips(self) -> bool:
+        """Whether evaluation splits get deterministic, uniformly spread clips."""
+        return self.eval_clips is not None or self.sampling != "step"
+
+    def describe(self) -> str:
+        """How many clips of how many frames, and how their frames are chosen, in words."""
+        if self.sampling == "time":
+            how = f"at {self.fps:g} fps"
+        elif self.sampling == "segments":
+            how = "one from each of as many segments (TSN)"
+        else:
+            how = f"every {self.frame_step} frames"
+        line = f"{self.clips_per_video} clip(s) of {self.n_frames} frames {how}"
+        if self.eval_clips is not None:
+            line += f"; {self.eval_clips} spread uniformly per video outside train"
+        elif self.places_eval_clips:
+            line += "; spread uniformly outside train"
+        return line
+
+    def clips_in(self, split: str) -> int:
+        """Clips stored per video of ``split``."""
+        if split != TRAIN_SPLIT and self.eval_clips is not None:
+            return self.eval_clips
+        return self.clips_per_video
+
+
+def _uniform(seed: int, video_id: str, clip: int | str, choices: int) -> int:
     """A stable draw in ``range(choices)`` keyed by (seed, video, clip); never Python's salted hash()."""
     digest = hashlib.blake2b(f"{seed}\0{video_id}\0{clip}".encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % choices
 
 
-def clip_starts(video_id: str, total_frames: int, spec: ClipSpec) -> list[int]:
-    """First source frame of each of the video's clips.
+def _spread(count: int, choices: int) -> list[int]:
+    """``count`` positions spread uniformly over ``range(choices)``, ends included; the middle for one."""
+    if count == 1:
+        return [(choices - 1) // 2]
+    return [(j * (choices - 1)) // (count - 1) for j in range(count)]
 
-    Uniform over the ``total_frames - span + 1`` valid starts; 0 when the video is shorter than
-    one clip (the rest is padded, as in the tutorial).
+
+def _offsets(spec: ClipSpec, source_fps: float | None) -> np.ndarray:
+    """Source-frame offset of each clip position from the clip's first frame (step and time)."""
+    positions = np.arange(spec.n_frames, dtype=np.int64)
+    if spec.sampling == "step":
+        return positions * spec.frame_step
+    if source_fps is None or not math.isfinite(source_fps) or source_fps <= 0:
+        raise ValueError(f"time sampling needs the video's frame rate, got {source_fps!r}")
+    # The source frame nearest each time k / fps after the start; floor(x + 0.5), not Python's
+    # round-half-to-even, so a tie always goes the same way.
+    return np.floor(positions * (source_fps / spec.fps) + 0.5).astype(np.int64)
+
+
+def clip_starts(video_id: str, total_frames: int, spec: ClipSpec, split: str = TRAIN_SPLIT,
+                source_fps: float | None = None) -> list[int]:
+    """First source frame of each of the video's clips in ``split`` (``step`` and ``time`` sampling).
+
+    Training: uniform over the ``total_frames - span + 1`` valid starts, seeded; evaluation (see
+    :attr:`ClipSpec.places_eval_clips`): spread uniformly over them.  0 when the video is shorter
+    than one clip (the rest is padded, as in the tutorial).
     """
-    valid_starts = total_frames - spec.span + 1
+    span = int(_offsets(spec, source_fps)[-1]) + 1
+    count = spec.clips_in(split)
+    valid_starts = total_frames - span + 1
     if valid_starts <= 1:
-        return [0] * spec.clips_per_video
-    return [_uniform(spec.seed, video_id, clip, valid_starts) for clip in range(spec.clips_per_video)]
+        return [0] * count
+    if split != TRAIN_SPLIT and spec.places_eval_clips:
+        return _spread(count, valid_starts)
+    return [_uniform(spec.seed, video_id, clip, valid_starts) for clip in range(count)]
 
 
-def clip_indices(video_id: str, total_frames: int, spec: ClipSpec) -> np.ndarray:
-    """Source frame index of every frame of every clip, ``int64 [clips, n_frames]``, -1 where padded."""
-    starts = np.asarray(clip_starts(video_id, total_frames, spec), np.int64)
-    indices = starts[:, None] + np.arange(spec.n_frames, dtype=np.int64)[None, :] * spec.frame_step
+def _segment_indices(video_id: str, total_frames: int, spec: ClipSpec, split: str) -> np.ndarray:
+    """TSN: one frame from each of ``n_frames`` equal segments; seeded for training, centred for evaluation."""
+    count = spec.clips_in(split)
+    bounds = [(i * total_frames) // spec.n_frames for i in range(spec.n_frames + 1)]
+    indices = np.empty((count, spec.n_frames), np.int64)
+    for i in range(spec.n_frames):
+        first, length = bounds[i], bounds[i + 1] - bounds[i]
+        if length == 0:  # fewer frames than segments: the segment holds no frame of its own
+            indices[:, i] = min(first, total_frames - 1)
+        elif split != TRAIN_SPLIT:  # places_eval_clips always holds for segments
+            # Clip j of K takes the middle of the j-th of K equal parts of the segment: the centre for K=1.
+            indices[:, i] = [first + ((2 * j + 1) * length) // (2 * count) for j in range(count)]
+        else:
+            indices[:, i] = [first + _uniform(spec.seed, video_id, f"{clip}:{i}", length) for clip in range(count)]
+    return indices
+
+
+def clip_indices(video_id: str, total_frames: int, spec: ClipSpec, split: str = TRAIN_SPLIT,
+                 source_fps: float | None = None) -> np.ndarray:
+    """Source frame index of every frame of every clip, ``int64 [clips, n_frames]``, -1 where padded.
+
+    ``source_fps`` (the video's frame rate) is needed by ``time`` sampling only.
+    """
+    if total_frames < 1:
+        return np.full((spec.clips_in(split), spec.n_frames), PADDED, np.int64)
+    if spec.sampling == "segments":
+        return _segment_indices(video_id, total_frames, spec, split)
+    starts = np.asarray(clip_starts(video_id, total_frames, spec, split, source_fps), np.int64)
+    indices = starts[:, None] + _offsets(spec, source_fps)[None, :]
     indices[indices >= total_frames] = PADDED
     return indices

@@ -59,7 +59,8 @@ SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}"
 def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
     """TFDS features over the Example keys of vidshard's shards (see the module docstring)."""
     t, h, w, c = info.clip_shape
-    frames = info.clip.clips_per_video * t
+    counts = {info.clip.clips_in(split) for split in info.splits}
+    frames = counts.pop() * t if len(counts) == 1 else None  # evaluation clips: a count per split
     shape = (frames, h, w, c)
     if info.encoding == "raw":
         video = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
@@ -77,6 +78,9 @@ def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
         **{name: tfds.features.Scalar(dtype=np.int64, doc=doc) for name, doc in (
             ("num_clips", "clips stored for this video"), ("num_frames", "frames per clip"),
             ("height", "frame height"), ("width", "frame width"))},
+        **({"source_fps": tfds.features.Scalar(dtype=np.float32, doc="the source video's frame rate"),
+            "source_frames": tfds.features.Scalar(dtype=np.int64, doc="frames the source video's stream holds")}
+           if info.clip.needs_timing else {}),
     })
 
 
@@ -98,8 +102,8 @@ def exact_decoders(encoding: str) -> dict | None:
 
 
 def _description(info: DatasetInfo) -> str:
-    return (f"vidshard output of {info.source}: {info.clip.clips_per_video} clip(s) of {info.clip.n_frames} frames "
-            f"every {info.clip.frame_step} source frames per video, {info.clip.height}x{info.clip.width}, {info.encoding}; "
+    return (f"vidshard output of {info.source}: {info.clip.describe()} per video, "
+            f"{info.clip.height}x{info.clip.width}, {info.encoding}; "
             f"split by {info.split_policy} ({info.split_request}), seed {info.seed}; "
             f"vidshard {info.vidshard_version}, format {info.format_version}.")
 

@@ -117,7 +117,7 @@ class ArrayRecordDataset(Dataset):
 
         super().__init__()
         self.source = SplitSource(data_dir, split)
-        self.decoder = ClipDecoder(self.source.info, len(self.source), seed=seed, clips=clips,
+        self.decoder = ClipDecoder(self.source.info, self.source.split, len(self.source), seed=seed, clips=clips,
                                    where=f"{self.source.data_dir} split {split}")
         self.set_epoch(epoch)
 

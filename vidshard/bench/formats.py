@@ -66,7 +66,7 @@ def measure(tfrecord_out: str, array_record_out: str, split: str = "train", pass
         if fmt == "array_record":
             source = SplitSource(out, split)
             order = [int(key) for key in np.random.default_rng(seed).permutation(len(source))]
-            decoder = ClipDecoder(source.info, len(source), seed=seed)
+            decoder = ClipDecoder(source.info, source.split, len(source), seed=seed)
             timed.append((fmt, "shuffled_s", lambda: [source[key] for key in order]))
             timed.append((fmt, "decode_global_s", lambda: [decoder(key, source[key]) for key in order]))
     # Passes alternate between the formats, so a change of load on a shared machine hits both alike.

@@ -159,7 +159,7 @@ def _decode_costs(paths: list[Path], config: BenchConfig) -> dict[str, Any]:
     for i, path in enumerate(paths):
         data = path.read_bytes()
         t0 = time.process_time()
-        frames, indices = decode_clips(data, path.name, spec)
+        frames, indices, *_ = decode_clips(data, path.name, spec)
         t1 = time.process_time()
         _grab_floor(path, int(indices.max()))
         t2 = time.process_time()

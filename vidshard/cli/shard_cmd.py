@@ -7,6 +7,7 @@ then is an existing output removed (with ``--overwrite``) and the pipeline start
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from typing import Callable, Sequence
 
@@ -21,6 +22,7 @@ from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
+from vidshard.sampling import SAMPLINGS, ClipSpec
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
@@ -85,6 +87,41 @@ def _one_of(option: str, choices: Sequence[str]) -> Callable[[click.Context, cli
     return check
 
 
+def _positive_number(option: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise VidshardError(f"{option} {text!r}: not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise VidshardError(f"{option} must be a positive number, got {text}")
+    return value
+
+
+def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, size: tuple[int, int],
+                           clips_per_video: int, seed: int, sampling: str | None, fps: str | None,
+                           clip_seconds: str | None, eval_clips: int | None) -> ClipSpec:
+    """The one ClipSpec the options describe; an option the chosen sampling would ignore is refused."""
+    rate, seconds = _positive_number("--fps", fps), _positive_number("--clip-seconds", clip_seconds)
+    if rate is not None and seconds is not None:
+        raise VidshardError("give --fps or --clip-seconds, not both (--clip-seconds S is --fps N_FRAMES/S)")
+    timed = rate is not None or seconds is not None
+    if sampling is None:
+        sampling = "time" if timed else "step"
+    if sampling == "time" and not timed:
+        raise VidshardError("--sampling time needs --fps F or --clip-seconds S")
+    if sampling != "time" and timed:
+        raise VidshardError(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
+                            f"not {sampling}")
+    if sampling != "step" and ctx.get_parameter_source("frame_step") is not click.core.ParameterSource.DEFAULT:
+        raise VidshardError(f"--frame-step applies to --sampling step, not {sampling}")
+    if seconds is not None:
+        rate = n_frames / seconds
+    return ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
+                    clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate, eval_clips=eval_clips)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"224"`` -> (224, 224); ``"180x320"`` -> (180, 320), height first."""
     parts = text.lower().split("x")
@@ -128,7 +165,19 @@ def check_file_format(file_format: str, compression: str) -> None:
               callback=lambda _ctx, _param, value: parse_size(value),
               help="Output frame size (letterboxed, aspect kept).")
 @click.option("--clips-per-video", default="1", show_default=True, metavar="N",
-              callback=_positive("--clips-per-video"), help="Clips cut from every video.")
+              callback=_positive("--clips-per-video"), help="Clips cut from every video (of train, with --eval-clips).")
+@click.option("--sampling", default=None, metavar="|".join(SAMPLINGS),
+              callback=lambda _ctx, _param, value: value and _one_of("--sampling", SAMPLINGS)(_ctx, _param, value),
+              help="How a clip's frames are chosen: step (every --frame-step-th frame, the tutorial's), time "
+                   "(every 1/--fps seconds, by each video's own frame rate) or segments (one frame from each of "
+                   "--n-frames equal parts of the whole video, TSN).  [default: step; time with --fps/--clip-seconds]")
+@click.option("--fps", default=None, metavar="F", help="Time sampling: frames per second of the clip.")
+@click.option("--clip-seconds", default=None, metavar="S",
+              help="Time sampling: seconds one clip covers (the same as --fps N_FRAMES/S).")
+@click.option("--eval-clips", default=None, metavar="K", callback=lambda _ctx, _param, value: value and _whole(
+              "--eval-clips", value),
+              help="Clips per video of every split but train, spread uniformly over the video (multi-view "
+                   "evaluation); train keeps --clips-per-video seeded random clips.")
 @click.option("--encoding", default="jpeg", show_default=True, metavar="|".join(ENCODINGS),
               callback=_one_of("--encoding", ENCODINGS), help="How frames are stored.")
 @click.option("--quality", default="95", show_default=True, metavar="1..100",
@@ -160,14 +209,14 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
                   split_lists: str | None, fold: int | None, seed: int, n_frames: int,
-                  frame_step: int, size: tuple[int, int], clips_per_video: int, encoding: str, quality: int,
+                  frame_step: int, size: tuple[int, int], clips_per_video: int, sampling: str | None,
+                  fps: str | None, clip_seconds: str | None, eval_clips: int | None, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
-    from vidshard.sampling import ClipSpec
     from vidshard.sources import SourceOptions, open_source
 
     beam_args = _checked_beam_args(ctx)
@@ -175,10 +224,8 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     interrupted = check_output(source, data_dir, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
     manifest_rows = load_manifest(manifest, group_pattern)
-    settings = EncodeSettings(
-        ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
-                 clips_per_video=clips_per_video, seed=seed),
-        encoding, quality)
+    settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
+                                                     sampling, fps, clip_seconds, eval_clips), encoding, quality)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     with open_source(source, source_options) as src:

@@ -3,9 +3,10 @@
 Readers start here (:func:`load_info`).  The clip spec is one value (``clip``: the
 :class:`~vidshard.sampling.ClipSpec` the shards were cut with, its seed included), and
 :attr:`DatasetInfo.clip_shape` is the one place the shape of a stored clip is spelt out.
-``format_version`` is checked on read: this code writes :data:`FORMAT_VERSION` and reads it and
-the flat layouts of versions 1 (TFRecord) and 2 (ArrayRecord) written before; anything else is
-refused with one clear error.
+``format_version`` is checked on read: this code reads versions 1 to :data:`FORMAT_VERSION` and
+refuses anything else with one clear error.  It writes the lowest version that describes the
+output: 3 for clips cut the tutorial's way (so those outputs keep their bytes), 4 when the clip
+spec uses time or segment sampling or evaluation clips, which an older reader must not misread.
 """
 from __future__ import annotations
 
@@ -15,16 +16,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vidshard.errors import ShardFormatError
-from vidshard.format.schema import FEATURES
+from vidshard.format.schema import features_of
 from vidshard.sampling import ClipSpec
 
 INFO_FILE = "dataset_info.json"
 ERRORS_FILE = "errors.jsonl"
 #: Shard file formats: TFRecord (the default; sequential reads) or ArrayRecord (random access).
 FILE_FORMATS = ("tfrecord", "array_record")
-#: ``format_version`` this code writes, for either file format: the clip spec nested as ``clip``
-#: (with its seed), ``file_format`` always present.
-FORMAT_VERSION = 3
+#: The newest ``format_version``: 3 plus the clip spec's ``sampling``, ``fps`` and ``eval_clips``,
+#: and records that store their video's timing (``source_fps``, ``source_frames``) when the clips
+#: depend on it.  Version 3: the clip spec nested as ``clip`` (with its seed), ``file_format``
+#: always present.
+FORMAT_VERSION = 4
+#: The clip spec's fields that version 3 lacks, with the values that mean "as in version 3".
+_V4_CLIP_DEFAULTS = {"sampling": "step", "fps": None, "eval_clips": None}
 #: Earlier versions, read but no longer written: the clip spec's fields flat at the top level and
 #: no clip seed (the plan's ``seed`` cut the clips); 1 had TFRecord shards and no ``file_format``
 #: key, 2 had ArrayRecord shards and ``file_format``.
@@ -59,11 +64,15 @@ class DatasetInfo:
     num_failed: int
     vidshard_version: str
     file_format: str = "tfrecord"
-    format_version: int = FORMAT_VERSION
-    features: dict[str, dict[str, str]] = field(default_factory=lambda: dict(FEATURES))
+    format_version: int | None = None  #: None: the version this clip spec is written with
+    features: dict[str, dict[str, str]] | None = None  #: None: the records' table for this clip spec
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.format_version is None:
+            self.format_version = version_for(self.clip)
+        if self.features is None:
+            self.features = features_of(self.clip.needs_timing)
         if self.file_format not in FILE_FORMATS:
             raise ValueError(f"file_format {self.file_format!r} is not one of {', '.join(FILE_FORMATS)}")
         if self.format_version in _FLAT_VERSIONS and self.file_format != _FLAT_VERSIONS[self.format_version]:
@@ -80,25 +89,31 @@ class DatasetInfo:
         return (self.clip.n_frames, self.clip.height, self.clip.width, 3)
 
     def to_json(self) -> str:
-        if self.format_version != FORMAT_VERSION:
-            raise ValueError(f"this vidshard writes format_version {FORMAT_VERSION} only, not {self.format_version}")
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        version = version_for(self.clip)
+        if self.format_version != version:
+            raise ValueError(f"this vidshard writes this clip spec as format_version {version}, "
+                             f"not {self.format_version}")
+        data = asdict(self)
+        if version == 3:
+            for name in _V4_CLIP_DEFAULTS:
+                del data["clip"][name]
+        return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetInfo":
-        """Read ``format_version`` :data:`FORMAT_VERSION`, or the flat layout of versions 1 and 2."""
+        """Read ``format_version`` 3 or 4, or the flat layout of versions 1 and 2."""
         data = dict(data)
         version = data.get("format_version")
         if version in _FLAT_VERSIONS:
             # Before the clip seed was recorded, the CLI cut clips with the plan's seed.
             data["clip"] = {name: data.pop(name) for name in _CLIP_FIELDS} | {"seed": data["seed"]}
             data.setdefault("file_format", "tfrecord")
-        elif version != FORMAT_VERSION:
-            known = ", ".join(map(str, sorted([*_FLAT_VERSIONS, FORMAT_VERSION])))
+        elif version not in (3, FORMAT_VERSION):
+            known = ", ".join(map(str, range(1, FORMAT_VERSION + 1)))
             raise ShardFormatError(f"format_version {version} is not one this vidshard reads ({known}): "
                                    f"written by a newer vidshard?")
         data["splits"] = {name: SplitInfo(**split) for name, split in data["splits"].items()}
-        data["clip"] = ClipSpec(**data["clip"])
+        data["clip"] = ClipSpec(**data["clip"])  # fields an older version lacks take their defaults
         return cls(**data)
 
     def write(self, data_dir: str) -> str:
@@ -109,6 +124,12 @@ class DatasetInfo:
             fh.write(self.to_json())
         os.replace(tmp, path)
         return path
+
+
+def version_for(clip: ClipSpec) -> int:
+    """The ``format_version`` an output cut with ``clip`` is written as (see the module docstring)."""
+    uses_v4 = any(getattr(clip, name) != default for name, default in _V4_CLIP_DEFAULTS.items())
+    return FORMAT_VERSION if uses_v4 else 3
 
 
 def load_info(data_dir: str) -> DatasetInfo:

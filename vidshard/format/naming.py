@@ -68,9 +68,9 @@ def assign_shards(video_ids: Sequence[str], num_shards: int, seed: int) -> dict[
     return layout
 
 
-def estimate_example_bytes(spec: ClipSpec, encoding: str) -> int:
-    """Rough serialized size of one video's Example, framing included (for ``--shards auto``)."""
-    frames = spec.clips_per_video * spec.n_frames
+def estimate_example_bytes(spec: ClipSpec, encoding: str, split: str) -> int:
+    """Rough serialized size of one video's Example in ``split``, framing included (for ``--shards auto``)."""
+    frames = spec.clips_in(split) * spec.n_frames
     return int(frames * spec.height * spec.width * 3 * _BYTES_PER_VALUE[encoding]) + 64 * frames + RECORD_OVERHEAD
 
 

@@ -35,8 +35,15 @@ FEATURES: dict[str, dict[str, str]] = {
     "height": {"kind": "fixed_len", "dtype": "int64", "doc": "frame height"},
     "width": {"kind": "fixed_len", "dtype": "int64", "doc": "frame width"},
 }
+#: Features of records cut by time or by segments (format version 4): the video's timing, which
+#: those clips depend on.  Kept apart from :data:`FEATURES` so the tutorial's step-sampled records
+#: (and the ``features`` table of their ``dataset_info.json``) keep their bytes.
+TIMING_FEATURES: dict[str, dict[str, str]] = {
+    "source_fps": {"kind": "fixed_len", "dtype": "float", "doc": "the source video's frame rate"},
+    "source_frames": {"kind": "fixed_len", "dtype": "int64", "doc": "frames the source video's stream holds"},
+}
 #: The protobuf list field of each dtype.
-_LIST_FIELD = {"string": "bytes_list", "int64": "int64_list"}
+_LIST_FIELD = {"string": "bytes_list", "int64": "int64_list", "float": "float_list"}
 #: The four int64 scalars that give a record's shape: ``[num_clips, num_frames, height, width, 3]``.
 _SHAPE = ("num_clips", "num_frames", "height", "width")
 
@@ -50,12 +57,25 @@ class ClipRecord:
     label_name: str
     frames: np.ndarray
     frame_indices: np.ndarray
+    source_fps: float | None = None  #: set (with ``source_frames``) on records of :data:`TIMING_FEATURES`
+    source_frames: int | None = None
 
     def __post_init__(self) -> None:
         if self.frames.dtype != np.uint8 or self.frames.ndim != 5 or self.frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 [clips, T, H, W, 3], got {self.frames.dtype} {self.frames.shape}")
         if self.frame_indices.shape != self.frames.shape[:2]:
             raise ValueError(f"frame_indices shape {self.frame_indices.shape} != {self.frames.shape[:2]}")
+        if (self.source_fps is None) != (self.source_frames is None):
+            raise ValueError("source_fps and source_frames are stored together or not at all")
+
+    @property
+    def has_timing(self) -> bool:
+        return self.source_fps is not None
+
+
+def features_of(timing: bool) -> dict[str, dict[str, str]]:
+    """The feature table of records with or without :data:`TIMING_FEATURES`."""
+    return {**FEATURES, **TIMING_FEATURES} if timing else dict(FEATURES)
 
 
 def _check_encoding(encoding: str) -> None:
@@ -77,6 +97,7 @@ def _values(record: ClipRecord, encoding: str, quality: int) -> dict[str, Iterab
         "video_id": [record.video_id.encode("utf-8")],
         "frame_indices": (int(i) for i in record.frame_indices.reshape(-1)),
         "num_clips": [clips], "num_frames": [n_frames], "height": [h], "width": [w],
+        "source_fps": [record.source_fps], "source_frames": [record.source_frames],
     }
 
 
@@ -86,7 +107,7 @@ def encode_example(record: ClipRecord, encoding: str = "jpeg", quality: int = 95
     example = Example()
     feature = example.features.feature
     values = _values(record, encoding, quality)
-    for name, entry in FEATURES.items():
+    for name, entry in features_of(record.has_timing).items():
         getattr(feature[name], _LIST_FIELD[entry["dtype"]]).value.extend(values[name])
     return example.SerializeToString(deterministic=True)
 
@@ -118,6 +139,15 @@ class _Parsed:
             raise ShardFormatError(f"record holds {len(values)} values of {name!r}, expected 1")
         return int(values[0])
 
+    def timing(self) -> tuple[float | None, int | None]:
+        """``(source_fps, source_frames)`` of a record that stores them, else ``(None, None)``."""
+        if "source_fps" not in self.feature:
+            return None, None
+        values = self.feature["source_fps"].float_list.value
+        if len(values) != 1:
+            raise ShardFormatError(f"record holds {len(values)} values of 'source_fps', expected 1")
+        return float(values[0]), self.scalar("source_frames")
+
     def text(self, name: str) -> str:
         values = self.feature[name].bytes_list.value
         if len(values) != 1:
@@ -147,9 +177,11 @@ def parse_example(serialized: bytes, encoding: str) -> ClipRecord:
     indices = np.asarray(parsed.feature["frame_indices"].int64_list.value, np.int64)
     if indices.size != parsed.clips * parsed.n_frames:
         raise ShardFormatError(f"record holds {indices.size} frame indices for {parsed.clips}x{parsed.n_frames} frames")
+    source_fps, source_frames = parsed.timing()
     return ClipRecord(video_id=parsed.text("video_id"), label=parsed.scalar("label"),
                       label_name=parsed.text("label_name"), frames=frames,
-                      frame_indices=indices.reshape(parsed.clips, parsed.n_frames))
+                      frame_indices=indices.reshape(parsed.clips, parsed.n_frames),
+                      source_fps=source_fps, source_frames=source_frames)
 
 
 def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: int | None = None,
@@ -173,10 +205,11 @@ def tf_feature_spec(names: Iterable[str] = tuple(FEATURES)) -> dict[str, Any]:
     """The ``tf.io.parse_single_example`` spec of the features ``names`` (imports TensorFlow)."""
     import tensorflow as tf
 
-    dtypes = {"string": tf.string, "int64": tf.int64}
+    dtypes = {"string": tf.string, "int64": tf.int64, "float": tf.float32}
+    table = features_of(timing=True)
     spec = {}
     for name in names:
-        entry = FEATURES[name]
+        entry = table[name]
         dtype = dtypes[entry["dtype"]]
         spec[name] = tf.io.VarLenFeature(dtype) if entry["kind"] == "var_len" else tf.io.FixedLenFeature([], dtype)
     return spec
