@@ -53,7 +53,7 @@ def test_an_option_typo_reads_the_same_in_every_command(command):
     ["preview", "{missing}", "--out", "x.gif"],
     ["train", "{missing}", "run"],
     ["evaluate", "{missing}"],
-    ["evaluate", "{existing}", "--data", "{missing}"],
+    ["evaluate", "{existing}", "--data-dir", "{missing}"],
     ["bench-train", "{missing}"],
     ["export-tfds", "{missing}"],
 ])
@@ -93,7 +93,7 @@ def test_cli_wording_writes_each_library_field_as_its_option():
         "give either --num-classes or --classes, not both"
     assert cli_wording("`split_by` folder keeps them") == "--split-by folder keeps them"
     assert cli_wording("run has no config.json naming its data; pass `data_dir`") == \
-        "run has no config.json naming its data; pass --data"
+        "run has no config.json naming its data; pass --data-dir"
     assert cli_wording("no field here, ``literal`` kept") == "no field here, ``literal`` kept"
 
 

@@ -15,7 +15,7 @@ import re
 _FIELD = re.compile(r"(?<!`)`([A-Za-z_][A-Za-z0-9_]*)`(?!`)")
 
 #: Fields whose option is not ``--`` plus the field name with hyphens for underscores.
-_RENAMED = {"data_dir": "--data", "file_format": "--format"}
+_RENAMED = {"file_format": "--format"}
 
 
 def option_of(field: str) -> str:
