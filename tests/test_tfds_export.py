@@ -54,7 +54,8 @@ for out, folder, npz, meta in json.loads(sys.argv[1]):
             examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
             exact = builder.as_dataset(split=split, shuffle_files=False, decoders=exact_decoders(load_info(out).encoding))
             arrays[f"{split}/exact_frames"] = np.stack([example["frames"] for example in tfds.as_numpy(exact)])
-        for key in ("frames", "label", "video_id", "label_name", "frame_indices", "num_clips"):
+        timing = ("source_fps", "source_frames") if "source_fps" in info.features else ()
+        for key in ("frames", "label", "video_id", "label_name", "frame_indices", "num_clips", *timing):
             arrays[f"{split}/{key}"] = np.stack([example[key] for example in examples])
     if info.file_format.value == "tfrecord":
         frames, labels = next(iter(tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, shuffle_files=False))))
@@ -81,6 +82,13 @@ def exported(ucf_zip, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("tfds")
     cases = {encoding: (shard(ucf_zip[0], root / encoding, "--encoding", encoding), None) for encoding in ENCODINGS}
     cases["elsewhere"] = (cases["jpeg"][0], str(root / "meta" / "ucf"))
+    # Version 4: segment sampling (timing in every record) and 3 evaluation clips outside train.
+    at = SHARD_OPTIONS.index("--frame-step")
+    segments = SHARD_OPTIONS[:at] + SHARD_OPTIONS[at + 2:]
+    result = CliRunner().invoke(main, ["shard", str(ucf_zip[0]), str(root / "segments"), *segments,
+                                       "--sampling", "segments", "--eval-clips", "3"])
+    assert result.exit_code == 0, result.output
+    cases["segments"] = (str(root / "segments"), None)
     if importlib.util.find_spec("array_record") is not None:
         cases["array_record"] = (shard(ucf_zip[0], root / "ar", "--format", "array_record"), None)
     sizes = {out: shard_sizes(out) for out, _ in cases.values()}
@@ -140,6 +148,20 @@ def test_tfds_reads_the_shards_in_place_with_the_same_frames(exported, encoding)
     np.testing.assert_array_equal(arrays["supervised/frames"], arrays["train/frames"][0])
     assert int(arrays["supervised/label"]) == vidshard_records(out, "train")[0].label
     assert shard_sizes(out) == case["sizes"]  # vidshard's shards are untouched
+
+
+def test_tfds_reads_version_4_outputs_with_their_timing_and_evaluation_clips(exported):
+    case = exported["segments"]
+    info = load_info(case["out"])
+    assert info.format_version == 4 and info.clip.sampling == "segments"
+    for split in info.splits:
+        expected = vidshard_records(case["out"], split)
+        clips = 2 if split == "train" else 3
+        frames = np.stack([r.frames.reshape(-1, *r.frames.shape[2:]) for r in expected])
+        np.testing.assert_array_equal(case["arrays"][f"{split}/exact_frames"], frames)
+        assert frames.shape[1] == clips * 4 and case["arrays"][f"{split}/num_clips"].tolist() == [clips] * len(expected)
+        assert case["arrays"][f"{split}/source_frames"].tolist() == [r.source_frames for r in expected]
+        np.testing.assert_allclose(case["arrays"][f"{split}/source_fps"], [r.source_fps for r in expected])
 
 
 def test_export_to_another_folder_points_at_the_shards(exported):
