@@ -6,16 +6,20 @@ training step) is shared by the default tests; longer runs are marked slow.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from click.testing import CliRunner
 
 from vidshard.testing.shards import corrupt_shard, make_shards, read_records
 from vidshard.cli import main
+from vidshard.format.info import load_info
+from vidshard.format.schema import encode_example
 from vidshard.models.evaluate import confusion_matrix, per_class_metrics
 from vidshard.models.plots import history_figure
 from vidshard.models.resnet21d import build_model
@@ -81,6 +85,7 @@ def test_evaluate_writes_a_confusion_matrix_equal_to_a_hand_count(trained):
     result = _invoke("evaluate", run)
     assert result.exit_code == 0, result.output
     assert "test: 9 clips of 9 videos" in result.output and "macro avg" in result.output
+    assert "clip accuracy" in result.output and "video accuracy" in result.output and "(top-3 " in result.output
     out = run / "eval" / "test"
     metrics = json.loads((out / "metrics.json").read_text())
     cm = np.array(metrics["confusion_matrix"])
@@ -93,10 +98,13 @@ def test_evaluate_writes_a_confusion_matrix_equal_to_a_hand_count(trained):
     for record, guess in zip(records, predicted):
         by_hand[record.label][guess] += 1
     assert cm.tolist() == by_hand
-    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / 9)
-    assert metrics["accuracy"] > 1 / CLASSES
+    # One clip per video: video and clip scores are the same numbers.
+    assert metrics["video_accuracy"] == pytest.approx(np.trace(cm) / 9) == metrics["clip_accuracy"]
+    assert metrics["video_accuracy"] > 1 / CLASSES
     with open(out / "predictions.csv", newline="") as fh:
-        assert len(list(csv.DictReader(fh))) == 9
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 9 and {r["num_clips"] for r in rows} == {"1"}
+    assert sorted(r["video_id"] for r in rows) == sorted(r.video_id for r in records)
     with open(out / "per_class.csv", newline="") as fh:
         rows = {r["class"]: r for r in csv.DictReader(fh)}
     for i, name in enumerate(metrics["class_names"]):
@@ -108,6 +116,69 @@ def test_evaluate_writes_a_confusion_matrix_equal_to_a_hand_count(trained):
         assert float(rows[name]["recall"]) == pytest.approx(recall, abs=1e-6)
         assert float(rows[name]["f1"]) == pytest.approx(f1, abs=1e-6)
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _swap_in_middle_clips(data) -> None:
+    """Give every video of ``data``'s one test shard the middle clip of the next video, of another class."""
+    records = read_records(data, "test")
+    (name,) = load_info(str(data)).splits["test"].shards
+    with tf.io.TFRecordWriter(str(data / name)) as writer:
+        for i, record in enumerate(records):
+            frames = record.frames.copy()
+            frames[1] = records[(i + 1) % len(records)].frames[1]
+            writer.write(encode_example(dataclasses.replace(record, frames=frames), "jpeg", 95))
+
+
+def test_evaluate_scores_each_video_by_the_mean_of_its_clips(trained, tmp_path):
+    """Shards of 3 clips per video, one of them from a video of another class: predictions.csv has one
+    row per video, video accuracy beats clip accuracy, and every number matches a recount from each
+    clip's prediction (OpenCV-decoded frames, Keras predict, softmax averaged by hand)."""
+    _, run, _ = trained
+    data = tmp_path / "three-clip"
+    make_shards(data, splits={"test": 2}, clips_per_video=3, color_cue=True, seed=7, shards_per_split=1)
+    _swap_in_middle_clips(data)
+    for name in ("model.keras", "config.json"):
+        shutil.copy(run / name, tmp_path / name)
+    result = _invoke("evaluate", tmp_path, "--data-dir", data, "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    assert "test: 18 clips of 6 videos" in result.output
+    out = tmp_path / "eval" / "test"
+    metrics = json.loads((out / "metrics.json").read_text())
+    with open(out / "predictions.csv", newline="") as fh:
+        listed = list(csv.DictReader(fh))
+    rows = {r["video_id"]: r for r in listed}
+
+    model = keras.models.load_model(run / "model.keras")
+    records = read_records(data, "test")
+    assert len(listed) == len(rows) == 6 == metrics["num_videos"] and metrics["num_clips"] == 18
+    clip_right, video_right, losses = [], [], []
+    by_hand = np.zeros((CLASSES, CLASSES), int)
+    for record in records:
+        assert record.frames.shape[0] == 3
+        logits = model.predict(record.frames, verbose=0).astype(np.float64)
+        probs = _softmax(logits)
+        mean = probs.mean(axis=0)
+        clip_right.extend(logits.argmax(axis=1) == record.label)
+        losses.extend(-np.log(probs[:, record.label]))
+        video_right.append(mean.argmax() == record.label)
+        by_hand[record.label, mean.argmax()] += 1
+        row = rows[record.video_id]
+        assert int(row["num_clips"]) == 3 and int(row["label"]) == record.label
+        assert int(row["predicted"]) == mean.argmax() and row["predicted_name"] == metrics["class_names"][mean.argmax()]
+        assert float(row["probability"]) == pytest.approx(mean.max(), abs=1e-5)
+        assert [int(c) for c in row["top_k"].split()] == list(np.argsort(-mean, kind="stable")[:3])
+    assert metrics["clip_accuracy"] == pytest.approx(np.mean(clip_right))
+    assert metrics["video_accuracy"] == pytest.approx(np.mean(video_right))
+    assert metrics["loss"] == pytest.approx(np.mean(losses), rel=1e-4)
+    assert metrics["confusion_matrix"] == by_hand.tolist()
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 6  # videos, not clips
+    # The swapped-in clip is scored wrong on its own, but outvoted by its video's two others.
+    assert metrics["video_accuracy"] > metrics["clip_accuracy"]
 
 
 def test_precision_recall_f1_match_a_hand_computation_with_zero_division():
@@ -234,7 +305,7 @@ def test_learns_motion_direction_without_a_colour_cue(tmp_path):
                                                          verbose=0))
     result = _invoke("evaluate", tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())
-    assert metrics["accuracy"] >= 0.6, result.output  # chance is 1/3
+    assert metrics["video_accuracy"] >= 0.6, result.output  # chance is 1/3
 
 
 @pytest.mark.parametrize("epochs", [3, 12])

@@ -65,14 +65,13 @@ def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
     for line in _train(str(shards), str(run_dir), config):
         echo(line)
     echo("[4/4] evaluating on the test split ...")
-    from vidshard.models.evaluate import evaluate, format_table
+    from vidshard.models.evaluate import evaluate, format_table, summary_line
 
     metrics = evaluate(run_dir, None, "test")
-    echo(f"test: {metrics['num_clips']} clips of {metrics['num_videos']} videos; "
-         f"loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.3f}")
+    echo(summary_line(metrics))
     echo(format_table(metrics))
     metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
-    echo(f"Done in {time.perf_counter() - started:.0f} s. Test accuracy {metrics['accuracy']:.3f} "
+    echo(f"Done in {time.perf_counter() - started:.0f} s. Test video accuracy {metrics['video_accuracy']:.3f} "
          f"(chance {1 / len(config.classes):.2f}).")
     echo(f"  shards:           {shards}")
     echo(f"  training curves:  {run_dir / 'history.png'}")

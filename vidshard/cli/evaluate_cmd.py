@@ -1,4 +1,4 @@
-"""``vidshard evaluate RUN_DIR``: loss, accuracy, confusion matrix and per-class scores on one split."""
+"""``vidshard evaluate RUN_DIR``: loss, clip and video accuracy, confusion matrix and per-class scores on one split."""
 from __future__ import annotations
 
 import click
@@ -15,13 +15,13 @@ from vidshard.cli_params import EXISTING_DIR
 def evaluate_command(run_dir: str, data_dir: str | None, split: str, batch_size: int | None) -> None:
     """Score RUN_DIR's model.keras on one split of the shards, in one pass over the data.
 
-    Writes metrics.json, per_class.csv, predictions.csv and confusion_matrix.png to
-    RUN_DIR/eval/SPLIT/ and prints the per-class table.
+    Scores every stored clip, and every video by the mean of its clips' softmax probabilities.
+    Writes metrics.json, per_class.csv, predictions.csv (one row per video) and
+    confusion_matrix.png to RUN_DIR/eval/SPLIT/ and prints the per-class table of videos.
     """
-    from vidshard.models.evaluate import evaluate, format_table
+    from vidshard.models.evaluate import evaluate, format_table, summary_line
 
     metrics = evaluate(run_dir, data_dir, split, batch_size)
-    click.echo(f"{split}: {metrics['num_clips']} clips of {metrics['num_videos']} videos; "
-               f"loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.3f}")
+    click.echo(summary_line(metrics))
     click.echo(format_table(metrics))
     click.echo(f"results: {metrics['out_dir']}")
