@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Iterator
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from vidshard.errors import ShardFormatError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import parse_clip_into
 from vidshard.format.shardfiles import iter_shard
-from vidshard.format.splits import split_files
+from vidshard.parts import Part
 
 #: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
 #: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
@@ -40,8 +40,6 @@ from vidshard.format.splits import split_files
 CYCLE_LENGTH = 4
 
 Batch = tuple[np.ndarray, np.ndarray]
-T = TypeVar("T")
-U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -53,63 +51,6 @@ class _Item:
     serialized: bytes
     clip: int | None  # the clip to decode, or None: pick one with ``clip_draw``
     clip_draw: float  # uniform in [0, 1)
-
-
-@dataclass(frozen=True)
-class Part:
-    """The share of a split that one reader owns; parts split further (ranks, then loader workers).
-
-    ``files`` are ``(path, expected_records, first)`` where ``first`` is the position of the
-    file's first record in this part's canonical sequence (its files' records, in order).  With
-    ``modulo = (k, n)`` the part keeps only the records at positions ``k`` modulo ``n`` of that
-    sequence; otherwise every record of its files.  ``key`` names the part (the indices and counts
-    of the splits that made it) and seeds its shuffle, so sibling parts shuffle differently.
-    """
-
-    files: tuple[tuple[str, int, int], ...]
-    modulo: tuple[int, int] | None = None
-    key: tuple[int, ...] = ()
-
-    @classmethod
-    def whole(cls, data_dir: str, info: DatasetInfo | None, split: str) -> "Part":
-        """Every shard of ``split``, in the order of ``dataset_info.json`` (read when ``info`` is None)."""
-        info, paths = split_files(data_dir, split, info)
-        return cls._of(paths, info.splits[split].shard_lengths, ())
-
-    @classmethod
-    def _of(cls, paths: list[str], lengths: list[int], key: tuple[int, ...]) -> "Part":
-        firsts = itertools.accumulate([0, *lengths])
-        return cls(tuple(zip(paths, lengths, firsts)), None, key)
-
-    def split(self, index: int, count: int) -> "Part":
-        """Sub-part ``index`` of ``count`` disjoint sub-parts that together hold this part exactly.
-
-        By whole files when this part has whole files and at least ``count`` of them (a reader
-        then opens only its own files), else by record position modulo ``count`` (every reader
-        reads all the files and keeps its records).
-        """
-        if not 0 <= index < count:
-            raise ValueError(f"part index {index} is not in [0, {count})")
-        key = (*self.key, index, count)
-        if count == 1:
-            return Part(self.files, self.modulo, key)
-        if self.modulo is None and len(self.files) >= count:
-            mine = self.files[index::count]
-            return Part._of([path for path, _, _ in mine], [length for _, length, _ in mine], key)
-        k, n = self.modulo or (0, 1)
-        # Positions p with p % n == k, numbered p // n, of which sub-part ``index`` keeps every ``count``-th.
-        return Part(self.files, (k + n * index, n * count), key)
-
-    def keeps(self, position: int) -> bool:
-        """Whether the record at ``position`` of the canonical sequence belongs to this part."""
-        return self.modulo is None or position % self.modulo[1] == self.modulo[0]
-
-    @property
-    def num_examples(self) -> int:
-        if self.modulo is None:
-            return sum(length for _, length, _ in self.files)
-        k, n = self.modulo
-        return sum(len(range((k - first) % n, length, n)) for _, length, first in self.files)
 
 
 class ShardReader:
@@ -128,7 +69,7 @@ class ShardReader:
     ahead of the consumer by up to ``prefetch`` batches; ``num_workers=0`` does everything in the
     iterating thread (no threads; for use inside a PyTorch ``DataLoader`` worker).
     ``shard_index``/``num_shards`` give this reader one disjoint part of the split (see
-    :meth:`Part.split`), for data-parallel training; ``part`` passes a part made by the caller
+    :meth:`vidshard.parts.Part.split`), for data-parallel training; ``part`` passes a part made by the caller
     instead (:mod:`vidshard.torch_data` splits a rank's part again between loader workers).
     """
 
@@ -330,24 +271,6 @@ class ShardReader:
 
 
 _END = object()
-
-
-def prefetch_to_device(batches: Iterable[T], put: Callable[[T], U], size: int = 2) -> Iterator[U]:
-    """Yield ``put(batch)`` for each batch, keeping ``size`` of them in flight ahead of the consumer.
-
-    ``put`` starts a host-to-device copy and returns at once (``jax.device_put``, or
-    ``torch.Tensor.to(device, non_blocking=True)`` from pinned memory), so the copy of the next
-    batches overlaps the step that uses the current one.
-    """
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    ahead: deque[U] = deque()
-    for batch in batches:
-        ahead.append(put(batch))
-        if len(ahead) > size:
-            yield ahead.popleft()
-    while ahead:
-        yield ahead.popleft()
 
 
 def _shuffle_buffer(stream: Iterator, size: int, rng: np.random.Generator) -> Iterator:
