@@ -53,7 +53,8 @@ def train_command(ctx: click.Context, data_dir: str, run_dir: str, epochs: int, 
         _refuse_changed_settings(ctx)
         backend = run_backend(run_dir)
     use_backend(backend or DEFAULT_BACKEND)  # before anything imports Keras
-    from vidshard.models.train import HISTORY_PNG, MODEL_FILE, TrainConfig, best_epoch, train
+    from vidshard.models.run_dir import HISTORY_PNG, MODEL_FILE, best_epoch
+    from vidshard.models.train import TrainConfig, train
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                          mixed_precision=mixed_dtype if mixed_precision else None, seed=seed, resume=resume,
