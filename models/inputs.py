@@ -92,10 +92,12 @@ def reader_threads() -> int:
 
 
 def tf_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *, shuffle_buffer: int, seed: int,
-            cache: str, cache_dir: str) -> tuple[Any, Any, Callable[[], ContextManager[None]]]:
+            cache: str, cache_dir: str, augment: tuple[str, ...] = ()
+            ) -> tuple[Any, Any, Callable[[], ContextManager[None]]]:
     """tf.data train and val datasets, and a context that turns TensorFlow read errors into one line.
 
     ``cache`` is ``"memory"``, ``"disk"`` (under ``cache_dir``, one prefix per split) or ``"none"``.
+    ``augment`` applies to the train split only.
     """
     from vidshard.reader import DATA_ERRORS, data_error, make_dataset  # the only TensorFlow import of training
 
@@ -103,7 +105,7 @@ def tf_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *,
         return os.path.join(cache_dir, split) if cache == "disk" else cache == "memory"
 
     train_ds = make_dataset(data_dir, train_split, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer,
-                            seed=seed, cache=cache_for(train_split))
+                            seed=seed, cache=cache_for(train_split), augment=augment)
     val_ds = make_dataset(data_dir, val_split, batch_size, shuffle=False, clips="all", cache=cache_for(val_split))
 
     @contextlib.contextmanager
@@ -117,12 +119,15 @@ def tf_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *,
 
 
 def tf_free_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *, shuffle_buffer: int,
-                 seed: int, initial_epoch: int) -> tuple[ShardSequence, ShardSequence]:
-    """TF-free train and val sequences; the train reader is seeded with the run's seed, its epoch is fit's."""
+                 seed: int, initial_epoch: int, augment: tuple[str, ...] = ()) -> tuple[ShardSequence, ShardSequence]:
+    """TF-free train and val sequences; the train reader is seeded with the run's seed, its epoch is fit's.
+
+    ``augment`` applies to the train split only.
+    """
     threads = reader_threads()
     train_seq = ShardSequence(ShardReader(data_dir, train_split, batch_size, shuffle=True,
                                           shuffle_buffer=shuffle_buffer, seed=seed,
-                                          epoch=initial_epoch, num_workers=threads))
+                                          epoch=initial_epoch, num_workers=threads, augment=augment))
     val_seq = ShardSequence(ShardReader(data_dir, val_split, batch_size, shuffle=False,
                                         clips="all", num_workers=threads))
     return train_seq, val_seq

@@ -29,6 +29,7 @@ from typing import Any
 import keras
 
 from vidshard import __version__
+from vidshard.augment import parse_augment
 from vidshard.errors import VidshardError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.splits import split_files
@@ -69,9 +70,11 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     backend: str = DEFAULT_BACKEND
+    augment: tuple[str, ...] = ()  # train-time augmentations (vidshard.augment); "flip,crop" is parsed too
     verbose: int = 2
 
     def __post_init__(self) -> None:
+        self.augment = parse_augment(self.augment)
         if self.epochs < 1 or self.batch_size < 1:
             raise VidshardError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not self.learning_rate > 0:
@@ -185,11 +188,13 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
         if config.backend == "tensorflow":
             train_data, val_data, data_errors = tf_data(
                 data_dir, config.train_split, config.val_split, config.batch_size,
-                shuffle_buffer=config.shuffle_buffer, seed=data_seed, cache=config.cache, cache_dir=cache_root)
+                shuffle_buffer=config.shuffle_buffer, seed=data_seed, cache=config.cache, cache_dir=cache_root,
+                augment=config.augment)
         else:
             train_data, val_data = tf_free_data(
                 data_dir, config.train_split, config.val_split, config.batch_size,
-                shuffle_buffer=config.shuffle_buffer, seed=config.seed, initial_epoch=initial_epoch)
+                shuffle_buffer=config.shuffle_buffer, seed=config.seed, initial_epoch=initial_epoch,
+                augment=config.augment)
             data_errors = contextlib.nullcontext  # ShardSequence raises one-line ShardFormatErrors itself
             data_callbacks.append(ReaderEpoch(train_data))
         best, wait = best_so_far(previous)

@@ -12,7 +12,7 @@ The work is split in two stages so that the order of examples never depends on t
    reader owns;
 2. a pool of *decode* threads parses each Example and decodes only the chosen clip's JPEG/PNG
    frames with OpenCV (which releases the GIL, so threads decode in parallel) straight into
-   its slot of a preallocated batch; up to ``prefetch`` finished batches wait in a queue, so
+   its slot of a preallocated batch, then applies the augmentation the first stage drew for it; up to ``prefetch`` finished batches wait in a queue, so
    decoding overlaps the training step that consumes the previous batch.
 """
 from __future__ import annotations
@@ -24,10 +24,11 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
+from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import parse_clip_into
@@ -51,6 +52,7 @@ class _Item:
     serialized: bytes
     clip: int | None  # the clip to decode, or None: pick one with ``clip_draw``
     clip_draw: float  # uniform in [0, 1)
+    augment: augmentation.Draw | None = None  # applied after decoding (training only)
 
 
 class ShardReader:
@@ -71,6 +73,10 @@ class ShardReader:
     ``shard_index``/``num_shards`` give this reader one disjoint part of the split (see
     :meth:`vidshard.parts.Part.split`), for data-parallel training; ``part`` passes a part made by the caller
     instead (:mod:`vidshard.torch_data` splits a rank's part again between loader workers).
+
+    ``augment`` names train-time augmentations (``("crop", "flip")``, see :mod:`vidshard.augment`),
+    drawn per clip from ``(seed, epoch)`` and the part, on a stream of their own (the order and
+    clips stay those of an unaugmented reader); not with ``clips="all"``, the evaluation mode.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class ShardReader:
         part: Part | None = None,
         clips: str | int = "random",
         verify: bool = True,
+        augment: str | Iterable[str] | None = (),
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
@@ -106,6 +113,9 @@ class ShardReader:
         self.part = part if part is not None else Part.whole(self.data_dir, self.info, split).split(shard_index, num_shards)
         if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < self.info.clip.clips_per_video):
             raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {self.info.clip.clips_per_video}), not {clips!r}")
+        self.augment = augmentation.parse_augment(augment)
+        if self.augment and clips == "all":
+            raise ValueError("augment is for training: clips='all' (evaluation) is never augmented")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
@@ -155,6 +165,10 @@ class ShardReader:
         files = list(self.part.files)
         if self.shuffle:
             files = [files[i] for i in rng.permutation(len(files))]
+        # Augmentations have a stream of their own (a child of the same seed), so turning them on
+        # changes neither the order nor the clips.
+        augment_rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, *self.part.key], spawn_key=(1,)))
+        _, height, width, _ = self.frame_shape
         stream = self._interleave(files, CYCLE_LENGTH if self.shuffle else 1)
         if self.shuffle:
             stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
@@ -164,7 +178,11 @@ class ShardReader:
                     yield _Item(path, index, serialized, clip, 0.0)
             else:
                 fixed = None if self.clips == "random" else int(self.clips)
-                yield _Item(path, index, serialized, fixed, float(rng.random()))
+                how = None
+                if self.augment:
+                    how = augmentation.draw(augment_rng.random(augmentation.UNIFORMS_PER_CLIP), self.augment,
+                                            height, width)
+                yield _Item(path, index, serialized, fixed, float(rng.random()), how)
 
     def _interleave(self, files: list[tuple[str, int, int]], cycle: int) -> Iterator[tuple[str, int, bytes]]:
         """Round-robin over ``cycle`` open files at a time, keeping this part's records."""
@@ -293,6 +311,7 @@ def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None
     :func:`vidshard.format.schema.parse_clip_into` decodes only the chosen clip's frames (a
     video stored with 3 clips costs one clip's decode per epoch) and checks its shape against
     ``dataset_info.json``; a bad record raises :class:`ShardFormatError` naming its file and record.
+    The item's augmentation, if any, is applied to the decoded clip in place.
     """
     frames_out, labels_out = batch
     try:
@@ -300,6 +319,8 @@ def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None
         if not 0 <= label < info.num_classes:
             raise ShardFormatError(f"label {label} is not in [0, {info.num_classes})")
         labels_out[slot] = label
+        if item.augment is not None:
+            augmentation.apply(frames_out[slot], item.augment)
     except ShardFormatError as exc:
         raise ShardFormatError(f"{item.path}: record {item.index}: {exc}") from None
 
