@@ -27,7 +27,8 @@ import numpy as np
 from vidshard.errors import VidshardError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.models.plots import plot_confusion_matrix
-from vidshard.models.train import CONFIG_FILE, MODEL_FILE, check_model_fits
+from vidshard.models.run_dir import CONFIG_FILE, MODEL_FILE
+from vidshard.models.train import check_model_fits
 from vidshard.reader import DATA_ERRORS, data_error, make_dataset
 
 EVAL_DIR = "eval"

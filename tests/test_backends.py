@@ -32,7 +32,8 @@ from vidshard.cli import main
 from vidshard.errors import ShardFormatError, VidshardError
 from vidshard.models.backend import run_backend, use_backend
 from vidshard.models.resnet21d import build_model
-from vidshard.models.train import ReaderEpoch, ShardSequence, TrainConfig, train
+from vidshard.models.inputs import ReaderEpoch, ShardSequence
+from vidshard.models.train import TrainConfig, train
 from vidshard.numpy_reader import ShardReader
 
 CLASSES = 3

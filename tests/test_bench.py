@@ -1,7 +1,7 @@
 """A smoke run of ``vidshard bench`` at tiny sizes: every measurement is taken and reported.
 
 Timings are never asserted; only that each row is there, is a real measurement, and that the
-sizes it reports are the ones the format implies.
+sizes it reports are the ones the format implies.  Also the prefetch that feeds ``bench-train``'s step.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 
 from click.testing import CliRunner
 
+from vidshard.bench.prefetch import prefetch_to_device
 from vidshard.cli import main
 
 
@@ -44,3 +45,18 @@ def test_bench_reports_every_row_with_measured_values(tmp_path):
     assert math.isclose(curve["vidshard"], slope, rel_tol=1e-6, abs_tol=1e-9)
     # the printed table carries every row
     assert result.output.count("\n| ") >= 12 and "Machine:" in result.output
+
+
+def test_prefetch_to_device_keeps_batches_in_flight_and_order():
+    started = []
+
+    def put(batch):
+        started.append(batch)
+        return ("on device", batch)
+
+    out = []
+    for item in prefetch_to_device(iter(range(5)), put, size=2):
+        out.append(item)
+        # When batch i is handed over, the copies of the next two have already started.
+        assert started == list(range(min(len(out) + 2, 5)))
+    assert out == [("on device", i) for i in range(5)]

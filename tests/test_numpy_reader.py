@@ -21,6 +21,7 @@ from vidshard.format import tfrecord
 from vidshard.format.info import load_info
 from vidshard.format.schema import ClipRecord, encode_example
 from vidshard.numpy_reader import ShardReader
+from vidshard.parts import Part
 from vidshard.testing import tfrecords
 from vidshard.testing.shards import TAGGED_CLASSES as CLASSES
 from vidshard.testing.shards import TAGGED_FRAMES as T
@@ -43,7 +44,7 @@ def ids_and_clips(batches) -> list[tuple[int, int]]:
 def test_the_tf_free_modules_import_neither_tensorflow_nor_beam_nor_torch():
     formats = ", ".join(f"vidshard.format.{name}" for name in
                         ("schema", "codec", "info", "splits", "naming", "tfrecord", "arrayrecord", "shardfiles"))
-    code = (f"import sys, vidshard.numpy_reader, {formats}; "
+    code = (f"import sys, vidshard.numpy_reader, vidshard.parts, {formats}; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -240,7 +241,7 @@ def test_parts_are_disjoint_and_cover_the_split(tmp_path, num_shards):
 @pytest.mark.parametrize("ranks, workers", [(2, 2), (3, 2), (2, 3), (1, 4)])
 def test_nested_parts_are_disjoint_and_cover_the_split(tmp_path, ranks, workers):
     write_shards(tmp_path, [4, 3, 2, 3])
-    whole = numpy_reader.Part.whole(str(tmp_path), load_info(str(tmp_path)), "train")
+    whole = Part.whole(str(tmp_path), load_info(str(tmp_path)), "train")
     seen = []
     for r in range(ranks):
         rank_part = whole.split(r, ranks)
@@ -284,20 +285,6 @@ def test_decoding_runs_in_worker_threads_and_stops_with_the_consumer(tmp_path, m
     batches.close()  # a consumer that stops early must not leave threads behind
     assert not [t.name for t in threading.enumerate() if t.name.startswith("vidshard-")]
 
-
-def test_prefetch_to_device_keeps_batches_in_flight_and_order():
-    started = []
-
-    def put(batch):
-        started.append(batch)
-        return ("on device", batch)
-
-    out = []
-    for item in numpy_reader.prefetch_to_device(iter(range(5)), put, size=2):
-        out.append(item)
-        # When batch i is handed over, the copies of the next two have already started.
-        assert started == list(range(min(len(out) + 2, 5)))
-    assert out == [("on device", i) for i in range(5)]
 
 
 # -- bad shards ------------------------------------------------------------------------------

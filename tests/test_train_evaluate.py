@@ -23,7 +23,8 @@ from vidshard.format.schema import encode_example
 from vidshard.models.evaluate import confusion_matrix, per_class_metrics
 from vidshard.models.plots import history_figure
 from vidshard.models.resnet21d import build_model
-from vidshard.models.train import TrainConfig, _ResumableEarlyStopping, train
+from vidshard.models.callbacks import ResumableEarlyStopping
+from vidshard.models.train import TrainConfig, train
 from vidshard.reader import make_dataset
 
 CLASSES = 3
@@ -228,12 +229,12 @@ def test_a_run_dir_is_never_overwritten_and_resume_needs_a_run(trained, tmp_path
 
 def test_early_stopping_carries_its_state_over_a_resume():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    stopper = _ResumableEarlyStopping(patience=3, best=0.5, wait=2)
+    stopper = ResumableEarlyStopping(patience=3, best=0.5, wait=2)
     stopper.set_model(model)
     stopper.on_train_begin()
     stopper.on_epoch_end(7, {"val_loss": 0.6})  # third epoch without beating 0.5
     assert model.stop_training is True
-    fresh = _ResumableEarlyStopping(patience=3, best=None, wait=0)
+    fresh = ResumableEarlyStopping(patience=3, best=None, wait=0)
     fresh.set_model(model)
     model.stop_training = False
     fresh.on_train_begin()

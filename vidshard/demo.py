@@ -109,7 +109,8 @@ def _train(data: str, run_dir: str, config: DemoConfig) -> list[str]:
     from vidshard.models.backend import DEFAULT_BACKEND, use_backend
 
     use_backend(DEFAULT_BACKEND)  # before anything imports Keras
-    from vidshard.models.train import TrainConfig, best_epoch, train
+    from vidshard.models.run_dir import best_epoch
+    from vidshard.models.train import TrainConfig, train
 
     history = train(data, run_dir, TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,

@@ -12,7 +12,7 @@ The work is split in two stages so that the order of examples never depends on t
    reader owns;
 2. a pool of *decode* threads parses each Example and decodes only the chosen clip's JPEG/PNG
    frames with OpenCV (which releases the GIL, so threads decode in parallel) straight into
-   its slot of a preallocated batch; up to ``prefetch`` finished batches wait in a queue, so
+   its slot of a preallocated batch, then applies the augmentation the first stage drew for it; up to ``prefetch`` finished batches wait in a queue, so
    decoding overlaps the training step that consumes the previous batch.
 """
 from __future__ import annotations
@@ -24,15 +24,16 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator
 
 import numpy as np
 
+from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import parse_clip_into
 from vidshard.format.shardfiles import iter_shard
-from vidshard.format.splits import split_files
+from vidshard.parts import Part
 
 #: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
 #: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
@@ -40,8 +41,6 @@ from vidshard.format.splits import split_files
 CYCLE_LENGTH = 4
 
 Batch = tuple[np.ndarray, np.ndarray]
-T = TypeVar("T")
-U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -53,63 +52,7 @@ class _Item:
     serialized: bytes
     clip: int | None  # the clip to decode, or None: pick one with ``clip_draw``
     clip_draw: float  # uniform in [0, 1)
-
-
-@dataclass(frozen=True)
-class Part:
-    """The share of a split that one reader owns; parts split further (ranks, then loader workers).
-
-    ``files`` are ``(path, expected_records, first)`` where ``first`` is the position of the
-    file's first record in this part's canonical sequence (its files' records, in order).  With
-    ``modulo = (k, n)`` the part keeps only the records at positions ``k`` modulo ``n`` of that
-    sequence; otherwise every record of its files.  ``key`` names the part (the indices and counts
-    of the splits that made it) and seeds its shuffle, so sibling parts shuffle differently.
-    """
-
-    files: tuple[tuple[str, int, int], ...]
-    modulo: tuple[int, int] | None = None
-    key: tuple[int, ...] = ()
-
-    @classmethod
-    def whole(cls, data_dir: str, info: DatasetInfo | None, split: str) -> "Part":
-        """Every shard of ``split``, in the order of ``dataset_info.json`` (read when ``info`` is None)."""
-        info, paths = split_files(data_dir, split, info)
-        return cls._of(paths, info.splits[split].shard_lengths, ())
-
-    @classmethod
-    def _of(cls, paths: list[str], lengths: list[int], key: tuple[int, ...]) -> "Part":
-        firsts = itertools.accumulate([0, *lengths])
-        return cls(tuple(zip(paths, lengths, firsts)), None, key)
-
-    def split(self, index: int, count: int) -> "Part":
-        """Sub-part ``index`` of ``count`` disjoint sub-parts that together hold this part exactly.
-
-        By whole files when this part has whole files and at least ``count`` of them (a reader
-        then opens only its own files), else by record position modulo ``count`` (every reader
-        reads all the files and keeps its records).
-        """
-        if not 0 <= index < count:
-            raise ValueError(f"part index {index} is not in [0, {count})")
-        key = (*self.key, index, count)
-        if count == 1:
-            return Part(self.files, self.modulo, key)
-        if self.modulo is None and len(self.files) >= count:
-            mine = self.files[index::count]
-            return Part._of([path for path, _, _ in mine], [length for _, length, _ in mine], key)
-        k, n = self.modulo or (0, 1)
-        # Positions p with p % n == k, numbered p // n, of which sub-part ``index`` keeps every ``count``-th.
-        return Part(self.files, (k + n * index, n * count), key)
-
-    def keeps(self, position: int) -> bool:
-        """Whether the record at ``position`` of the canonical sequence belongs to this part."""
-        return self.modulo is None or position % self.modulo[1] == self.modulo[0]
-
-    @property
-    def num_examples(self) -> int:
-        if self.modulo is None:
-            return sum(length for _, length, _ in self.files)
-        k, n = self.modulo
-        return sum(len(range((k - first) % n, length, n)) for _, length, first in self.files)
+    augment: augmentation.Draw | None = None  # applied after decoding (training only)
 
 
 class ShardReader:
@@ -128,8 +71,12 @@ class ShardReader:
     ahead of the consumer by up to ``prefetch`` batches; ``num_workers=0`` does everything in the
     iterating thread (no threads; for use inside a PyTorch ``DataLoader`` worker).
     ``shard_index``/``num_shards`` give this reader one disjoint part of the split (see
-    :meth:`Part.split`), for data-parallel training; ``part`` passes a part made by the caller
+    :meth:`vidshard.parts.Part.split`), for data-parallel training; ``part`` passes a part made by the caller
     instead (:mod:`vidshard.torch_data` splits a rank's part again between loader workers).
+
+    ``augment`` names train-time augmentations (``("crop", "flip")``, see :mod:`vidshard.augment`),
+    drawn per clip from ``(seed, epoch)`` and the part, on a stream of their own (the order and
+    clips stay those of an unaugmented reader); not with ``clips="all"``, the evaluation mode.
     """
 
     def __init__(
@@ -150,6 +97,7 @@ class ShardReader:
         part: Part | None = None,
         clips: str | int = "random",
         verify: bool = True,
+        augment: str | Iterable[str] | None = (),
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
@@ -166,6 +114,9 @@ class ShardReader:
         stored = self.info.clip.clips_in(split)
         if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < stored):
             raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {stored}), not {clips!r}")
+        self.augment = augmentation.parse_augment(augment)
+        if self.augment and clips == "all":
+            raise ValueError("augment is for training: clips='all' (evaluation) is never augmented")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
@@ -215,6 +166,10 @@ class ShardReader:
         files = list(self.part.files)
         if self.shuffle:
             files = [files[i] for i in rng.permutation(len(files))]
+        # Augmentations have a stream of their own (a child of the same seed), so turning them on
+        # changes neither the order nor the clips.
+        augment_rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, *self.part.key], spawn_key=(1,)))
+        _, height, width, _ = self.frame_shape
         stream = self._interleave(files, CYCLE_LENGTH if self.shuffle else 1)
         if self.shuffle:
             stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
@@ -224,7 +179,11 @@ class ShardReader:
                     yield _Item(path, index, serialized, clip, 0.0)
             else:
                 fixed = None if self.clips == "random" else int(self.clips)
-                yield _Item(path, index, serialized, fixed, float(rng.random()))
+                how = None
+                if self.augment:
+                    how = augmentation.draw(augment_rng.random(augmentation.UNIFORMS_PER_CLIP), self.augment,
+                                            height, width)
+                yield _Item(path, index, serialized, fixed, float(rng.random()), how)
 
     def _interleave(self, files: list[tuple[str, int, int]], cycle: int) -> Iterator[tuple[str, int, bytes]]:
         """Round-robin over ``cycle`` open files at a time, keeping this part's records."""
@@ -333,24 +292,6 @@ class ShardReader:
 _END = object()
 
 
-def prefetch_to_device(batches: Iterable[T], put: Callable[[T], U], size: int = 2) -> Iterator[U]:
-    """Yield ``put(batch)`` for each batch, keeping ``size`` of them in flight ahead of the consumer.
-
-    ``put`` starts a host-to-device copy and returns at once (``jax.device_put``, or
-    ``torch.Tensor.to(device, non_blocking=True)`` from pinned memory), so the copy of the next
-    batches overlaps the step that uses the current one.
-    """
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    ahead: deque[U] = deque()
-    for batch in batches:
-        ahead.append(put(batch))
-        if len(ahead) > size:
-            yield ahead.popleft()
-    while ahead:
-        yield ahead.popleft()
-
-
 def _shuffle_buffer(stream: Iterator, size: int, rng: np.random.Generator) -> Iterator:
     """tf.data's shuffle: keep ``size`` elements, emit a random one and refill its place."""
     buffer: list = []
@@ -371,6 +312,7 @@ def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None
     :func:`vidshard.format.schema.parse_clip_into` decodes only the chosen clip's frames (a
     video stored with 3 clips costs one clip's decode per epoch) and checks its shape against
     ``dataset_info.json``; a bad record raises :class:`ShardFormatError` naming its file and record.
+    The item's augmentation, if any, is applied to the decoded clip in place.
     """
     frames_out, labels_out = batch
     try:
@@ -378,6 +320,8 @@ def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None
         if not 0 <= label < info.num_classes:
             raise ShardFormatError(f"label {label} is not in [0, {info.num_classes})")
         labels_out[slot] = label
+        if item.augment is not None:
+            augmentation.apply(frames_out[slot], item.augment)
     except ShardFormatError as exc:
         raise ShardFormatError(f"{item.path}: record {item.index}: {exc}") from None
 

@@ -12,14 +12,20 @@ the same one.  Evaluation uses ``clips="all"``: every stored clip is one example
 JPEG frames are decoded with ``dct_method="INTEGER_ACCURATE"``, the same IDCT as OpenCV's
 decoder, so this reader and the TF-free one (:func:`vidshard.format.schema.parse_example`) yield
 identical pixels; TensorFlow's default method differs by up to ~20 levels per pixel.
+
+Train-time augmentation (``augment``, see :mod:`vidshard.augment`) runs after the cache, with
+the clip draw: each example's random value picks its clip and keys the stateless ops that draw
+its crop box and flip, so the same seed gives the same augmented batches.
 """
 from __future__ import annotations
 
 import os
 import re
+from typing import Iterable
 
 import tensorflow as tf
 
+from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import tf_feature_spec
@@ -79,6 +85,41 @@ def _pick_random_clip(element, random_value):
     return clips[index], label, video_id
 
 
+#: Second half of the stateless seed of an example's augmentation; the first is its random value.
+_AUGMENT_STREAM = 0x617567
+
+
+def _augmenter(augment: tuple[str, ...], height: int, width: int):
+    """A map function ``(element, random_value) -> element`` that picks the clip and augments it.
+
+    The formulas are :func:`vidshard.augment.draw`'s, on uniforms drawn by
+    ``stateless_uniform`` keyed by the example's random value.
+    """
+    low, high = augmentation.CROP_AREA
+
+    def crop_and_resize(clip, u):
+        side = tf.sqrt(low + (high - low) * u[0])
+        h = tf.maximum(1, tf.cast(tf.round(height * side), tf.int32))
+        w = tf.maximum(1, tf.cast(tf.round(width * side), tf.int32))
+        top = tf.minimum(tf.cast(u[1] * tf.cast(height - h + 1, tf.float32), tf.int32), height - h)
+        left = tf.minimum(tf.cast(u[2] * tf.cast(width - w + 1, tf.float32), tf.int32), width - w)
+        box = clip[:, top:top + h, left:left + w]
+        resized = tf.image.resize(box, (height, width), method="bilinear")
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    def pick_and_augment(element, random_value):
+        clip, label, video_id = _pick_random_clip(element, random_value)
+        u = tf.random.stateless_uniform([augmentation.UNIFORMS_PER_CLIP],
+                                        seed=tf.stack([random_value, tf.constant(_AUGMENT_STREAM, tf.int64)]))
+        if "crop" in augment:
+            clip = crop_and_resize(clip, u)
+        if "flip" in augment:
+            clip = tf.cond(u[3] < 0.5, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+        return clip, label, video_id
+
+    return pick_and_augment
+
+
 def _all_clips(clips, label, video_id):
     count = tf.shape(clips)[0]
     return tf.data.Dataset.from_tensor_slices((clips, tf.fill([count], label), tf.fill([count], video_id)))
@@ -97,6 +138,7 @@ def make_dataset(
     repeat: bool = False,
     with_ids: bool = False,
     clips: str = "random",
+    augment: str | Iterable[str] | None = (),
 ) -> tf.data.Dataset:
     """A dataset of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` batches of one split.
 
@@ -116,9 +158,15 @@ def make_dataset(
         with_ids: also yield the video ids ``[B]`` (strings) as a third element.
         clips: ``"random"`` draws one stored clip per video every epoch; ``"all"`` yields every
             stored clip as its own example (for evaluation).
+        augment: train-time augmentations, e.g. ``("crop", "flip")`` or ``"flip,crop"`` (see
+            :mod:`vidshard.augment`), drawn per example after the cache, every epoch anew;
+            not with ``clips="all"``, the evaluation path.
     """
     if clips not in ("random", "all"):
         raise ValueError(f"clips must be 'random' or 'all', not {clips!r}")
+    augment = augmentation.parse_augment(augment)
+    if augment and clips == "all":
+        raise ValueError("augment is for training: clips='all' (evaluation) is never augmented")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     data_dir = os.fspath(data_dir)
@@ -155,8 +203,8 @@ def make_dataset(
     else:
         # Drawn after the cache, so every epoch (every new iterator) draws new clips.
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, randoms).map(_pick_random_clip, num_parallel_calls=AUTOTUNE,
-                                                  deterministic=deterministic)
+        pick = _augmenter(augment, *info.clip_shape[1:3]) if augment else _pick_random_clip
+        ds = tf.data.Dataset.zip(ds, randoms).map(pick, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:

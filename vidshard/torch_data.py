@@ -6,7 +6,7 @@ without it (``pip install 'vidshard[torch]'`` adds it).
 :class:`ShardIterableDataset` (TFRecord or ArrayRecord shards): each ``DataLoader`` worker (and
 each data-parallel rank) reads a disjoint part of the split, so one epoch yields every example
 exactly once: the parts are cut by shard file when there are at least as many files as readers,
-else by record index modulo the number of readers (see :meth:`vidshard.numpy_reader.Part.split`):
+else by record index modulo the number of readers (see :meth:`vidshard.parts.Part.split`):
 first between ranks, then between a rank's workers.  Within its part a worker runs a
 :class:`~vidshard.numpy_reader.ShardReader`.
 
@@ -25,7 +25,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("vidshard.torch_data needs PyTorch: pip install 'vidshard[torch]'") from exc
 
-from vidshard.numpy_reader import Part, ShardReader
+from vidshard.numpy_reader import ShardReader
+from vidshard.parts import Part
 
 
 class ShardIterableDataset(IterableDataset):

@@ -8,7 +8,7 @@ it) fed two ways, and reports clips per second of each and their ratio:
   again and again, so the step never waits for input: the step's own rate;
 * **from shards**: batches of the split, read, shuffled and decoded by
   :class:`~vidshard.numpy_reader.ShardReader` in its decode threads while the step runs, and
-  put on the device ahead of use by :func:`~vidshard.numpy_reader.prefetch_to_device`, epoch
+  put on the device ahead of use by :func:`~vidshard.bench.prefetch.prefetch_to_device`, epoch
   after epoch.
 
 A ratio near 1 means the input pipeline hides behind the step (the target on a GPU is 0.9).
@@ -54,7 +54,8 @@ from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
 from vidshard.format.splits import split_files
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out, use_backend
-from vidshard.numpy_reader import Batch, ShardReader, prefetch_to_device
+from vidshard.bench.prefetch import prefetch_to_device
+from vidshard.numpy_reader import Batch, ShardReader
 
 #: ``--dtypes`` name -> ``TrainConfig.mixed_precision`` (the policies ``vidshard train`` uses).
 DTYPES: dict[str, str | None] = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}

@@ -10,8 +10,24 @@ import os
 
 import click
 
+from vidshard.augment import AUGMENTATIONS, CROP_AREA, parse_augment
 from vidshard.cli_params import EXISTING_DIR
+from vidshard.errors import VidshardError
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_backend
+
+
+class _Augmentations(click.ParamType):
+    """``--augment flip,crop``: comma-separated names; an unknown one is a usage error (exit 2)."""
+
+    name = ",".join(AUGMENTATIONS)
+
+    def convert(self, value, param, ctx) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_augment(value)
+        except VidshardError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command("train")
@@ -40,10 +56,15 @@ from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_
               help="Keras backend. tensorflow reads the shards with tf.data; jax and torch with the TF-free "
                    f"reader, without importing TensorFlow. Overrides KERAS_BACKEND. [default: {DEFAULT_BACKEND}; "
                    "with --resume the run's own]")
+@click.option("--augment", type=_Augmentations(), default="",
+              help="Train-time augmentation of the train split, after the cache, seeded: crop (scale jitter: "
+                   f"a box of {CROP_AREA[0]:.0%}-{CROP_AREA[1]:.0%} of the frame's area, resized back) and/or "
+                   "flip (left-right, half the clips). [default: none]")
 @click.pass_context
 def train_command(ctx: click.Context, data_dir: str, run_dir: str, epochs: int, batch_size: int, learning_rate: float,
                   patience: int | None, mixed_precision: bool, mixed_dtype: str, seed: int, resume: bool,
-                  cache: str | None, shuffle_buffer: int, val_split: str, backend: str | None) -> None:
+                  cache: str | None, shuffle_buffer: int, val_split: str, backend: str | None,
+                  augment: tuple[str, ...]) -> None:
     """Train on DATA_DIR's train split, validating on its val split; write the run to RUN_DIR.
 
     RUN_DIR receives model.keras (the epoch with the lowest val_loss), checkpoints/last.keras,
@@ -53,12 +74,13 @@ def train_command(ctx: click.Context, data_dir: str, run_dir: str, epochs: int, 
         _refuse_changed_settings(ctx)
         backend = run_backend(run_dir)
     use_backend(backend or DEFAULT_BACKEND)  # before anything imports Keras
-    from vidshard.models.train import HISTORY_PNG, MODEL_FILE, TrainConfig, best_epoch, train
+    from vidshard.models.run_dir import HISTORY_PNG, MODEL_FILE, best_epoch
+    from vidshard.models.train import TrainConfig, train
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                          mixed_precision=mixed_dtype if mixed_precision else None, seed=seed, resume=resume,
                          cache=cache, shuffle_buffer=shuffle_buffer, val_split=val_split,
-                         backend=backend or DEFAULT_BACKEND, verbose=1 if _interactive() else 2)
+                         backend=backend or DEFAULT_BACKEND, augment=augment, verbose=1 if _interactive() else 2)
     history = train(data_dir, run_dir, config)
     best = best_epoch(history)
     click.echo(f"trained {len(history['loss'])} epochs; best val_loss {history['val_loss'][best - 1]:.4f} "
@@ -73,7 +95,7 @@ def _refuse_changed_settings(ctx: click.Context) -> None:
     from click.core import ParameterSource
 
     fixed = [name for name in ("batch_size", "learning_rate", "mixed_precision", "mixed_dtype", "seed",
-                               "shuffle_buffer", "val_split", "backend")
+                               "shuffle_buffer", "val_split", "backend", "augment")
              if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
     if fixed:
         options = ", ".join("--" + name.replace("_", "-") for name in fixed)
