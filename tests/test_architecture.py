@@ -1,0 +1,104 @@
+"""docs/architecture.md's rules, checked on the tree: no import cycles, and only the CLI knows the CLI.
+
+Every ``import`` of a vidshard module is followed, at module level and inside functions alike
+(a lazy import still makes a cycle for a reader of the tree).
+"""
+from __future__ import annotations
+
+import ast
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Source folder -> the package it is installed as (setup.py's package_dir).
+PACKAGES = {"vidshard": "vidshard", "pipelines": "vidshard.pipelines", "models": "vidshard.models"}
+
+
+def _modules() -> dict[str, str]:
+    """Module name -> file, for every module of the three installed trees."""
+    found = {}
+    for folder, package in PACKAGES.items():
+        for dirpath, _, files in os.walk(os.path.join(ROOT, folder)):
+            for name in files:
+                if name.endswith(".py"):
+                    rel = os.path.relpath(os.path.join(dirpath, name), os.path.join(ROOT, folder))[:-3]
+                    parts = [part for part in rel.split(os.sep) if part != "__init__"]
+                    found[".".join([package, *parts])] = os.path.join(dirpath, name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        is_package = path.endswith("__init__.py")
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package
+                    package = name.split(".") if is_package else name.split(".")[:-1]
+                    base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                           for alias in node.names]
+            for target in targets:
+                while target and target not in modules:  # import a.b.c of a module a.b
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_checker_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    # The walk sees real edges: a lazy import inside a function, and a module-level one.
+    assert "vidshard.models.train" in graph["vidshard.cli.train_cmd"]
+    assert "vidshard.format.schema" in graph["vidshard.format.info"]
+    assert _cycles(graph) == []
+
+
+def test_only_the_cli_and_the_shard_entry_import_the_cli():
+    importers = {name for name, targets in _graph().items()
+                 if any(target == "vidshard.cli" or target.startswith("vidshard.cli.") for target in targets)
+                 and not name.startswith("vidshard.cli")}
+    assert importers == {"vidshard.pipelines.shard"}
