@@ -84,3 +84,21 @@ def test_worker_batches_and_ranks_cover_the_split_once(tmp_path):
         assert len(part) == dataset.num_examples
         seen += part
     assert sorted(seen) == list(range(8))
+
+
+def test_augment_reaches_the_reader_in_every_worker(tmp_path):
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
+    from torch.utils.data import DataLoader
+
+    from vidshard.torch_data import ShardIterableDataset
+
+    write_shards(tmp_path, [4, 3, 4], clips=1)
+    plain = ShardIterableDataset(tmp_path, "train", shuffle=False, seed=3)
+    flipped = ShardIterableDataset(tmp_path, "train", shuffle=False, seed=3, augment="flip")
+    pairs = zip(*(list(DataLoader(d, batch_size=None, num_workers=2)) for d in (plain, flipped)))
+    mirrored = []
+    for (a, label_a), (b, label_b) in pairs:
+        assert int(label_a) == int(label_b)
+        mirrored.append(torch.equal(torch.flip(a, dims=[2]), b))
+        assert mirrored[-1] or torch.equal(a, b)  # each clip is itself or its mirror image
+    assert len(mirrored) == 11 and any(mirrored) and not all(mirrored)

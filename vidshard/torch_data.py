@@ -41,7 +41,8 @@ class ShardIterableDataset(IterableDataset):
     an epoch starts, so keep ``persistent_workers=False`` (the default) or they never see the new
     epoch.  ``rank``/``world_size`` give each data-parallel process its own part, split again
     between its workers.  ``num_threads`` decode threads per worker (0: decode in the worker's
-    own thread, usually right since the workers already run in parallel).
+    own thread, usually right since the workers already run in parallel).  ``augment`` names the
+    train-time augmentations (``("crop", "flip")``, see :mod:`vidshard.augment`), as for ShardReader.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class ShardIterableDataset(IterableDataset):
         prefetch: int = 2,
         rank: int = 0,
         world_size: int = 1,
+        augment: str | tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.data_dir = os.fspath(data_dir)
@@ -75,6 +77,7 @@ class ShardIterableDataset(IterableDataset):
         self.prefetch = prefetch
         self.rank = rank
         self.world_size = world_size
+        self.augment = augment
         # Fail here, in the main process, on a bad directory, split or argument, not in a worker.
         self._rank_part = Part.whole(self.data_dir, None, split).split(rank, world_size)
         #: Examples this rank yields per epoch, over all its loader workers.
@@ -90,7 +93,7 @@ class ShardIterableDataset(IterableDataset):
         return ShardReader(
             self.data_dir, self.split, self.batch_size, shuffle=self.shuffle, shuffle_buffer=self.shuffle_buffer,
             seed=self.seed, num_workers=self.num_threads, prefetch=self.prefetch, drop_remainder=self.drop_remainder,
-            epoch=self.epoch, clips=self.clips, part=part,
+            epoch=self.epoch, clips=self.clips, part=part, augment=self.augment,
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
