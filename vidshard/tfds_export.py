@@ -58,9 +58,9 @@ SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}"
 
 def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
     """TFDS features over the Example keys of vidshard's shards (see the module docstring)."""
-    t, h, w, c = info.clip_shape
+    n_frames, h, w, c = info.clip_shape
     counts = {info.clip.clips_in(split) for split in info.splits}
-    frames = counts.pop() * t if len(counts) == 1 else None  # evaluation clips: a count per split
+    frames = counts.pop() * n_frames if len(counts) == 1 else None  # evaluation clips: a count per split
     shape = (frames, h, w, c)
     if info.encoding == "raw":
         video = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
