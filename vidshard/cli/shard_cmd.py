@@ -173,7 +173,8 @@ def check_file_format(file_format: str, compression: str) -> None:
                    "--n-frames equal parts of the whole video, TSN).  [default: step; time with --fps/--clip-seconds]")
 @click.option("--fps", default=None, metavar="F", help="Time sampling: frames per second of the clip.")
 @click.option("--clip-seconds", default=None, metavar="S",
-              help="Time sampling: seconds one clip covers (the same as --fps N_FRAMES/S).")
+              help="Time sampling: seconds one clip covers, each frame standing for S/N_FRAMES seconds (the "
+                   "same as --fps N_FRAMES/S).")
 @click.option("--eval-clips", default=None, metavar="K", callback=lambda _ctx, _param, value: value and _whole(
               "--eval-clips", value),
               help="Clips per video of every split but train, spread uniformly over the video (multi-view "
