@@ -66,19 +66,22 @@ def per_class_metrics(cm: np.ndarray) -> dict[str, np.ndarray]:
 TOP_K = 5
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``logits [N, classes]`` in float64, shifted by the row maximum so it cannot overflow."""
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of ``logits [N, classes]`` in float64, shifted by the row maximum so it cannot overflow."""
     logits = np.asarray(logits, np.float64)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``logits [N, classes]`` (float64, overflow-safe: see :func:`log_softmax`)."""
+    return np.exp(log_softmax(logits))
 
 
 def cross_entropy(labels: np.ndarray, logits: np.ndarray) -> float:
     """Mean ``-log softmax(logits)[label]`` over the rows: Keras's sparse categorical cross-entropy from logits."""
-    logits = np.asarray(logits, np.float64)
-    top = logits.max(axis=1, keepdims=True)
-    log_probs = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-    return float(-np.mean(log_probs[np.arange(len(logits)), np.asarray(labels, np.int64)]))
+    log_probs = log_softmax(logits)
+    return float(-np.mean(log_probs[np.arange(len(log_probs)), np.asarray(labels, np.int64)]))
 
 
 def top_k_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:

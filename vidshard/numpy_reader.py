@@ -111,9 +111,7 @@ class ShardReader:
         if part is not None and (shard_index, num_shards) != (0, 1):
             raise ValueError("give either part or shard_index/num_shards, not both")
         self.part = part if part is not None else Part.whole(self.data_dir, self.info, split).split(shard_index, num_shards)
-        stored = self.info.clip.clips_in(split)
-        if clips not in ("random", "all") and not (isinstance(clips, int) and 0 <= clips < stored):
-            raise ValueError(f"clips must be 'random', 'all' or a clip index in [0, {stored}), not {clips!r}")
+        check_clip_choice(clips, self.info.clip.clips_in(split), ("random", "all"))
         self.augment = augmentation.parse_augment(augment)
         if self.augment and clips == "all":
             raise ValueError("augment is for training: clips='all' (evaluation) is never augmented")
@@ -304,6 +302,13 @@ def _shuffle_buffer(stream: Iterator, size: int, rng: np.random.Generator) -> It
         buffer[slot] = element
     for slot in rng.permutation(len(buffer)):
         yield buffer[slot]
+
+
+def check_clip_choice(clips: str | int, stored: int, modes: tuple[str, ...]) -> None:
+    """Refuse a reader's ``clips`` that is neither one of ``modes`` nor a stored clip's index."""
+    if clips not in modes and not (isinstance(clips, int) and 0 <= clips < stored):
+        raise ValueError(f"clips must be {' or '.join(map(repr, modes))} or a clip index in [0, {stored}), "
+                         f"not {clips!r}")
 
 
 def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None:

@@ -26,7 +26,7 @@ from vidshard.errors import ShardFormatError
 from vidshard.format import arrayrecord
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.splits import split_files
-from vidshard.numpy_reader import decode_one
+from vidshard.numpy_reader import check_clip_choice, decode_one
 
 
 class SplitSource:
@@ -83,9 +83,7 @@ class ClipDecoder:
 
     def __init__(self, info: DatasetInfo, split: str, length: int, *, seed: int = 0, clips: str | int = "random",
                  where: str = "") -> None:
-        stored = info.clip.clips_in(split)
-        if clips != "random" and not (isinstance(clips, int) and 0 <= clips < stored):
-            raise ValueError(f"clips must be 'random' or a clip index in [0, {stored}), not {clips!r}")
+        check_clip_choice(clips, info.clip.clips_in(split), ("random",))
         if seed < 0 or length < 1:
             raise ValueError("seed must be >= 0 and the split not empty")
         self.info = info

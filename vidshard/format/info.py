@@ -28,8 +28,8 @@ FILE_FORMATS = ("tfrecord", "array_record")
 #: depend on it.  Version 3: the clip spec nested as ``clip`` (with its seed), ``file_format``
 #: always present.
 FORMAT_VERSION = 4
-#: The clip spec's fields that version 3 lacks, with the values that mean "as in version 3".
-_V4_CLIP_DEFAULTS = {"sampling": "step", "fps": None, "eval_clips": None}
+#: The clip spec's fields that version 3 lacks; their ClipSpec defaults mean "as in version 3".
+_V4_CLIP_FIELDS = ("sampling", "fps", "eval_clips")
 #: Earlier versions, read but no longer written: the clip spec's fields flat at the top level and
 #: no clip seed (the plan's ``seed`` cut the clips); 1 had TFRecord shards and no ``file_format``
 #: key, 2 had ArrayRecord shards and ``file_format``.
@@ -95,7 +95,7 @@ class DatasetInfo:
                              f"not {self.format_version}")
         data = asdict(self)
         if version == 3:
-            for name in _V4_CLIP_DEFAULTS:
+            for name in _V4_CLIP_FIELDS:
                 del data["clip"][name]
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -128,7 +128,8 @@ class DatasetInfo:
 
 def version_for(clip: ClipSpec) -> int:
     """The ``format_version`` an output cut with ``clip`` is written as (see the module docstring)."""
-    uses_v4 = any(getattr(clip, name) != default for name, default in _V4_CLIP_DEFAULTS.items())
+    tutorial = ClipSpec()
+    uses_v4 = any(getattr(clip, name) != getattr(tutorial, name) for name in _V4_CLIP_FIELDS)
     return FORMAT_VERSION if uses_v4 else 3
 
 
