@@ -138,15 +138,16 @@ def test_clip_seconds_sampling_end_to_end(counters, tmp_path):
     result = shard(str(counters), str(out), "--clip-seconds", "2", "--n-frames", "5", "--eval-clips", "3")
     assert result.exit_code == 0, result.output
     info = load_info(str(out))
-    assert info.format_version == 4 and (info.clip.sampling, info.clip.fps, info.clip.eval_clips) == ("time", 2.5, 3)
+    assert info.format_version == 5 and (info.clip.sampling, info.clip.fps, info.clip.eval_clips) == ("time", 2.5, 3)
     records = _records(out)
     assert {len(r.frames) for r in records["train"]} == {1} and {len(r.frames) for r in records["test"]} == {3}
     fps_seen = set()
     for record in records["train"] + records["test"]:
         assert record.source_frames == FRAMES
         fps_seen.add(round(record.source_fps, 2))
-        # The stored pixels are the source frames the record says it took.
+        # The stored pixels are the source frames the record says it took, shown at the times it says.
         assert _source_frames(counters, record) == record.frame_indices.tolist()
+        np.testing.assert_allclose(record.frame_times, record.frame_indices / record.source_fps, atol=1e-3)
         for row in record.frame_indices:
             # 5 frames at 2.5 fps: 1.6 s from the first to the last, whatever the source's rate.
             assert abs((row[-1] - row[0]) / record.source_fps - 1.6) <= 0.5 / record.source_fps
