@@ -188,14 +188,20 @@ def plan_from_options(
 def catalog_options(func: F) -> F:
     """Add ``--manifest`` and ``--group-pattern``: where classes and groups come from (``shard``, ``list``).
 
-    The command receives ``manifest`` and ``group_pattern`` (str or None); pass them to
+    The command receives ``manifest``, ``path_template`` and ``group_pattern`` (str or None); pass them to
     :func:`load_manifest` before opening the source and to :func:`catalog_from_options` after listing it.
     """
     options = [
         click.option(
-            "--manifest", metavar="FILE.csv|FILE.jsonl", default=None,
+            "--manifest", metavar="FILE.csv|FILE.jsonl|FILE.parquet", default=None,
             help="Labels for any dataset: one row per video with path (relative to SOURCE) and label, "
-            "optionally split and group. Without it classes come from UCF101 names or <class>/ folders.",
+            "optionally split, group, and start and end (seconds: a segment; several rows per file allowed). "
+            "Kinetics CSVs are read as distributed. Without it classes come from UCF101 names or <class>/ folders.",
+        ),
+        click.option(
+            "--path-template", metavar="TEMPLATE", default=None,
+            help="Kinetics CSVs: the file of each row, e.g. '{youtube_id}.mp4' (full-length videos, cut by "
+            "time_start/time_end). Default: clipped downloads, '{youtube_id}_{time_start:06d}_{time_end:06d}.mp4'.",
         ),
         click.option(
             "--group-pattern", metavar="REGEX", default=None,
@@ -208,10 +214,13 @@ def catalog_options(func: F) -> F:
     return func
 
 
-def load_manifest(manifest: str | None, group_pattern: str | None) -> list[ManifestRow] | None:
+def load_manifest(manifest: str | None, group_pattern: str | None,
+                  path_template: str | None = None) -> list[ManifestRow] | None:
     """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened."""
     compile_group_pattern(group_pattern)
-    return None if manifest is None else read_manifest(manifest)
+    if manifest is None and path_template is not None:
+        raise CatalogError("`path_template` maps the rows of a Kinetics `manifest`; give one")
+    return None if manifest is None else read_manifest(manifest, path_template)
 
 
 def catalog_from_options(members: Sequence[Member], rows: list[ManifestRow] | None,
