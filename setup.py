@@ -51,6 +51,8 @@ setup(
         "tfds": ["tensorflow-datasets>=4.9,<5"],
         # `vidshard shard --format array_record`, and random access: Grain, map-style PyTorch.
         "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
+        # Parquet manifests and URL lists (Beam installs pyarrow already; this names it).
+        "parquet": ["pyarrow>=14"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import urllib.parse
 from typing import Callable, NamedTuple
 
 import cv2
@@ -291,6 +292,8 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
     if not data:
         raise DecodeError("empty file (0 bytes)")
     path = parse_segment(video_id)[0]
+    if "://" in path:  # a URL's file name ends before its query
+        path = urllib.parse.urlsplit(path).path
     suffix = os.path.splitext(path)[1] or ".avi"
     # OpenCV's FFmpeg backend reads files; a temp file is as fast as its in-memory stream API
     # (measured: 29 ms vs 29 ms for a 175-frame 320x240 XVID) and works on every OpenCV 4/5.

@@ -96,6 +96,6 @@ def _list_members(source: str) -> list[Member]:
 def list_command(source: str, manifest: str | None, path_template: str | None, group_pattern: str | None,
                  as_json: bool) -> None:
     """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, local zip or folder)."""
-    rows = load_manifest(manifest, group_pattern, path_template)
+    rows = load_manifest(manifest, group_pattern, path_template, source)
     summary = summarize(catalog_from_options(_list_members(source), rows, group_pattern), source)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

@@ -7,6 +7,7 @@ names, videos per class) is checked by :func:`plan_from_options`, before any vid
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import click
@@ -24,6 +25,7 @@ from vidshard.catalog import (
 from vidshard.catalog import build_catalog, compile_group_pattern
 from vidshard.errors import CatalogError
 from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
+from vidshard.tables import is_table
 from vidshard.splitlists import FOLDS, plan_from_lists, read_split_lists
 
 if TYPE_CHECKING:
@@ -215,9 +217,14 @@ def catalog_options(func: F) -> F:
 
 
 def load_manifest(manifest: str | None, group_pattern: str | None,
-                  path_template: str | None = None) -> list[ManifestRow] | None:
-    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened."""
+                  path_template: str | None = None, source: str | None = None) -> list[ManifestRow] | None:
+    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened.
+
+    A URL list (a SOURCE that is a .csv/.jsonl/.parquet file) is its own manifest unless one is given.
+    """
     compile_group_pattern(group_pattern)
+    if manifest is None and source is not None and is_table(source) and os.path.isfile(source):
+        manifest = source
     if manifest is None and path_template is not None:
         raise CatalogError("`path_template` maps the rows of a Kinetics `manifest`; give one")
     return None if manifest is None else read_manifest(manifest, path_template)

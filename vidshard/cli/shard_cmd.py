@@ -225,7 +225,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     check_file_format(file_format, compression)
     interrupted = check_output(source, data_dir, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
-    manifest_rows = load_manifest(manifest, group_pattern, path_template)
+    manifest_rows = load_manifest(manifest, group_pattern, path_template, source)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
                                                      sampling, fps, clip_seconds, eval_clips), encoding, quality)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
