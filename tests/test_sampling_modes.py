@@ -202,6 +202,23 @@ def test_eval_clips_reach_every_reader(counters, tmp_path):
     assert sum(len(batch) for batch in train) == info.splits["train"].num_examples
 
 
+def test_time_sampled_outputs_with_frame_times_reach_every_reader(counters, tmp_path):
+    """Version 5 (records with frame_times) reads in tf.data, the NumPy reader and inspect --verify."""
+    import tensorflow as tf  # noqa: F401 (the tf.data reader)
+
+    from vidshard.numpy_reader import ShardReader
+    from vidshard.reader import make_dataset
+
+    out = tmp_path / "v5"
+    assert shard(str(counters), str(out), "--fps", "5", "--n-frames", "4").exit_code == 0
+    info = load_info(str(out))
+    assert info.format_version == 5 and "frame_times" in info.features
+    videos = info.splits["test"].num_examples
+    assert sum(len(x) for x, _ in make_dataset(str(out), "test", 2, shuffle=False, cache=False)) == videos
+    assert sum(1 for _ in ShardReader(str(out), "test", batch_size=None, shuffle=False)) == videos
+    assert CliRunner().invoke(main, ["inspect", str(out), "--verify"]).exit_code == 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--fps", "5", "--clip-seconds", "2"], "give --fps or --clip-seconds, not both"),
     (["--sampling", "time"], "--sampling time needs --fps F or --clip-seconds S"),
