@@ -170,8 +170,9 @@ def _seek_scan(path: str, wanted: np.ndarray, spec: ClipSpec, times: np.ndarray,
                 return None
             while capture.grab():
                 grabbed += 1
-                index = int(np.searchsorted(times, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - _EPSILON))
-                if index >= len(times) or abs(times[index] - capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0) > _EPSILON:
+                shown = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                index = int(np.searchsorted(times, shown - _EPSILON))
+                if index >= len(times) or abs(times[index] - shown) > _EPSILON:
                     return None  # a time the probe never saw
                 if previous is None:
                     landed = index
@@ -191,17 +192,14 @@ def _seek_scan(path: str, wanted: np.ndarray, spec: ClipSpec, times: np.ndarray,
                     return kept, grabbed
         finally:
             capture.release()
-        if landed is None:
-            return None  # the stream ended at once
-        if landed is not None and trusted_from is not None and trusted_from > first:
-            # Landed too late (OpenCV turns times into frame numbers by the average rate): ask
-            # for a time as far again before the keyframe, never before the stream's start.
-            overshoot = float(times[min(trusted_from, len(times) - 1)]) - float(times[first])
-            request = max(0.0, request - 2 * overshoot - 1.0)
-            if request == 0.0:
-                return None
-            continue
-        return None
+        if landed is None or trusted_from is None or trusted_from <= first:
+            return None  # the stream ended before the clip's last frame (or at once)
+        # Landed too late (OpenCV turns times into frame numbers by the average rate): ask for a
+        # time twice the overshoot (and a second) earlier; at the stream's start the scan is as good.
+        overshoot = float(times[min(trusted_from, len(times) - 1)]) - float(times[first])
+        request = max(0.0, request - 2 * overshoot - 1.0)
+        if request == 0.0:
+            return None
     return None
 
 
