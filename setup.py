@@ -40,7 +40,8 @@ setup(
     extras_require={
         # Test tools only: the README's test command must not pull a second ML framework (PyPI's
         # torch is the CUDA build, several GB).  Tests that need jax or torch skip without them.
-        "dev": ["pytest>=8", "pytest-timeout>=2.2"],
+        # PyAV writes the test videos in today's codecs (H.264, HEVC, VP9, ...) and decodes them independently.
+        "dev": ["pytest>=8", "pytest-timeout>=2.2", "av>=12"],
         # Optional backends: training with --backend jax|torch, the PyTorch DataLoader.
         "jax": ["jax[cpu]>=0.4.30"],
         # Beam's DaskRunner (`vidshard shard ... --runner DaskRunner`) and dask.distributed.
@@ -50,6 +51,8 @@ setup(
         "tfds": ["tensorflow-datasets>=4.9,<5"],
         # `vidshard shard --format array_record`, and random access: Grain, map-style PyTorch.
         "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
+        # Parquet manifests and URL lists (Beam installs pyarrow already; this names it).
+        "parquet": ["pyarrow>=14"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

@@ -27,8 +27,9 @@ from apache_beam.metrics import Metrics
 from vidshard import shardio, staging
 from vidshard.decode import decode_clips
 from vidshard.errors import DecodeError, SourceError
+from vidshard.format.info import stores_frame_times
 from vidshard.format.schema import ClipRecord, encode_example
-from vidshard.sampling import ClipSpec
+from vidshard.sampling import ClipSpec, parse_segment
 from vidshard.sources import SourceOptions, VideoSource, open_source
 
 #: Namespace of every Beam metric of the pipeline, for runners that show them while running.
@@ -37,7 +38,11 @@ METRICS_NAMESPACE = "vidshard"
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One planned video and its fixed place in the output: (split, shard, position)."""
+    """One planned video and its fixed place in the output: (split, shard, position).
+
+    ``video_id`` is a source member, or a segment of one (``path#t=START,END``): the member is
+    fetched, the segment cut at decode time.
+    """
 
     split: str
     shard: int
@@ -128,7 +133,7 @@ class FetchDecodeEncode(beam.DoFn):
 
     def process(self, item: WorkItem) -> Iterator[tuple[tuple[str, int], Outcome]]:
         try:
-            data = self._open_source().read(item.video_id)
+            data = self._open_source().read(parse_segment(item.video_id)[0])
         except SourceError as exc:  # includes MemberReadError
             yield self._fail(item, "fetch", str(exc), 0)
             return
@@ -145,11 +150,13 @@ class FetchDecodeEncode(beam.DoFn):
         self._videos_decoded.inc()
         self._clips_decoded.inc(len(decoded.frames))
 
-        timing = self._settings.clip_spec.needs_timing  # version 4 records carry the timing their clips used
+        spec = self._settings.clip_spec
+        timing = spec.needs_timing  # version 4 records carry the timing their clips used
         record = ClipRecord(video_id=item.video_id, label=item.label, label_name=item.label_name,
                             frames=decoded.frames, frame_indices=decoded.indices,
                             source_fps=decoded.source_fps if timing else None,
-                            source_frames=decoded.total_frames if timing else None)
+                            source_frames=decoded.total_frames if timing else None,
+                            frame_times=decoded.times if stores_frame_times(spec) else None)
         try:
             example = encode_example(record, self._settings.encoding, self._settings.quality)
         except (ValueError, cv2.error) as exc:  # OpenCV refused a frame (e.g. wider than JPEG allows)

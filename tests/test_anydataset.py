@@ -108,7 +108,7 @@ def test_csv_and_jsonl_manifests_give_the_same_catalog(tmp_path):
     ("m.jsonl", '{"path": "clips/a.mp4", "label": "dog", "colour": 1}\n', "m.jsonl line 1: unknown column 'colour'"),
     ("m.jsonl", '{"path": "clips/a.mp4", "label": ""}\n', "m.jsonl line 1: empty label"),
     ("m.jsonl", '{"path": "clips/a.mp4", "label": "dog"}\n[1]\n', "m.jsonl line 2: expected a JSON object"),
-    ("m.txt", "clips/a.mp4 dog\n", "expected a .csv or .jsonl file"),
+    ("m.txt", "clips/a.mp4 dog\n", "expected a .csv, .jsonl or .parquet file"),
     ("m.csv", "path,label\n", "lists no video"),
 ])
 def test_each_kind_of_bad_row_is_one_error_naming_the_row(tmp_path, name, text, fragment):

@@ -138,15 +138,16 @@ def test_clip_seconds_sampling_end_to_end(counters, tmp_path):
     result = shard(str(counters), str(out), "--clip-seconds", "2", "--n-frames", "5", "--eval-clips", "3")
     assert result.exit_code == 0, result.output
     info = load_info(str(out))
-    assert info.format_version == 4 and (info.clip.sampling, info.clip.fps, info.clip.eval_clips) == ("time", 2.5, 3)
+    assert info.format_version == 5 and (info.clip.sampling, info.clip.fps, info.clip.eval_clips) == ("time", 2.5, 3)
     records = _records(out)
     assert {len(r.frames) for r in records["train"]} == {1} and {len(r.frames) for r in records["test"]} == {3}
     fps_seen = set()
     for record in records["train"] + records["test"]:
         assert record.source_frames == FRAMES
         fps_seen.add(round(record.source_fps, 2))
-        # The stored pixels are the source frames the record says it took.
+        # The stored pixels are the source frames the record says it took, shown at the times it says.
         assert _source_frames(counters, record) == record.frame_indices.tolist()
+        np.testing.assert_allclose(record.frame_times, record.frame_indices / record.source_fps, atol=1e-3)
         for row in record.frame_indices:
             # 5 frames at 2.5 fps: 1.6 s from the first to the last, whatever the source's rate.
             assert abs((row[-1] - row[0]) / record.source_fps - 1.6) <= 0.5 / record.source_fps
@@ -199,6 +200,23 @@ def test_eval_clips_reach_every_reader(counters, tmp_path):
     assert len(reader) == 3 * test_videos and sum(1 for _ in reader) == 3 * test_videos
     train = [x for x, _ in make_dataset(str(out), "train", 2, shuffle=False, cache=False, clips="all")]
     assert sum(len(batch) for batch in train) == info.splits["train"].num_examples
+
+
+def test_time_sampled_outputs_with_frame_times_reach_every_reader(counters, tmp_path):
+    """Version 5 (records with frame_times) reads in tf.data, the NumPy reader and inspect --verify."""
+    import tensorflow as tf  # noqa: F401 (the tf.data reader)
+
+    from vidshard.numpy_reader import ShardReader
+    from vidshard.reader import make_dataset
+
+    out = tmp_path / "v5"
+    assert shard(str(counters), str(out), "--fps", "5", "--n-frames", "4").exit_code == 0
+    info = load_info(str(out))
+    assert info.format_version == 5 and "frame_times" in info.features
+    videos = info.splits["test"].num_examples
+    assert sum(len(x) for x, _ in make_dataset(str(out), "test", 2, shuffle=False, cache=False)) == videos
+    assert sum(1 for _ in ShardReader(str(out), "test", batch_size=None, shuffle=False)) == videos
+    assert CliRunner().invoke(main, ["inspect", str(out), "--verify"]).exit_code == 0
 
 
 @pytest.mark.parametrize("args, message", [

@@ -123,6 +123,10 @@ def _check_record(serialized: bytes, where: str, info: DatasetInfo, split: str
         problems.append(f"{where}: " + ("stores" if record.has_timing else "lacks") + " the source video's fps and "
                         f"frame count, which {info.clip.sampling} sampling " + ("does not" if record.has_timing
                                                                                else "does"))
+    if (record.frame_times is not None) != ("frame_times" in (info.features or {})):
+        problems.append(f"{where}: " + ("stores" if record.frame_times is not None else "lacks")
+                        + " frame_times, which dataset_info.json's features " + ("lack" if record.frame_times is not None
+                                                                                 else "name"))
     if not 0 <= record.label < info.num_classes:
         problems.append(f"{where}: label {record.label} is outside 0..{info.num_classes - 1}")
     elif info.class_names[record.label] != record.label_name:

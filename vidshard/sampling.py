@@ -16,11 +16,22 @@ within each segment).  Evaluation clips (every other split) are placed determini
 uniformly over the video (segments: centred in their share of each segment), when ``eval_clips``
 is set or the sampling is not ``step``; ``step`` without ``eval_clips`` keeps the tutorial's
 seeded random starts on every split, so its outputs keep their bytes.
+
+Frame times.  A constant-rate video's frame ``i`` is at ``i / fps``, and the index arithmetic
+above is exact.  A variable-rate video (phone footage) is not: :func:`clip_indices` then takes
+``frame_times`` (each frame's presentation time, read from the stream by :mod:`vidshard.decode`)
+and time sampling picks, for each clip position, the frame nearest the asked time.
+
+Segments.  An example may be a segment of a longer video, named by its id in the Media Fragments
+form ``path#t=START,END`` (seconds; :func:`segment_id`, :func:`parse_segment`).  Every sampling
+mode then works inside the segment's frames (``window``): the same rules on the frames whose
+times lie in ``[START, END)``, stored with their frame numbers in the whole video.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,17 +172,95 @@ def _segment_indices(video_id: str, total_frames: int, spec: ClipSpec, split: st
     return indices
 
 
+def _nearest(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the frame nearest each target time; a tie goes to the later frame (as ``floor(x + 0.5)``).
+
+    Times within a nanosecond count as a tie, so float noise (2.6 - 2.5 > 2.5 - 2.4) cannot break one.
+    """
+    after = np.clip(np.searchsorted(times, targets, side="left"), 1, len(times) - 1)
+    before = after - 1
+    return np.where(times[after] - targets <= targets - times[before] + 1e-9, after, before)
+
+
+def _timed_indices(video_id: str, times: np.ndarray, spec: ClipSpec, split: str) -> np.ndarray:
+    """Time sampling on a variable-rate video: positions ``k / fps`` after the clip's first frame.
+
+    The rules of :func:`clip_starts` in time: a valid start is a frame from which the clip's last
+    asked time still falls on the video (within half its last frame interval); training draws one
+    of them, evaluation spreads clips over them; each position takes the frame nearest its time,
+    and positions past the video's end are padded.
+    """
+    count = spec.clips_in(split)
+    if len(times) == 1:
+        row = np.full(spec.n_frames, PADDED, np.int64)
+        row[0] = 0
+        return np.tile(row, (count, 1))
+    end = times[-1] + (times[-1] - times[-2]) / 2
+    length = (spec.n_frames - 1) / spec.fps
+    valid = np.flatnonzero(times + length <= end)
+    if len(valid) <= 1:
+        starts = [0] * count
+    elif split != TRAIN_SPLIT and spec.places_eval_clips:
+        starts = [int(valid[j]) for j in _spread(count, len(valid))]
+    else:
+        starts = [int(valid[_uniform(spec.seed, video_id, clip, len(valid))]) for clip in range(count)]
+    targets = times[np.asarray(starts)][:, None] + np.arange(spec.n_frames)[None, :] / spec.fps
+    indices = _nearest(times, targets).astype(np.int64)
+    indices[targets > end] = PADDED
+    return indices
+
+
 def clip_indices(video_id: str, total_frames: int, spec: ClipSpec, split: str = TRAIN_SPLIT,
-                 source_fps: float | None = None) -> np.ndarray:
+                 source_fps: float | None = None, frame_times: np.ndarray | None = None,
+                 window: tuple[int, int] | None = None) -> np.ndarray:
     """Source frame index of every frame of every clip, ``int64 [clips, n_frames]``, -1 where padded.
 
-    ``source_fps`` (the video's frame rate) is needed by ``time`` sampling only.
+    ``source_fps`` (the video's frame rate) is needed by ``time`` sampling only.  ``frame_times``
+    (seconds, one per frame, increasing) is given for a variable-rate video: time sampling then
+    follows them instead of ``index / source_fps``.  ``window`` ``(first, stop)`` restricts the
+    clips to frames ``first .. stop - 1`` (a segment); indices stay those of the whole video.
     """
-    if total_frames < 1:
+    first, stop = window if window is not None else (0, total_frames)
+    frames = stop - first
+    if frames < 1:
         return np.full((spec.clips_in(split), spec.n_frames), PADDED, np.int64)
     if spec.sampling == "segments":
-        return _segment_indices(video_id, total_frames, spec, split)
-    starts = np.asarray(clip_starts(video_id, total_frames, spec, split, source_fps), np.int64)
-    indices = starts[:, None] + _offsets(spec, source_fps)[None, :]
-    indices[indices >= total_frames] = PADDED
+        indices = _segment_indices(video_id, frames, spec, split)
+    elif spec.sampling == "time" and frame_times is not None:
+        indices = _timed_indices(video_id, np.asarray(frame_times, np.float64)[first:stop], spec, split)
+    else:
+        starts = np.asarray(clip_starts(video_id, frames, spec, split, source_fps), np.int64)
+        indices = starts[:, None] + _offsets(spec, source_fps)[None, :]
+        indices[indices >= frames] = PADDED
+    indices[indices != PADDED] += first
     return indices
+
+
+#: ``path#t=START,END`` (either bound may be left out, as Media Fragments allow: ``#t=10``, ``#t=,20``).
+_FRAGMENT = re.compile(r"(?P<path>.*)#t=(?:npt:)?(?P<start>[0-9.]*)(?:,(?P<end>[0-9.]*))?")
+
+
+def _seconds(value: float) -> str:
+    """A time as the shortest decimal to the millisecond: ``10``, ``2.5``, ``0.125``."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def segment_id(path: str, start: float | None, end: float | None) -> str:
+    """The stable id of a segment of ``path``: ``path#t=START,END`` (``path`` itself for the whole video)."""
+    if start is None and end is None:
+        return path
+    return f"{path}#t={'' if start is None else _seconds(start)}" + ("" if end is None else f",{_seconds(end)}")
+
+
+def parse_segment(video_id: str) -> tuple[str, float | None, float | None]:
+    """``(path, start, end)`` of an id made by :func:`segment_id`; ``(video_id, None, None)`` for a whole video."""
+    match = _FRAGMENT.fullmatch(video_id)
+    if match is None or (not match["start"] and not match["end"]):
+        return video_id, None, None
+    try:
+        start = float(match["start"]) if match["start"] else None
+        end = float(match["end"]) if match["end"] else None
+    except ValueError:
+        return video_id, None, None
+    return match["path"], start, end

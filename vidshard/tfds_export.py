@@ -81,6 +81,9 @@ def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
         **({"source_fps": tfds.features.Scalar(dtype=np.float32, doc="the source video's frame rate"),
             "source_frames": tfds.features.Scalar(dtype=np.int64, doc="frames the source video's stream holds")}
            if info.clip.needs_timing else {}),
+        **({"frame_times": tfds.features.Tensor(shape=(frames,), dtype=np.float32,
+                                                doc="seconds of every stored frame, -1 where padded")}
+           if "frame_times" in (info.features or {}) else {}),
     })
 
 

@@ -93,8 +93,9 @@ def _list_members(source: str) -> list[Member]:
 @click.argument("source")
 @catalog_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (with the unmatched names).")
-def list_command(source: str, manifest: str | None, group_pattern: str | None, as_json: bool) -> None:
+def list_command(source: str, manifest: str | None, path_template: str | None, group_pattern: str | None,
+                 as_json: bool) -> None:
     """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, local zip or folder)."""
-    rows = load_manifest(manifest, group_pattern)
+    rows = load_manifest(manifest, group_pattern, path_template, source)
     summary = summarize(catalog_from_options(_list_members(source), rows, group_pattern), source)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

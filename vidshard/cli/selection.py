@@ -7,6 +7,7 @@ names, videos per class) is checked by :func:`plan_from_options`, before any vid
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import click
@@ -24,6 +25,7 @@ from vidshard.catalog import (
 from vidshard.catalog import build_catalog, compile_group_pattern
 from vidshard.errors import CatalogError
 from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
+from vidshard.tables import is_table
 from vidshard.splitlists import FOLDS, plan_from_lists, read_split_lists
 
 if TYPE_CHECKING:
@@ -188,14 +190,20 @@ def plan_from_options(
 def catalog_options(func: F) -> F:
     """Add ``--manifest`` and ``--group-pattern``: where classes and groups come from (``shard``, ``list``).
 
-    The command receives ``manifest`` and ``group_pattern`` (str or None); pass them to
+    The command receives ``manifest``, ``path_template`` and ``group_pattern`` (str or None); pass them to
     :func:`load_manifest` before opening the source and to :func:`catalog_from_options` after listing it.
     """
     options = [
         click.option(
-            "--manifest", metavar="FILE.csv|FILE.jsonl", default=None,
+            "--manifest", metavar="FILE.csv|FILE.jsonl|FILE.parquet", default=None,
             help="Labels for any dataset: one row per video with path (relative to SOURCE) and label, "
-            "optionally split and group. Without it classes come from UCF101 names or <class>/ folders.",
+            "optionally split, group, and start and end (seconds: a segment; several rows per file allowed). "
+            "Kinetics CSVs are read as distributed. Without it classes come from UCF101 names or <class>/ folders.",
+        ),
+        click.option(
+            "--path-template", metavar="TEMPLATE", default=None,
+            help="Kinetics CSVs: the file of each row, e.g. '{youtube_id}.mp4' (full-length videos, cut by "
+            "time_start/time_end). Default: clipped downloads, '{youtube_id}_{time_start:06d}_{time_end:06d}.mp4'.",
         ),
         click.option(
             "--group-pattern", metavar="REGEX", default=None,
@@ -208,10 +216,18 @@ def catalog_options(func: F) -> F:
     return func
 
 
-def load_manifest(manifest: str | None, group_pattern: str | None) -> list[ManifestRow] | None:
-    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened."""
+def load_manifest(manifest: str | None, group_pattern: str | None,
+                  path_template: str | None = None, source: str | None = None) -> list[ManifestRow] | None:
+    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened.
+
+    A URL list (a SOURCE that is a .csv/.jsonl/.parquet file) is its own manifest unless one is given.
+    """
     compile_group_pattern(group_pattern)
-    return None if manifest is None else read_manifest(manifest)
+    if manifest is None and source is not None and is_table(source) and os.path.isfile(source):
+        manifest = source
+    if manifest is None and path_template is not None:
+        raise CatalogError("`path_template` maps the rows of a Kinetics `manifest`; give one")
+    return None if manifest is None else read_manifest(manifest, path_template)
 
 
 def catalog_from_options(members: Sequence[Member], rows: list[ManifestRow] | None,

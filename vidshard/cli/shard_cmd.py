@@ -206,7 +206,8 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
 @click.pass_context
-def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str | None, group_pattern: str | None,
+def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str | None, path_template: str | None,
+                  group_pattern: str | None,
                   num_classes: int | None,
                   classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
                   split_lists: str | None, fold: int | None, seed: int, n_frames: int,
@@ -224,7 +225,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     check_file_format(file_format, compression)
     interrupted = check_output(source, data_dir, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
-    manifest_rows = load_manifest(manifest, group_pattern)
+    manifest_rows = load_manifest(manifest, group_pattern, path_template, source)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
                                                      sampling, fps, clip_seconds, eval_clips), encoding, quality)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,

@@ -6,7 +6,8 @@ Readers start here (:func:`load_info`).  The clip spec is one value (``clip``: t
 ``format_version`` is checked on read: this code reads versions 1 to :data:`FORMAT_VERSION` and
 refuses anything else with one clear error.  It writes the lowest version that describes the
 output: 3 for clips cut the tutorial's way (so those outputs keep their bytes), 4 when the clip
-spec uses time or segment sampling or evaluation clips, which an older reader must not misread.
+spec uses segment sampling or evaluation clips, which an older reader must not misread, 5 when
+it uses time sampling, whose records store every frame's time (``frame_times``).
 """
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ INFO_FILE = "dataset_info.json"
 ERRORS_FILE = "errors.jsonl"
 #: Shard file formats: TFRecord (the default; sequential reads) or ArrayRecord (random access).
 FILE_FORMATS = ("tfrecord", "array_record")
-#: The newest ``format_version``: 3 plus the clip spec's ``sampling``, ``fps`` and ``eval_clips``,
+#: The newest ``format_version``: 5 is 4 plus ``frame_times`` in the records of time-sampled clips.
+#: Version 4: 3 plus the clip spec's ``sampling``, ``fps`` and ``eval_clips``,
 #: and records that store their video's timing (``source_fps``, ``source_frames``) when the clips
 #: depend on it.  Version 3: the clip spec nested as ``clip`` (with its seed), ``file_format``
 #: always present.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
+#: The version of outputs whose records store ``frame_times``: time sampling's.
+FRAME_TIMES_VERSION = 5
 #: The clip spec's fields that version 3 lacks; their ClipSpec defaults mean "as in version 3".
 _V4_CLIP_FIELDS = ("sampling", "fps", "eval_clips")
 #: Earlier versions, read but no longer written: the clip spec's fields flat at the top level and
@@ -72,7 +76,7 @@ class DatasetInfo:
         if self.format_version is None:
             self.format_version = version_for(self.clip)
         if self.features is None:
-            self.features = features_of(self.clip.needs_timing)
+            self.features = features_of(self.clip.needs_timing, stores_frame_times(self.clip))
         if self.file_format not in FILE_FORMATS:
             raise ValueError(f"file_format {self.file_format!r} is not one of {', '.join(FILE_FORMATS)}")
         if self.format_version in _FLAT_VERSIONS and self.file_format != _FLAT_VERSIONS[self.format_version]:
@@ -101,14 +105,14 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetInfo":
-        """Read ``format_version`` 3 or 4, or the flat layout of versions 1 and 2."""
+        """Read ``format_version`` 3, 4 or 5, or the flat layout of versions 1 and 2."""
         data = dict(data)
         version = data.get("format_version")
         if version in _FLAT_VERSIONS:
             # Before the clip seed was recorded, the CLI cut clips with the plan's seed.
             data["clip"] = {name: data.pop(name) for name in _CLIP_FIELDS} | {"seed": data["seed"]}
             data.setdefault("file_format", "tfrecord")
-        elif version not in (3, FORMAT_VERSION):
+        elif version not in (3, 4, FORMAT_VERSION):
             known = ", ".join(map(str, range(1, FORMAT_VERSION + 1)))
             raise ShardFormatError(f"format_version {version} is not one this vidshard reads ({known}): "
                                    f"written by a newer vidshard?")
@@ -128,9 +132,16 @@ class DatasetInfo:
 
 def version_for(clip: ClipSpec) -> int:
     """The ``format_version`` an output cut with ``clip`` is written as (see the module docstring)."""
+    if stores_frame_times(clip):
+        return FRAME_TIMES_VERSION
     tutorial = ClipSpec()
     uses_v4 = any(getattr(clip, name) != getattr(tutorial, name) for name in _V4_CLIP_FIELDS)
-    return FORMAT_VERSION if uses_v4 else 3
+    return 4 if uses_v4 else 3
+
+
+def stores_frame_times(clip: ClipSpec) -> bool:
+    """Whether records cut with ``clip`` store each frame's time: those of time sampling."""
+    return clip.sampling == "time"
 
 
 def load_info(data_dir: str) -> DatasetInfo:

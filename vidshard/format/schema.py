@@ -42,6 +42,12 @@ TIMING_FEATURES: dict[str, dict[str, str]] = {
     "source_fps": {"kind": "fixed_len", "dtype": "float", "doc": "the source video's frame rate"},
     "source_frames": {"kind": "fixed_len", "dtype": "int64", "doc": "frames the source video's stream holds"},
 }
+#: The feature of time-sampled records (format version 5): each stored frame's presentation time,
+#: read from the stream, so a variable-rate video's clip says when every frame was shown.
+FRAME_TIME_FEATURES: dict[str, dict[str, str]] = {
+    "frame_times": {"kind": "var_len", "dtype": "float",
+                    "doc": "seconds from the stream's start of every stored frame, -1 where padded"},
+}
 #: The protobuf list field of each dtype.
 _LIST_FIELD = {"string": "bytes_list", "int64": "int64_list", "float": "float_list"}
 #: The four int64 scalars that give a record's shape: ``[num_clips, num_frames, height, width, 3]``.
@@ -59,6 +65,7 @@ class ClipRecord:
     frame_indices: np.ndarray
     source_fps: float | None = None  #: set (with ``source_frames``) on records of :data:`TIMING_FEATURES`
     source_frames: int | None = None
+    frame_times: np.ndarray | None = None  #: float seconds ``[clips, T]`` (-1 where padded), time sampling only
 
     def __post_init__(self) -> None:
         if self.frames.dtype != np.uint8 or self.frames.ndim != 5 or self.frames.shape[-1] != 3:
@@ -67,15 +74,19 @@ class ClipRecord:
             raise ValueError(f"frame_indices shape {self.frame_indices.shape} != {self.frames.shape[:2]}")
         if (self.source_fps is None) != (self.source_frames is None):
             raise ValueError("source_fps and source_frames are stored together or not at all")
+        if self.frame_times is not None and (self.frame_times.shape != self.frames.shape[:2] or not self.has_timing):
+            raise ValueError(f"frame_times shape {self.frame_times.shape} != {self.frames.shape[:2]}, "
+                             "or stored without source_fps")
 
     @property
     def has_timing(self) -> bool:
         return self.source_fps is not None
 
 
-def features_of(timing: bool) -> dict[str, dict[str, str]]:
-    """The feature table of records with or without :data:`TIMING_FEATURES`."""
-    return {**FEATURES, **TIMING_FEATURES} if timing else dict(FEATURES)
+def features_of(timing: bool, frame_times: bool = False) -> dict[str, dict[str, str]]:
+    """The feature table of records with or without :data:`TIMING_FEATURES` (and :data:`FRAME_TIME_FEATURES`)."""
+    table = {**FEATURES, **TIMING_FEATURES} if timing else dict(FEATURES)
+    return {**table, **FRAME_TIME_FEATURES} if frame_times else table
 
 
 def _check_encoding(encoding: str) -> None:
@@ -98,6 +109,7 @@ def _values(record: ClipRecord, encoding: str, quality: int) -> dict[str, Iterab
         "frame_indices": (int(i) for i in record.frame_indices.reshape(-1)),
         "num_clips": [clips], "num_frames": [n_frames], "height": [h], "width": [w],
         "source_fps": [record.source_fps], "source_frames": [record.source_frames],
+        "frame_times": () if record.frame_times is None else (float(t) for t in record.frame_times.reshape(-1)),
     }
 
 
@@ -107,7 +119,7 @@ def encode_example(record: ClipRecord, encoding: str = "jpeg", quality: int = 95
     example = Example()
     feature = example.features.feature
     values = _values(record, encoding, quality)
-    for name, entry in features_of(record.has_timing).items():
+    for name, entry in features_of(record.has_timing, record.frame_times is not None).items():
         getattr(feature[name], _LIST_FIELD[entry["dtype"]]).value.extend(values[name])
     return example.SerializeToString(deterministic=True)
 
@@ -148,6 +160,15 @@ class _Parsed:
             raise ShardFormatError(f"record holds {len(values)} values of 'source_fps', expected 1")
         return float(values[0]), self.scalar("source_frames")
 
+    def frame_times(self) -> np.ndarray | None:
+        """Every stored frame's time ``[clips, T]`` on a record that stores them (version 5), else None."""
+        if "frame_times" not in self.feature:
+            return None
+        values = np.asarray(self.feature["frame_times"].float_list.value, np.float64)
+        if values.size != self.clips * self.n_frames:
+            raise ShardFormatError(f"record holds {values.size} frame times for {self.clips}x{self.n_frames} frames")
+        return values.reshape(self.clips, self.n_frames)
+
     def text(self, name: str) -> str:
         values = self.feature[name].bytes_list.value
         if len(values) != 1:
@@ -181,7 +202,7 @@ def parse_example(serialized: bytes, encoding: str) -> ClipRecord:
     return ClipRecord(video_id=parsed.text("video_id"), label=parsed.scalar("label"),
                       label_name=parsed.text("label_name"), frames=frames,
                       frame_indices=indices.reshape(parsed.clips, parsed.n_frames),
-                      source_fps=source_fps, source_frames=source_frames)
+                      source_fps=source_fps, source_frames=source_frames, frame_times=parsed.frame_times())
 
 
 def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: int | None = None,
@@ -206,7 +227,7 @@ def tf_feature_spec(names: Iterable[str] = tuple(FEATURES)) -> dict[str, Any]:
     import tensorflow as tf
 
     dtypes = {"string": tf.string, "int64": tf.int64, "float": tf.float32}
-    table = features_of(timing=True)
+    table = features_of(timing=True, frame_times=True)
     spec = {}
     for name in names:
         entry = table[name]

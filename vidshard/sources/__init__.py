@@ -10,6 +10,8 @@ extracted to disk.  :func:`open_source` picks the kind from the URI:
   connection errors, timeouts and 500/502/503/504 before any body byte arrives; a bounded loop
   around each read retries what urllib3 cannot see (a connection dropped mid-body, a short body).
 * an existing local file -> :class:`LocalZipSource` (:mod:`.archive`, :mod:`zipfile`);
+* an existing local ``.csv``, ``.jsonl`` or ``.parquet`` file -> :class:`UrlListSource` (:mod:`.urls`:
+  a URL list, one ``http(s)://`` video per row, each fetched whole by a streaming GET);
 * an existing local directory -> :class:`FolderSource` (:mod:`.folder`: ``<split>/<class>/*.avi``
   or flat names, walked recursively; nothing that resolves outside the folder is read).
 
@@ -38,6 +40,8 @@ from vidshard.sources.base import (
 from vidshard.sources.folder import FolderSource
 from vidshard.sources.http import RETRY_STATUSES
 from vidshard.sources.remote import RemoteZipSource
+from vidshard.sources.urls import UrlListSource
+from vidshard.tables import is_table
 
 __all__ = [
     "DEFAULT_MAX_MEMBER_BYTES",
@@ -48,6 +52,7 @@ __all__ = [
     "Member",
     "RemoteZipSource",
     "SourceOptions",
+    "UrlListSource",
     "VideoSource",
     "is_video_name",
     "open_source",
@@ -67,6 +72,8 @@ def open_source(uri: str | os.PathLike, options: SourceOptions = SourceOptions()
     path = Path(uri).expanduser()
     if path.is_dir():
         return FolderSource(uri, path, options)
+    if path.is_file() and is_table(path.name):
+        return UrlListSource(uri, path, options)
     if path.is_file():
         return LocalZipSource(uri, path, options)
     if path.exists() or path.is_symlink():
