@@ -78,7 +78,7 @@ def test_worker_batches_and_ranks_cover_the_split_once(tmp_path):
     write_shards(tmp_path, [3, 3, 2])
     seen = []
     for rank in range(2):  # two data-parallel processes, each with two loader workers
-        dataset = ShardIterableDataset(tmp_path, "train", batch_size=2, rank=rank, world_size=2, num_threads=1)
+        dataset = ShardIterableDataset(tmp_path, "train", batch_size=2, num_replicas=2, rank=rank, num_threads=1)
         loader = DataLoader(dataset, batch_size=None, num_workers=2)
         part = [v for v, _ in _ids(loader)]
         assert len(part) == dataset.num_examples
