@@ -56,8 +56,10 @@ X
         "tfds": ["tensorflow-datasets>=4.9,<5"],
         # `vidshard shard --format array_record`, and random access: Grain, map-style PyTorch.
         "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
-        # tests/test_notebook.py executes docs/quickstart.ipynb (a Jupyter kernel; tqdm.auto's widget).
-        "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "ipywidgets>=8"],
+        # Jupyter: tqdm.auto's widget; in IPython Beam imports its interactive module, which needs the
+        # pandas of its dataframe extra (<2.4).  tests/test_notebook.py runs docs/quickstart.ipynb.
+        "notebook": ["apache-beam[dataframe]>=2.60,<3", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+                     "ipywidgets>=8"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

@@ -14,6 +14,8 @@ imported by :func:`shard`, TensorFlow or PyTorch by :func:`load` with that backe
 """
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -28,7 +30,7 @@ BACKENDS = ("numpy", "torch", "tf", "grain")
 
 
 def shard(
-    source: str,
+    source: str | os.PathLike,
     data_dir: str | os.PathLike,
     *,
     num_classes: int | None = None,
@@ -79,6 +81,7 @@ def shard(
     from vidshard.sampling import ClipSpec
     from vidshard.sources import SourceOptions
 
+    _check_ipython_needs()
     height, width = (size, size) if isinstance(size, int) else size
     clip = ClipSpec(n_frames=n_frames, frame_step=frame_step, height=height, width=width,
                     clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=fps, eval_clips=eval_clips)
@@ -88,9 +91,35 @@ def shard(
                           group_pattern=group_pattern)
     options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                             verify_tls=verify_tls)
-    return run(source, os.fspath(data_dir), selection, EncodeSettings(clip, encoding, quality),
-               compression=compression, shards=shards, file_format=file_format, source_options=options,
-               overwrite=overwrite, resume=resume, beam_args=beam_args, progress=progress)
+    # Beam's loggers warn about what needs no action (its in-process runner's worker count, Interactive
+    # Beam's visualisation extras in Jupyter), as the CLI hides them; a level the caller set is kept.
+    beam_logger = logging.getLogger("apache_beam")
+    quiet = beam_logger.level == logging.NOTSET
+    if quiet:
+        beam_logger.setLevel(logging.ERROR)
+    try:
+        return run(os.fspath(source), os.fspath(data_dir), selection, EncodeSettings(clip, encoding, quality),
+                   compression=compression, shards=shards, file_format=file_format, source_options=options,
+                   overwrite=overwrite, resume=resume, beam_args=beam_args, progress=progress)
+    finally:
+        if quiet:
+            beam_logger.setLevel(logging.NOTSET)
+
+
+def _check_ipython_needs() -> None:
+    """In IPython (Jupyter), Beam imports its interactive module, which needs pandas < 2.4: say so before any work."""
+    from apache_beam.utils.interactive_utils import is_in_ipython
+
+    if not is_in_ipython():
+        return
+    try:
+        version = tuple(int(part) for part in importlib.metadata.version("pandas").split(".")[:2])
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    if version is None or version >= (2, 4):
+        found = "no pandas" if version is None else f"pandas {'.'.join(map(str, version))}"
+        raise VidshardError(f"in IPython or Jupyter, Apache Beam needs pandas < 2.4 (found {found}): "
+                            "pip install 'vidshard[notebook]'")
 
 
 def load(data_dir: str | os.PathLike, split: str = "train", backend: str = "numpy", *,
