@@ -32,7 +32,7 @@ setup(
         # releases whose _request and fetch are the code that hook was written and tested against.
         "remotezip>=0.12.0,<=0.12.6",
         "requests>=2.31",
-X
+        # sources/http.py names urllib3 2's exceptions (NameResolutionError): imported, so declared.
         "urllib3>=2",
         # vidshard preview writes GIFs with Pillow (imported directly, not only through matplotlib).
         "Pillow>=10",
