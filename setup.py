@@ -28,8 +28,14 @@ setup(
         "keras>=3.3,<4",
         "protobuf>=4.25",
         "opencv-python-headless>=4.9,<6",
-        "remotezip>=0.12,<1",
+        # vidshard.sources.http overrides remotezip's private RemoteFetcher._request: pinned to the
+        # releases whose _request and fetch are the code that hook was written and tested against.
+        "remotezip>=0.12.0,<=0.12.6",
         "requests>=2.31",
+        # sources/http.py names urllib3 2's exceptions (NameResolutionError): imported, so declared.
+        "urllib3>=2",
+        # vidshard preview writes GIFs with Pillow (imported directly, not only through matplotlib).
+        "Pillow>=10",
         "einops>=0.7",
         "numpy>=1.26",
         "click>=8.1",
@@ -53,6 +59,10 @@ setup(
         "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
         # Parquet manifests and URL lists (Beam installs pyarrow already; this names it).
         "parquet": ["pyarrow>=14"],
+        # Jupyter: tqdm.auto's widget; in IPython Beam imports its interactive module, which needs the
+        # pandas of its dataframe extra (<2.4).  tests/test_notebook.py runs docs/quickstart.ipynb.
+        "notebook": ["apache-beam[dataframe]>=2.60,<3", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+                     "ipywidgets>=8"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

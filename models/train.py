@@ -28,7 +28,7 @@ from typing import Any
 
 import keras
 
-from vidshard import __version__
+from vidshard.version import __version__
 from vidshard.augment import parse_augment
 from vidshard.errors import VidshardError
 from vidshard.format.info import DatasetInfo, load_info

@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineRunner, PipelineState
 
-from vidshard import __version__, shardio, staging
+from vidshard import shardio, staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.format import naming
@@ -41,6 +41,7 @@ from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
 from vidshard.sources import SourceOptions
+from vidshard.version import __version__
 
 
 @dataclass(frozen=True)

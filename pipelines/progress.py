@@ -15,7 +15,7 @@ import time
 from types import TracebackType
 from typing import TextIO
 
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in Jupyter, text on a terminal
 
 from vidshard import shardio, staging
 

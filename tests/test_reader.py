@@ -48,7 +48,7 @@ def test_batches_are_uint8_clips_and_int_labels(tmp_path):
     dataset = make_dataset(tmp_path, "train", 4)
     clips_spec, labels_spec = dataset.element_spec
     assert clips_spec.dtype == tf.uint8 and clips_spec.shape.as_list() == [None, 4, 32, 48, 3]
-    assert labels_spec.dtype == tf.int32
+    assert labels_spec.dtype == tf.int64
     assert [int(x.shape[0]) for x, _ in dataset] == [4, 4, 1]
     assert dataset.cardinality().numpy() == 3  # Keras knows the steps per epoch
 

@@ -119,8 +119,11 @@ def vidshard_records(out: str, split: str) -> list:
 def test_tfds_reads_the_shards_in_place_with_the_same_frames(exported, encoding):
     case = exported[encoding]
     out, arrays, meta = case["out"], case["arrays"], case["meta"]
-    assert sorted(os.listdir(case["folder"])) == ["dataset_info.json", "features.json", "label.labels.txt"]  # no copies
     info = load_info(out)
+    shards = sorted(name for split in info.splits.values() for name in split.shards)
+    assert sorted(os.listdir(case["folder"])) == sorted(["dataset_info.json", "features.json", "label.labels.txt",
+                                                         *shards])
+    assert all(os.path.islink(os.path.join(case["folder"], name)) for name in shards)  # links, no copies
     assert info.encoding == encoding
     assert meta["class_names"] == info.class_names
     assert meta["frames_feature"] == ("Tensor" if encoding == "raw" else "Video")
@@ -167,7 +170,14 @@ def test_tfds_reads_version_4_outputs_with_their_timing_and_evaluation_clips(exp
 def test_export_to_another_folder_points_at_the_shards(exported):
     case = exported["elsewhere"]
     splits = json.loads(open(os.path.join(case["folder"], "dataset_info.json")).read())["splits"]
-    assert {s["filepathTemplate"] for s in splits} == {"../../jpeg/{SPLIT}-{SHARD_X_OF_Y}.tfrecord"}
+    assert {s["filepathTemplate"] for s in splits} == {"{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"}
+    shards = load_info(exported["jpeg"]["out"]).splits
+    names = sorted(name for split in shards.values() for name in split.shards)
+    assert sorted(name for name in os.listdir(case["folder"]) if name.endswith(".tfrecord")) == names
+    for name in names:  # relative links to the shards: nothing copied, the two folders move together
+        link = os.path.join(case["folder"], name)
+        assert os.path.islink(link) and os.readlink(link) == os.path.join("..", "..", "jpeg", name)
+        assert os.path.samefile(link, os.path.join(exported["jpeg"]["out"], name))
     for split in ("train", "val", "test"):
         np.testing.assert_array_equal(case["arrays"][f"{split}/frames"], exported["jpeg"]["arrays"][f"{split}/frames"])
 
@@ -178,7 +188,7 @@ def test_tfds_reads_array_record_outputs_by_index(exported):
     case = exported["array_record"]
     info = load_info(case["out"])
     templates = {s["filepathTemplate"] for s in json.loads(open(os.path.join(case["folder"], "dataset_info.json")).read())["splits"]}
-    assert templates == {"../{SPLIT}-{SHARD_X_OF_Y}.array_record"}
+    assert templates == {"{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"} and info.file_format == "array_record"
     assert case["meta"]["splits"] == {split: {"num_examples": s.num_examples, "shard_lengths": s.shard_lengths}
                                       for split, s in info.splits.items()}
     for split in info.splits:

@@ -78,7 +78,7 @@ def test_worker_batches_and_ranks_cover_the_split_once(tmp_path):
     write_shards(tmp_path, [3, 3, 2])
     seen = []
     for rank in range(2):  # two data-parallel processes, each with two loader workers
-        dataset = ShardIterableDataset(tmp_path, "train", batch_size=2, rank=rank, world_size=2, num_threads=1)
+        dataset = ShardIterableDataset(tmp_path, "train", batch_size=2, num_replicas=2, rank=rank, num_threads=1)
         loader = DataLoader(dataset, batch_size=None, num_workers=2)
         part = [v for v, _ in _ids(loader)]
         assert len(part) == dataset.num_examples
@@ -102,3 +102,55 @@ def test_augment_reaches_the_reader_in_every_worker(tmp_path):
         mirrored.append(torch.equal(torch.flip(a, dims=[2]), b))
         assert mirrored[-1] or torch.equal(a, b)  # each clip is itself or its mirror image
     assert len(mirrored) == 11 and any(mirrored) and not all(mirrored)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ranks_run_the_same_number_of_batches_over_unevenly_divided_files(tmp_path, ranks, drop_last):
+    """5 files of 5, 1, 4, 2, 3 examples: whole files per rank would give 2 ranks 9 and 6 examples (a DDP hang)."""
+    pytest.importorskip("torch", reason=NO_TORCH)
+    from torch.utils.data import DataLoader
+
+    from vidshard.torch_data import ShardIterableDataset
+
+    write_shards(tmp_path, [5, 1, 4, 2, 3])
+    size = 15 // ranks if drop_last else -(-15 // ranks)
+    batches, seen = [], []
+    for rank in range(ranks):
+        dataset = ShardIterableDataset(tmp_path, "train", num_replicas=ranks, rank=rank, drop_last=drop_last, seed=2)
+        assert len(dataset) == dataset.num_examples == size
+        loader = DataLoader(dataset, batch_size=2, num_workers=2)
+        videos = [v for v, _ in _ids(loader)]
+        assert len(videos) == size
+        batches.append(len(list(loader)))
+        seen += videos
+    assert len(set(batches)) == 1  # every rank steps as often: DistributedDataParallel never waits on one
+    assert sorted(seen) == (list(range(size * ranks)) if drop_last else sorted([*range(15), *range(size * ranks - 15)]))
+
+
+def test_len_is_unknown_when_the_workers_batch(tmp_path):
+    pytest.importorskip("torch", reason=NO_TORCH)
+    from vidshard.torch_data import ShardIterableDataset
+
+    write_shards(tmp_path, [3, 2])
+    with pytest.raises(TypeError, match="num_workers"):
+        len(ShardIterableDataset(tmp_path, "train", batch_size=2))
+
+
+@pytest.mark.parametrize("layout, shape", [("TCHW", (T, 3, H, W)), ("CTHW", (3, T, H, W))])
+def test_channels_first_float_layouts_for_torchvision(tmp_path, layout, shape):
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
+    from torch.utils.data import DataLoader
+
+    from vidshard.torch_data import ShardIterableDataset
+
+    write_shards(tmp_path, [3, 2])
+    stored = ShardIterableDataset(tmp_path, "train", shuffle=False)
+    changed = ShardIterableDataset(tmp_path, "train", shuffle=False, layout=layout)
+    for (a, label_a), (b, label_b) in zip(DataLoader(stored, batch_size=2), DataLoader(changed, batch_size=2)):
+        assert b.dtype == torch.float32 and tuple(b.shape[1:]) == shape and b.is_contiguous()
+        assert torch.equal(label_a, label_b) and label_b.dtype == torch.int64
+        back = b.permute(0, 1, 3, 4, 2) if layout == "TCHW" else b.permute(0, 2, 3, 4, 1)
+        assert torch.equal(torch.round(back * 255).to(torch.uint8), a)  # [0, 1] floats of the same pixels
+    with pytest.raises(ValueError, match="layout"):
+        ShardIterableDataset(tmp_path, "train", layout="NHWC")

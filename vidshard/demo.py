@@ -83,24 +83,17 @@ def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
 def _shard(url: str, data_dir: str, config: DemoConfig, echo: Callable[[str], None]) -> list[str]:
     """``vidshard shard URL DATA_DIR --splits ... --overwrite`` with the demo's clip settings; the summary lines."""
     # Beam is imported here, not at the top, as in the shard command.
-    from vidshard.catalog import build_catalog, parse_splits, plan_splits, select_classes
-    from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
+    from vidshard.pipelines.job import shard
     from vidshard.pipelines.transforms import EncodeSettings
+    from vidshard.planning import Selection
     from vidshard.sampling import ClipSpec
-    from vidshard.sources import SourceOptions, open_source
 
-    check_output(url, data_dir, overwrite=True)
     settings = EncodeSettings(ClipSpec(n_frames=config.n_frames, frame_step=config.frame_step, height=config.size,
                                        width=config.size, clips_per_video=1, seed=config.seed), "jpeg", 95)
-    with open_source(url, SourceOptions()) as src:
-        catalog = build_catalog(src.list_members())
-    plan = plan_splits(catalog, select_classes(catalog), parse_splits(config.splits), policy="group", seed=config.seed)
-    for warning in plan.warnings:
-        echo(f"Warning: {warning}")
-    clear_output(data_dir)
-    result = run_job(ShardRequest(url, data_dir, plan, settings, source_options=SourceOptions()),
-                     progress=sys.stderr.isatty(), on_start=lambda _reused: echo(
-                         f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {data_dir} ..."))
+    result = shard(url, data_dir, Selection(splits=config.splits, split_by="group", seed=config.seed), settings,
+                   overwrite=True, progress=sys.stderr.isatty(), on_warning=lambda warning: echo(f"Warning: {warning}"),
+                   on_start=lambda plan, _reused, _interrupted: echo(
+                       f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {data_dir} ..."))
     return result.summary(data_dir)
 
 

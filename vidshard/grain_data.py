@@ -29,19 +29,21 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("vidshard.grain_data needs Grain: pip install 'vidshard[grain]'") from exc
 
+from vidshard.parts import Part
 from vidshard.random_access import ClipDecoder, SplitSource
 
 
 def make_dataset(data_dir: str | os.PathLike, split: str, *, seed: int = 0, shuffle: bool = True,
                  clips: str | int = "random", batch_size: int | None = None, drop_remainder: bool = False,
-                 num_epochs: int | None = 1) -> "grain.MapDataset":
+                 num_epochs: int | None = 1, part: Part | None = None) -> "grain.MapDataset":
     """A ``grain.MapDataset`` of ``{"frames", "label", "key"}`` over ``split`` of an ArrayRecord output.
 
     ``shuffle=False`` keeps the order of ``dataset_info.json`` (evaluation).  ``clips`` as in
     :class:`~vidshard.random_access.ClipDecoder`.  ``batch_size`` stacks elements into batches
     (``frames`` uint8 ``[B, T, H, W, 3]``) within each epoch.  ``num_epochs=None`` repeats forever.
+    ``part`` reads those records of the split (a slice, :func:`vidshard.load`) instead of all of it.
     """
-    source = SplitSource(data_dir, split)
+    source = SplitSource(data_dir, split, part)
     decoder = ClipDecoder(source.info, source.split, len(source), seed=seed, clips=clips, where=f"{source.data_dir} split {split}")
     dataset = grain.MapDataset.source(source).map_with_index(decoder)
     if shuffle:

@@ -33,7 +33,7 @@ from vidshard.errors import ShardFormatError
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import parse_clip_into
 from vidshard.format.shardfiles import iter_shard
-from vidshard.parts import Part
+from vidshard.parts import Part, Segment
 
 #: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
 #: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
@@ -70,9 +70,11 @@ class ShardReader:
     always takes that clip (exact comparisons).  ``num_workers`` decode threads run
     ahead of the consumer by up to ``prefetch`` batches; ``num_workers=0`` does everything in the
     iterating thread (no threads; for use inside a PyTorch ``DataLoader`` worker).
-    ``shard_index``/``num_shards`` give this reader one disjoint part of the split (see
-    :meth:`vidshard.parts.Part.split`), for data-parallel training; ``part`` passes a part made by the caller
-    instead (:mod:`vidshard.torch_data` splits a rank's part again between loader workers).
+    ``shard_index``/``num_shards`` give this reader one disjoint, contiguous part of the split (see
+    :meth:`vidshard.parts.Part.split`); ``part`` passes a part made by the caller instead: a slice
+    (:func:`vidshard.load`), a data-parallel rank's equal share (:meth:`vidshard.parts.Part.for_rank`), or a
+    share of it for one loader worker (:mod:`vidshard.torch_data`).  ``split`` names the split whose
+    stored clip count applies (a part of several splits needs the same count in each).
 
     ``augment`` names train-time augmentations (``("crop", "flip")``, see :mod:`vidshard.augment`),
     drawn per clip from ``(seed, epoch)`` and the part, on a stream of their own (the order and
@@ -161,14 +163,14 @@ class ShardReader:
     def _items(self, epoch: int) -> Iterator[_Item]:
         """Records of this reader's part in this epoch's order, each with its clip draw."""
         rng = np.random.default_rng([self.seed, epoch, *self.part.key])
-        files = list(self.part.files)
+        segments = list(self.part.segments)
         if self.shuffle:
-            files = [files[i] for i in rng.permutation(len(files))]
+            segments = [segments[i] for i in rng.permutation(len(segments))]
         # Augmentations have a stream of their own (a child of the same seed), so turning them on
         # changes neither the order nor the clips.
         augment_rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, *self.part.key], spawn_key=(1,)))
         _, height, width, _ = self.frame_shape
-        stream = self._interleave(files, CYCLE_LENGTH if self.shuffle else 1)
+        stream = self._interleave(segments, CYCLE_LENGTH if self.shuffle else 1)
         if self.shuffle:
             stream = _shuffle_buffer(stream, self.shuffle_buffer, rng)
         for path, index, serialized in stream:
@@ -183,28 +185,34 @@ class ShardReader:
                                             height, width)
                 yield _Item(path, index, serialized, fixed, float(rng.random()), how)
 
-    def _interleave(self, files: list[tuple[str, int, int]], cycle: int) -> Iterator[tuple[str, int, bytes]]:
-        """Round-robin over ``cycle`` open files at a time, keeping this part's records."""
-        pending = deque(files)
+    def _interleave(self, segments: list[Segment], cycle: int) -> Iterator[tuple[str, int, bytes]]:
+        """Round-robin over ``cycle`` open files at a time, reading this part's segments of them."""
+        pending = deque(segments)
         active: deque[Iterator[tuple[str, int, bytes]]] = deque()
         while pending or active:
             while pending and len(active) < cycle:
-                active.append(self._file_records(*pending.popleft()))
+                active.append(self._segment_records(pending.popleft()))
             reader = active.popleft()
             record = next(reader, None)
             if record is not None:
                 yield record
                 active.append(reader)
 
-    def _file_records(self, path: str, expected: int, first: int) -> Iterator[tuple[str, int, bytes]]:
-        """One file's records of this part; the file must hold as many as ``dataset_info.json`` says."""
-        count = 0
+    def _segment_records(self, segment: Segment) -> Iterator[tuple[str, int, bytes]]:
+        """Records ``[start, stop)`` of one file; it must hold as many as ``dataset_info.json`` says.
+
+        Reading stops after ``stop``; a segment that ends the file reads on to check the count.
+        """
+        path, count = segment.path, 0
         for index, serialized in enumerate(iter_shard(path, self.info, verify=self.verify)):
             count += 1
-            if self.part.keeps(first + index):
+            if index >= segment.start:
                 yield path, index, serialized
-        if count != expected:
-            raise ShardFormatError(f"{path} holds {count} records but {os.path.join(self.data_dir, 'dataset_info.json')} says {expected}")
+            if count == segment.stop < segment.length:
+                return
+        if count != segment.length:
+            raise ShardFormatError(f"{path} holds {count} records but {os.path.join(self.data_dir, 'dataset_info.json')} "
+                                   f"says {segment.length}")
 
     # -- decoding and batching --------------------------------------------------------------
 

@@ -25,18 +25,20 @@ import numpy as np
 from vidshard.errors import ShardFormatError
 from vidshard.format import arrayrecord
 from vidshard.format.info import DatasetInfo, load_info
-from vidshard.format.splits import split_files
 from vidshard.numpy_reader import check_clip_choice, decode_one
+from vidshard.parts import Part
 
 
 class SplitSource:
     """One split of an ArrayRecord output: ``len(source)`` examples, ``source[key]`` -> serialized Example.
 
+    ``part`` (a slice, :func:`vidshard.load`) makes key ``k`` the ``k``-th record of that part instead.
+
     Every file's record count is checked against ``dataset_info.json`` when the source is made
     (from the files' footers); a record that fails its chunk hash raises ShardFormatError.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, split: str) -> None:
+    def __init__(self, data_dir: str | os.PathLike, split: str, part: Part | None = None) -> None:
         from array_record.python.array_record_data_source import ArrayRecordDataSource
 
         self.data_dir = os.fspath(data_dir)
@@ -45,13 +47,14 @@ class SplitSource:
         if self.info.file_format != "array_record":
             raise ShardFormatError(f"{self.data_dir} holds {self.info.file_format} shards; random access needs "
                                    f"ArrayRecord: shard with --format array_record")
-        _, paths = split_files(self.data_dir, split, self.info)
+        part = part if part is not None else Part.whole(self.data_dir, self.info, split)
         ranges = []
-        for path, expected in zip(paths, self.info.splits[split].shard_lengths):
-            found = arrayrecord.num_records(path)
-            if found != expected:
-                raise ShardFormatError(f"{path} holds {found} records but dataset_info.json says {expected}")
-            ranges.append(f"{path}[0:{found}]")  # the counts are known: the source need not open every file again
+        for segment in part.segments:
+            found = arrayrecord.num_records(segment.path)
+            if found != segment.length:
+                raise ShardFormatError(f"{segment.path} holds {found} records but dataset_info.json says {segment.length}")
+            # the counts are known: the source need not open every file again
+            ranges.append(f"{segment.path}[{segment.start}:{segment.stop}]")
         # It reads with readahead_buffer_size:0; max_parallelism:0 as in vidshard.arrayrecord.
         self._source = ArrayRecordDataSource(ranges, reader_options={"max_parallelism": "0"})
 

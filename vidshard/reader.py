@@ -31,6 +31,7 @@ from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import tf_feature_spec
 from vidshard.format.splits import split_files
 from vidshard.format.tfrecord import iter_records
+from vidshard.parts import Part
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -46,7 +47,7 @@ DATA_ERRORS = (tf.errors.DataLossError, tf.errors.FailedPreconditionError)
 
 
 def _decoder(info: DatasetInfo, split: str):
-    """A function from one serialized Example to ``(clips uint8 [C, T, H, W, 3], label int32, video_id)``."""
+    """A function from one serialized Example to ``(clips uint8 [C, T, H, W, 3], label int64, video_id)``."""
     spec = tf_feature_spec(_NEEDED)
     frame_shape = info.clip_shape
     if info.encoding == "raw":
@@ -74,7 +75,7 @@ def _decoder(info: DatasetInfo, split: str):
         parsed = tf.io.parse_single_example(serialized, spec)
         frames = decode_frames(parsed["frames"].values)
         clips = tf.ensure_shape(tf.reshape(frames, (parsed["num_clips"], *frame_shape)), (None, *frame_shape))
-        return clips, tf.cast(parsed["label"], tf.int32), parsed["video_id"]
+        return clips, parsed["label"], parsed["video_id"]  # int64, as the Example stores it and every reader yields
 
     return decode
 
@@ -139,8 +140,9 @@ def make_dataset(
     with_ids: bool = False,
     clips: str = "random",
     augment: str | Iterable[str] | None = (),
+    part: Part | None = None,
 ) -> tf.data.Dataset:
-    """A dataset of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` batches of one split.
+    """A dataset of ``(uint8 clips [B, T, H, W, 3], int64 labels [B])`` batches of one split.
 
     Args:
         data_dir: a shard directory (holding ``dataset_info.json``).
@@ -161,6 +163,9 @@ def make_dataset(
         augment: train-time augmentations, e.g. ``("crop", "flip")`` or ``"flip,crop"`` (see
             :mod:`vidshard.augment`), drawn per example after the cache, every epoch anew;
             not with ``clips="all"``, the evaluation path.
+        part: read these records (:class:`vidshard.parts.Part`, e.g. a slice made by
+            :func:`vidshard.splitspec.select`) instead of the whole split; ``split`` then names
+            the split whose stored clip count the part's records share.
     """
     if clips not in ("random", "all"):
         raise ValueError(f"clips must be 'random' or 'all', not {clips!r}")
@@ -174,23 +179,33 @@ def make_dataset(
     if info.file_format != "tfrecord":
         raise ShardFormatError(f"{data_dir} holds {info.file_format} shards, which tf.data does not read: use "
                                f"vidshard.numpy_reader or vidshard.grain_data, or shard with --format tfrecord")
-    info, paths = split_files(data_dir, split, info)
+    whole = part is None
+    if whole:
+        part = Part.whole(data_dir, info, split)
+    elif split not in info.splits:
+        raise ShardFormatError(f"{data_dir} has no split {split!r}")
     compression = _COMPRESSION.get(info.compression)
     if compression is None:
         raise ShardFormatError(f"dataset_info.json names an unknown compression {info.compression!r}")
+    if not part.segments:
+        raise ShardFormatError(f"the selection of {data_dir} ({split}) holds no examples")
 
-    files = tf.data.Dataset.from_tensor_slices(paths)
+    # Each segment is records [start, stop) of one file: whole files, or the edges of a slice.  One
+    # that ends its file reads on to the end (take(-1)), so a file longer than listed fails below.
+    segments = tf.data.Dataset.from_tensor_slices(
+        ([s.path for s in part.segments], tf.constant([s.start for s in part.segments], tf.int64),
+         tf.constant([s.size if s.stop < s.length else -1 for s in part.segments], tf.int64)))
     if shuffle:
-        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = files.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
-        cycle_length=min(len(paths), _MAX_PARALLEL_FILES), num_parallel_calls=AUTOTUNE,
+        segments = segments.shuffle(len(part.segments), seed=seed, reshuffle_each_iteration=True)
+    ds = segments.interleave(
+        lambda path, start, size: tf.data.TFRecordDataset(path, compression_type=compression).skip(start).take(size),
+        cycle_length=min(len(part.segments), _MAX_PARALLEL_FILES), num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
     ds = ds.map(_decoder(info, split), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # Known sizes give Keras its steps per epoch, and a split shorter or longer than its
     # dataset_info.json count fails loudly (FailedPreconditionError) instead of training on less.
-    num_examples = info.splits[split].num_examples
+    num_examples = info.splits[split].num_examples if whole else part.num_examples
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
     if isinstance(cache, str):
         os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)

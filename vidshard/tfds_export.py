@@ -3,10 +3,10 @@
 TFDS reads a dataset from a folder that holds *its* ``dataset_info.json`` and ``features.json``.
 vidshard's output already has a ``dataset_info.json`` of another schema (the shard contract other
 tools read), so the TFDS metadata goes into a folder of its own, by default ``DATA_DIR/tfds``.
-Nothing is copied or linked: each split's ``filepathTemplate`` in TFDS's ``dataset_info.json`` is
-the path from that folder to vidshard's shard files (``../{SPLIT}-{SHARD_X_OF_Y}.tfrecord``),
-which TFDS resolves against the folder, and the TFDS features are declared over the Example
-keys the shards already hold, so TFDS parses the existing bytes:
+TFDS's public ``tfds.folder_dataset.write_metadata`` writes it, and finds the data files in the
+folder it writes to, so that folder holds a relative symbolic link to each shard file (nothing
+is copied), and the TFDS features are declared over the Example keys the shards already hold,
+so TFDS parses the existing bytes:
 
 ============== ===================================================================================
 feature        TFDS feature
@@ -42,9 +42,6 @@ from vidshard.format.splits import split_files
 
 try:
     import tensorflow_datasets as tfds
-    from tensorflow_datasets.core import dataset_info as tfds_info
-    from tensorflow_datasets.core import file_adapters, naming, utils
-    from tensorflow_datasets.core import splits as tfds_splits
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("vidshard.tfds_export needs TensorFlow Datasets: pip install 'vidshard[tfds]'") from exc
 
@@ -53,7 +50,9 @@ DEFAULT_FOLDER = "tfds"
 #: The dataset name TFDS shows (``builder.info.name``).
 DATASET_NAME = "vidshard"
 #: vidshard's shard names, ``{split}-SSSSS-of-NNNNN.{suffix}``, in TFDS's template language.
-SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}"
+SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"
+#: TFDS's file suffix (which names its file format) of each vidshard file format.
+_SUFFIX = {"tfrecord": "tfrecord", "array_record": "array_record"}
 
 
 def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
@@ -112,44 +111,47 @@ def _description(info: DatasetInfo) -> str:
 
 
 def export_tfds(data_dir: str, to: str | None = None) -> str:
-    """Write TFDS's metadata for the vidshard output ``output`` into ``to``; return that folder.
+    """Write TFDS's metadata for the vidshard output ``data_dir`` into ``to``; return that folder.
 
-    ``to`` defaults to ``output/tfds``.  The shards stay where they are: the metadata points at
-    them by a path relative to ``to``, so the two folders can move together, not apart.  Refuses
-    (:class:`VidshardError`, one line) gzip-compressed outputs, which TFDS cannot read, and an
-    existing ``to`` that holds anything but an earlier export.
+    ``to`` defaults to ``data_dir/tfds``.  The shards stay where they are: ``to`` holds, beside
+    TFDS's metadata, one relative symbolic link per shard file (``train-00000-of-00002.tfrecord ->
+    ../train-00000-of-00002.tfrecord``), so the two folders can move together, not apart.  The
+    metadata is written by TFDS's public ``tfds.folder_dataset.write_metadata``, which finds the
+    data files in the folder it writes to.  Refuses (:class:`VidshardError`, one line)
+    gzip-compressed outputs, which TFDS cannot read, and an existing ``to`` that holds anything
+    but an earlier export.
     """
     info = load_info(data_dir)
     if info.compression != "none":
         raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "
                             f"shard again with --compression none")
     to = to if to is not None else os.path.join(data_dir, DEFAULT_FOLDER)
-    if os.path.isdir(to) and set(os.listdir(to)) - {"dataset_info.json", "features.json", "label.labels.txt"}:
-        raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another `to`")
+    paths = {split: split_files(data_dir, split, info)[1] for split in info.splits}
+    links = {os.path.basename(path): os.path.relpath(path, to) for split_paths in paths.values() for path in split_paths}
+    if os.path.isdir(to):
+        earlier = {"dataset_info.json", "features.json", "label.labels.txt"}
+        others = [name for name in os.listdir(to) if name not in earlier
+                  and not (name in links and os.path.islink(os.path.join(to, name)))]
+        if others:
+            raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another `to`")
     os.makedirs(to, exist_ok=True)
-    file_format = file_adapters.FileFormat.ARRAY_RECORD if info.file_format == "array_record" \
-        else file_adapters.FileFormat.TFRECORD
-    suffix = file_format.file_suffix
-    template = naming.ShardedFileTemplate(
-        data_dir=to, template=os.path.join(os.path.relpath(data_dir, to), f"{SHARD_TEMPLATE}.{suffix}"),
-        dataset_name=DATASET_NAME, filetype_suffix=suffix)
+    for name, target in links.items():
+        link = os.path.join(to, name)
+        if os.path.islink(link):
+            os.remove(link)
+        os.symlink(target, link)
+    template = tfds.core.ShardedFileTemplate(data_dir=to, template=SHARD_TEMPLATE, dataset_name=DATASET_NAME)
     split_infos = []
     for split, spl in info.splits.items():
-        _, paths = split_files(data_dir, split, info)
-        split_template = template.replace(split=split)
         # TFDS finds the files by its template: it must name exactly vidshard's files, in order.
-        named = [os.path.normpath(path) for path in split_template.sharded_filepaths(len(spl.shards))]
-        expected = [os.path.normpath(os.path.join(to, os.path.relpath(path, to))) for path in paths]
-        if named != expected:
-            raise VidshardError(f"split {split}: TFDS would look for {os.path.basename(named[0])}..., "
-                                f"the shards are {spl.shards[0]}...")
-        split_infos.append(tfds_splits.SplitInfo(name=split, shard_lengths=list(spl.shard_lengths),
-                                                 num_bytes=spl.num_bytes, filename_template=split_template))
-    identity = tfds_info.DatasetIdentity(name=DATASET_NAME, version=utils.Version(f"{info.format_version}.0.0"),
-                                         data_dir=to, module_name="")
-    metadata = tfds_info.DatasetInfo(builder=identity, features=tfds_features(info), description=_description(info),
-                                     supervised_keys=("frames", "label"))
-    metadata.set_file_format(file_format)
-    metadata.set_splits(tfds_splits.SplitDict(split_infos))
-    metadata.write_to_directory(to)
+        split_template = template.replace(split=split, filetype_suffix=_SUFFIX[info.file_format])
+        named = [os.path.basename(path) for path in split_template.sharded_filepaths(len(spl.shards))]
+        if named != [os.path.basename(path) for path in paths[split]]:
+            raise VidshardError(f"split {split}: TFDS would look for {named[0]}..., the shards are {spl.shards[0]}...")
+        split_infos.append(tfds.core.SplitInfo(name=split, shard_lengths=list(spl.shard_lengths),
+                                               num_bytes=spl.num_bytes, filename_template=split_template))
+    tfds.folder_dataset.write_metadata(
+        data_dir=to, features=tfds_features(info), split_infos=split_infos, version=f"{info.format_version}.0.0",
+        filename_template=template, check_data=False,  # the caller reads the data; TFDS's check would start TF
+        description=_description(info), supervised_keys=("frames", "label"))
     return to

@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterator
 import click
 import numpy as np
 
-from vidshard import __version__
+from vidshard.version import __version__
 from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
 from vidshard.format.splits import split_files

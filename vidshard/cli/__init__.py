@@ -1,7 +1,7 @@
 """The ``vidshard`` command: one module per sub-command, registered here."""
 import click
 
-from vidshard import __version__
+from vidshard.version import __version__
 from vidshard.cli.terminal import configure_logging, native_output_hidden
 from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
