@@ -199,14 +199,14 @@ def mistyped_classes(catalog: Catalog) -> list[str]:
     for spellings in by_case.values():
         if len(spellings) > 1:
             common = max(spellings, key=lambda name: (counts[name], name))
-            found.append(" and ".join(f"{name!r} ({videos(name)})" for name in spellings)
+            found.append("Classes " + " and ".join(f"{name!r} ({videos(name)})" for name in spellings)
                          + f" differ only in case: did you mean {common}?")
     for name in names:
         common = [other for other in names if other.casefold() != name.casefold()
                   and counts[name] <= LABEL_RARE_SHARE * counts[other]]
         close = difflib.get_close_matches(name, common, n=1, cutoff=LABEL_SIMILARITY)
         if close:
-            found.append(f"class {name!r} ({videos(name)}, e.g. {example[name]}) is close to {close[0]!r} "
+            found.append(f"Class {name!r} ({videos(name)}, e.g. {example[name]}) is close to {close[0]!r} "
                          f"({videos(close[0])}): did you mean {close[0]}?")
     return found
 
@@ -215,7 +215,7 @@ def check_class_names(catalog: Catalog) -> None:
     """Refuse a catalog whose class names look mistyped (:func:`mistyped_classes`), naming how to confirm them."""
     found = mistyped_classes(catalog)
     if found:
-        raise CatalogError(f"{'; '.join(found)} Fix the labels, or confirm the classes are meant with "
+        raise CatalogError(f"{' '.join(found)} Fix the labels, or confirm the classes are meant with "
                            f"`classes` {','.join(catalog.class_names)}")
 
 
