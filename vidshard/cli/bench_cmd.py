@@ -8,21 +8,31 @@ import click
 from vidshard.cli.shard_cmd import parse_size
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec
 
+#: ``--video-size`` and ``--size``: N or HxW, parsed as shard's --size is.
+_SIZE = {"callback": lambda _ctx, _param, value: parse_size(value)}
+
 
 @click.command("bench")
-@click.option("--videos", default=200, show_default=True, type=click.IntRange(min=1), help="Videos to generate and shard (the large run).")
-@click.option("--small-videos", default=50, show_default=True, type=click.IntRange(min=1), help="Videos of the small run (peak-memory comparison).")
-@click.option("--classes", default=4, show_default=True, type=click.IntRange(1, len(MOTION_CLASSES)), help="Motion classes of the generated videos.")
-@click.option("--video-size", default="240x320", show_default=True, callback=lambda _c, _p, value: parse_size(value), help="Generated video HxW (UCF101: 240x320).")
-@click.option("--video-frames", default=175, show_default=True, type=click.IntRange(min=1), help="Frames per generated video (UCF101: ~7 s at 25 fps).")
-@click.option("--size", "size_text", default="224", show_default=True, callback=lambda _c, _p, value: parse_size(value), help="Clip frame size, N or HxW.")
+@click.option("--videos", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Videos to generate and shard (the large run).")
+@click.option("--small-videos", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Videos of the small run (peak-memory comparison).")
+@click.option("--classes", default=4, show_default=True, type=click.IntRange(1, len(MOTION_CLASSES)),
+              help="Motion classes of the generated videos.")
+@click.option("--video-size", default="240x320", show_default=True, **_SIZE,
+              help="Generated video HxW (UCF101: 240x320).")
+@click.option("--video-frames", default=175, show_default=True, type=click.IntRange(min=1),
+              help="Frames per generated video (UCF101: ~7 s at 25 fps).")
+@click.option("--size", "size_text", default="224", show_default=True, **_SIZE, help="Clip frame size, N or HxW.")
 @click.option("--n-frames", default=10, show_default=True, type=click.IntRange(min=1), help="Frames per clip.")
 @click.option("--frame-step", default=15, show_default=True, type=click.IntRange(min=1),
               help="Source frames between two kept frames.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Batch of the input-rate and training rows (b, e).")
-@click.option("--train-videos", default=32, show_default=True, type=click.IntRange(min=1), help="Clips per timed training epoch (e).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Beam workers for shard (default: all cores).")
+@click.option("--train-videos", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Clips per timed training epoch (e).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Beam workers for shard (default: all cores).")
 @click.option("--job-sizes", default="1,60,500", show_default=True, metavar="N,N,...",
               callback=lambda _c, _p, value: _job_sizes(value),
               help="Job sizes of the cost curve: each sharded end to end (as a user runs it) and through the "

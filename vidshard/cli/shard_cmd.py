@@ -64,7 +64,7 @@ def _checked_beam_args(ctx: click.Context) -> list[str]:
 
 
 def _positive_number(option: str, value: str | float | None) -> float | None:
-    """A finite number above 0 (``--fps``, ``--clip-seconds``); anything else is click's usage error naming ``option``."""
+    """A finite number above 0 (``--fps``, ``--clip-seconds``); else click's usage error naming ``option``."""
     if value is None:
         return None
     try:
@@ -151,12 +151,14 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.option("--size", default="224", show_default=True, metavar="N|HxW",
               callback=lambda _ctx, _param, value: parse_size(value),
               help="Output frame size (letterboxed, aspect kept).")
-@click.option("--clips-per-video", default=1, show_default=True, metavar="N", type=click.IntRange(min=1), help="Clips cut from every video (of train, with --eval-clips).")
+@click.option("--clips-per-video", default=1, show_default=True, metavar="N", type=click.IntRange(min=1),
+              help="Clips cut from every video (of train, with --eval-clips).")
 @click.option("--sampling", default=None, metavar="|".join(SAMPLINGS), type=click.Choice(SAMPLINGS),
               help="How a clip's frames are chosen: step (every --frame-step-th frame, the tutorial's), time "
                    "(every 1/--fps seconds, by each video's own frame rate) or segments (one frame from each of "
                    "--n-frames equal parts of the whole video, TSN).  [default: step; time with --fps/--clip-seconds]")
-@click.option("--fps", default=None, metavar="F", callback=_positive_number_option, help="Time sampling: frames per second of the clip.")
+@click.option("--fps", default=None, metavar="F", callback=_positive_number_option,
+              help="Time sampling: frames per second of the clip.")
 @click.option("--clip-seconds", default=None, metavar="S", callback=_positive_number_option,
               help="Time sampling: seconds one clip covers, each frame standing for S/N_FRAMES seconds (the "
                    "same as --fps N_FRAMES/S).")
