@@ -149,7 +149,7 @@ def test_evaluate_scores_each_video_by_the_mean_of_its_clips(trained, tmp_path):
     result = _invoke("evaluate", tmp_path, "--data-dir", data, "--batch-size", "4")
     assert result.exit_code == 0, result.output
     assert "test: 18 clips of 6 videos" in result.output
-    out = tmp_path / "eval" / "test"
+    out = tmp_path / "eval" / "test-three-clip"  # not the run's own shards: not its eval/test
     metrics = json.loads((out / "metrics.json").read_text())
     with open(out / "predictions.csv", newline="") as fh:
         listed = list(csv.DictReader(fh))
@@ -364,3 +364,25 @@ def test_early_stopping_needs_validation(tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(VidshardError, match="`patience` stops when val_loss stops falling"):
         TrainConfig(patience=2, val_split=None)
+
+
+def test_evaluate_on_other_shards_never_replaces_the_runs_own_results(trained, tmp_path):
+    data, run, _ = trained
+    for name in ("model.keras", "config.json"):
+        shutil.copy(run / name, tmp_path / name)
+    assert _invoke("evaluate", tmp_path).exit_code == 0
+    own = (tmp_path / "eval" / "test" / "metrics.json").read_bytes()
+    shutil.copytree(data, tmp_path / "elsewhere" / "other")
+    result = _invoke("evaluate", tmp_path, "--data-dir", tmp_path / "elsewhere" / "other")
+    assert result.exit_code == 0 and f"results: {tmp_path / 'eval' / 'test-other'}" in result.output, result.output
+    assert json.loads((tmp_path / "eval" / "test-other" / "metrics.json").read_text())["data_dir"] == \
+        str(tmp_path / "elsewhere" / "other")
+    assert (tmp_path / "eval" / "test" / "metrics.json").read_bytes() == own
+    # Another folder of the same name: refused, nothing overwritten.
+    shutil.copytree(data, tmp_path / "other")
+    before = (tmp_path / "eval" / "test-other" / "metrics.json").read_bytes()
+    result = _invoke("evaluate", tmp_path, "--data-dir", tmp_path / "other")
+    assert result.exit_code == 1 and result.stderr.splitlines() == [
+        f"Error: {tmp_path / 'eval' / 'test-other'} holds the results on {tmp_path / 'elsewhere' / 'other'}; move it "
+        f"away to score {tmp_path / 'other'} (results on other shards go to {tmp_path / 'eval' / 'test'}-FOLDER)"]
+    assert (tmp_path / "eval" / "test-other" / "metrics.json").read_bytes() == before
