@@ -48,7 +48,7 @@ def _checked_beam_args(ctx: click.Context) -> list[str]:
     """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.launch.check_beam_args`).
 
     An unknown option or a stray word is a usage error as click reports its own: exit status 2
-    with a did-you-mean, the same in every vidshard command.
+    with a did-you-mean, the same in every vidshard command; so is a bad value of a Beam option.
     """
     from vidshard.errors import CommandLineError
     from vidshard.pipelines.launch import check_beam_args
@@ -60,6 +60,8 @@ def _checked_beam_args(ctx: click.Context) -> list[str]:
         if exc.option:
             raise click.NoSuchOption(exc.option, possibilities=exc.possibilities, ctx=ctx) from None
         raise click.UsageError(str(exc), ctx=ctx) from None
+    except VidshardError as exc:
+        raise bad_value(str(exc), ctx) from None
     return [*ctx.args, *unchecked]
 
 
