@@ -52,8 +52,8 @@ class _Augmentations(click.ParamType):
               help="Keep decoded uint8 clips in memory, in RUN_DIR/cache (removed after training), or nowhere. "
                    "[default: memory; tensorflow only: the TF-free reader of jax and torch keeps no cache]")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Clips the train split is shuffled through (tf.data's buffer; 1: shard order). The TF-free "
-                   "reader of jax and torch also shuffles the record order each epoch.")
+              help="Examples in the train split's shuffle buffer, every epoch: the larger, the closer to a full "
+                   "shuffle (both readers).")
 @click.option("--val-split", default="val", show_default=True, metavar="SPLIT|none",
               help="Split that validates every epoch; model.keras is its lowest-val_loss epoch. none: no "
                    "validation, model.keras is the last epoch's (also the default when DATA_DIR has no val split, "
