@@ -389,6 +389,8 @@ def test_class_names_differing_in_case_or_by_a_typo_of_a_far_bigger_class_are_re
         "Fix the labels, or confirm the classes are meant with `classes` Pushing,pushing,sliding,slidng")
     with pytest.raises(CatalogError, match="did you mean sliding"):
         select_classes(catalog, num_classes=4)  # taking the first N confirms nothing
+    with pytest.raises(CatalogError, match="Class 'Slidng' .* is close to 'sliding' .*did you mean sliding"):
+        select_classes(build_catalog(folder_listing({"sliding": 10, "Slidng": 1})))  # case does not hide a typo
     # Naming the classes is the confirmation.
     assert select_classes(catalog, classes=["sliding", "slidng"]) == ["sliding", "slidng"]
 

@@ -201,13 +201,14 @@ def mistyped_classes(catalog: Catalog) -> list[str]:
             common = max(spellings, key=lambda name: (counts[name], name))
             found.append("Classes " + " and ".join(f"{name!r} ({videos(name)})" for name in spellings)
                          + f" differ only in case: did you mean {common}?")
-    for name in names:
-        common = [other for other in names if other.casefold() != name.casefold()
-                  and counts[name] <= LABEL_RARE_SHARE * counts[other]]
-        close = difflib.get_close_matches(name, common, n=1, cutoff=LABEL_SIMILARITY)
+    for name in names:  # compared ignoring case, so `Slidng` is as close to `sliding` as `slidng` is
+        common = {other.casefold(): other for other in names if other.casefold() != name.casefold()
+                  and counts[name] <= LABEL_RARE_SHARE * counts[other]}
+        close = difflib.get_close_matches(name.casefold(), list(common), n=1, cutoff=LABEL_SIMILARITY)
         if close:
-            found.append(f"Class {name!r} ({videos(name)}, e.g. {example[name]}) is close to {close[0]!r} "
-                         f"({videos(close[0])}): did you mean {close[0]}?")
+            meant = common[close[0]]
+            found.append(f"Class {name!r} ({videos(name)}, e.g. {example[name]}) is close to {meant!r} "
+                         f"({videos(meant)}): did you mean {meant}?")
     return found
 
 
