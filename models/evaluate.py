@@ -186,7 +186,8 @@ def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
              batch_size: int | None = None) -> dict[str, Any]:
     """Score ``run_dir``'s ``model.keras`` on ``split`` and write the results to ``run_dir/eval/<split>/``.
 
-    ``data_dir`` and ``batch_size`` default to the training run's (from ``config.json``).
+    ``data_dir`` and ``batch_size`` default to the training run's (from ``config.json``); results on
+    other shards go to a folder of their own (:func:`results_dir`).
     Writes ``metrics.json`` (see :func:`score`), ``per_class.csv``, ``predictions.csv`` (one row per
     video) and ``confusion_matrix.png`` (videos); returns the content of ``metrics.json`` plus ``out_dir``.
     """
@@ -214,7 +215,7 @@ def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
         raise VidshardError(f"split {split!r} of {data_dir} holds no clips to evaluate")
     scores, videos = score(ids, labels, logits, info.class_names)
     metrics = {"split": split, "data_dir": os.path.abspath(data_dir), "model": os.path.abspath(model_path), **scores}
-    out_dir = os.path.join(run_dir, EVAL_DIR, split)
+    out_dir = results_dir(run_dir, split, data_dir, run_config)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, METRICS_JSON), "w", encoding="utf-8") as fh:
         json.dump(metrics, fh, indent=2)
@@ -230,6 +231,26 @@ def evaluate(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
                           title=f"Confusion matrix, {split} split\n"
                                 f"({metrics['num_videos']} videos, {metrics['num_clips']} clips)")
     return {**metrics, "out_dir": out_dir}
+
+
+def results_dir(run_dir: str, split: str, data_dir: str, run_config: dict[str, Any]) -> str:
+    """Where the results of ``split`` of ``data_dir`` go: ``eval/SPLIT`` for the run's own shards,
+    ``eval/SPLIT-NAME`` for other shards in a folder NAME, so that scoring other data never replaces
+    the run's own results.  A folder that holds the results of other shards is refused, never overwritten.
+    """
+    data_dir = os.path.abspath(data_dir)
+    own = run_config.get("data_dir")
+    name = split if own is None or os.path.abspath(own) == data_dir else f"{split}-{os.path.basename(data_dir)}"
+    out_dir = os.path.join(run_dir, EVAL_DIR, name)
+    try:
+        with open(os.path.join(out_dir, METRICS_JSON), encoding="utf-8") as fh:
+            earlier = json.load(fh).get("data_dir")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    if earlier is not None and earlier != data_dir:
+        raise VidshardError(f"{out_dir} holds the results on {earlier}; move it away to score {data_dir} "
+                            f"(results on other shards go to {os.path.join(run_dir, EVAL_DIR, split)}-FOLDER)")
+    return out_dir
 
 
 def _write_predictions(path: str, videos: VideoScores, names: list[str], top_k: int) -> None:

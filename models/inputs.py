@@ -91,13 +91,13 @@ def reader_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def tf_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *, shuffle_buffer: int, seed: int,
-            cache: str, cache_dir: str, augment: tuple[str, ...] = ()
+def tf_data(data_dir: str, train_split: str, val_split: str | None, batch_size: int, *, shuffle_buffer: int,
+            seed: int, cache: str, cache_dir: str, augment: tuple[str, ...] = ()
             ) -> tuple[Any, Any, Callable[[], ContextManager[None]]]:
     """tf.data train and val datasets, and a context that turns TensorFlow read errors into one line.
 
     ``cache`` is ``"memory"``, ``"disk"`` (under ``cache_dir``, one prefix per split) or ``"none"``.
-    ``augment`` applies to the train split only.
+    ``augment`` applies to the train split only; ``val_split=None`` gives no val dataset (None).
     """
     from vidshard.reader import DATA_ERRORS, data_error, make_dataset  # the only TensorFlow import of training
 
@@ -106,28 +106,30 @@ def tf_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *,
 
     train_ds = make_dataset(data_dir, train_split, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer,
                             seed=seed, cache=cache_for(train_split), augment=augment)
-    val_ds = make_dataset(data_dir, val_split, batch_size, shuffle=False, clips="all", cache=cache_for(val_split))
+    val_ds = None if val_split is None else make_dataset(data_dir, val_split, batch_size, shuffle=False, clips="all",
+                                                         cache=cache_for(val_split))
 
     @contextlib.contextmanager
     def data_errors() -> Iterator[None]:
         try:
             yield
         except DATA_ERRORS as exc:
-            raise data_error(data_dir, (train_split, val_split), exc) from None
+            raise data_error(data_dir, tuple(split for split in (train_split, val_split) if split), exc) from None
 
     return train_ds, val_ds, data_errors
 
 
-def tf_free_data(data_dir: str, train_split: str, val_split: str, batch_size: int, *, shuffle_buffer: int,
-                 seed: int, initial_epoch: int, augment: tuple[str, ...] = ()) -> tuple[ShardSequence, ShardSequence]:
+def tf_free_data(data_dir: str, train_split: str, val_split: str | None, batch_size: int, *, shuffle_buffer: int,
+                 seed: int, initial_epoch: int, augment: tuple[str, ...] = ()
+                 ) -> tuple[ShardSequence, ShardSequence | None]:
     """TF-free train and val sequences; the train reader is seeded with the run's seed, its epoch is fit's.
 
-    ``augment`` applies to the train split only.
+    ``augment`` applies to the train split only; ``val_split=None`` gives no val sequence (None).
     """
     threads = reader_threads()
     train_seq = ShardSequence(ShardReader(data_dir, train_split, batch_size, shuffle=True,
                                           shuffle_buffer=shuffle_buffer, seed=seed,
                                           epoch=initial_epoch, num_workers=threads, augment=augment))
-    val_seq = ShardSequence(ShardReader(data_dir, val_split, batch_size, shuffle=False,
-                                        clips="all", num_workers=threads))
+    val_seq = None if val_split is None else ShardSequence(ShardReader(data_dir, val_split, batch_size, shuffle=False,
+                                                                       clips="all", num_workers=threads))
     return train_seq, val_seq

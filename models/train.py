@@ -4,7 +4,9 @@ A run directory holds everything a run produces (names below).  Training uses Ke
 callbacks only: ``ModelCheckpoint`` keeps the best model by ``val_loss`` as ``model.keras`` and
 the latest one (with optimizer state) for ``--resume``, ``CSVLogger`` and a small JSON writer
 record the history every epoch, ``EarlyStopping`` stops on ``val_loss`` when asked.  The final
-``model.keras`` is always the epoch with the lowest validation loss ("restore best").
+``model.keras`` is the epoch with the lowest validation loss ("restore best").  Without a
+validation split (``val_split=None``: UCF101's official folds have none) there is no
+``val_loss`` to choose by: ``model.keras`` is the last epoch's, and early stopping is refused.
 
 Two input paths feed the same ``model.fit``.  With the TensorFlow backend (the default) the
 tf.data reader (:mod:`vidshard.reader`) reads the shards and caches decoded clips.  With JAX or
@@ -68,7 +70,7 @@ class TrainConfig:
     cache: str | None = None  # None: DEFAULT_CACHE[backend]
     shuffle_buffer: int = 1000
     train_split: str = "train"
-    val_split: str = "val"
+    val_split: str | None = "val"  # None: no validation; model.keras is then the last epoch's
     backend: str = DEFAULT_BACKEND
     augment: tuple[str, ...] = ()  # train-time augmentations (vidshard.augment); "flip,crop" is parsed too
     verbose: int = 2
@@ -81,6 +83,9 @@ class TrainConfig:
             raise VidshardError(f"learning rate must be > 0, got {self.learning_rate}")
         if self.patience is not None and self.patience < 1:
             raise VidshardError(f"patience must be >= 1, got {self.patience}")
+        if self.patience is not None and self.val_split is None:
+            raise VidshardError("`patience` stops when val_loss stops falling, and this run has no validation "
+                                "split: drop `patience` or name a split with `val_split`")
         if self.mixed_precision not in PRECISION_POLICIES:
             raise VidshardError(f"mixed precision must be bfloat16 or float16, not {self.mixed_precision!r}")
         if self.backend not in BACKENDS:
@@ -133,8 +138,9 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
     """Train on ``data_dir``'s train split, validate on its val split, write the run to ``run_dir``.
 
     Returns the history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` per epoch, earlier
-    epochs included when resuming).  ``run_dir`` receives ``model.keras`` (best epoch by
-    ``val_loss``), ``checkpoints/last.keras``, ``history.json``, ``history.csv``,
+    epochs included when resuming; no ``val_*`` without a val split).  ``run_dir`` receives
+    ``model.keras`` (best epoch by ``val_loss``; the last epoch without a val split),
+    ``checkpoints/last.keras``, ``history.json``, ``history.csv``,
     ``history.png`` and ``config.json``.  A resumed run continues the optimizer state and
     history with the run's stored settings (only :data:`~vidshard.models.run_dir.RESUME_MAY_CHANGE` come from
     ``config``).  On TensorFlow its data order is not bit-identical to an uninterrupted run's;
@@ -150,7 +156,8 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
                             f"this process: set KERAS_BACKEND={config.backend} before importing keras "
                             "(vidshard train --backend does this)")
     for split in (config.train_split, config.val_split):
-        split_files(data_dir, split, info)
+        if split is not None:
+            split_files(data_dir, split, info)
     os.makedirs(os.path.join(run_dir, os.path.dirname(LAST_CHECKPOINT)), exist_ok=True)
     initial_epoch = len(previous.get("loss", []))
     if initial_epoch >= config.epochs:
@@ -199,9 +206,12 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
             data_callbacks.append(ReaderEpoch(train_data))
         best, wait = best_so_far(previous)
         history_file = HistoryFile(os.path.join(run_dir, HISTORY_JSON), previous)
+        validated = config.val_split is not None
         callbacks: list[keras.callbacks.Callback] = [
+            # Without validation there is no val_loss to pick an epoch by: model.keras is the last one.
             keras.callbacks.ModelCheckpoint(os.path.join(run_dir, MODEL_FILE), monitor="val_loss",
-                                            save_best_only=True, initial_value_threshold=best),
+                                            save_best_only=True, initial_value_threshold=best)
+            if validated else keras.callbacks.ModelCheckpoint(os.path.join(run_dir, MODEL_FILE)),
             keras.callbacks.ModelCheckpoint(os.path.join(run_dir, LAST_CHECKPOINT)),
             keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_CSV), append=config.resume),
             # After the checkpoints: history.json never lists an epoch whose checkpoint is missing.

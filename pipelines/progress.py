@@ -9,6 +9,7 @@ stderr); that works the same for a local DirectRunner and for a remote runner wr
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -26,6 +27,16 @@ REMOTE_INTERVAL = 5.0
 #: At most this share of one core goes to listing: a local listing of 13,320 staged files (all of
 #: UCF101) costs about 20 ms of CPU, so near the end of such a job the bar updates once a second.
 MAX_LISTING_SHARE = 0.02
+#: The bar's width on a terminal that reports none.
+FALLBACK_COLUMNS = 80
+
+
+def _columns(stream: TextIO) -> int:
+    """The width the terminal behind ``stream`` reports (0 when it reports none or is no terminal)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 class StagedProgress:
@@ -49,8 +60,10 @@ class StagedProgress:
             return self
         self._first, failed = staging.count_outcomes(self._data_dir)  # outcomes reused from an earlier run
         self._started = time.monotonic()
+        # A terminal that reports 0 columns (a fresh pseudo-terminal, some CI) gets a fixed width, not nothing.
+        width = {"dynamic_ncols": True} if _columns(self._stream) else {"ncols": FALLBACK_COLUMNS}
         self._bar = tqdm(total=self._total, initial=self._first, unit="video", desc="Sharding",
-                         file=self._stream, dynamic_ncols=True, leave=True)
+                         file=self._stream, leave=True, **width)
         self._show(self._first, failed)
         interval = LOCAL_INTERVAL if shardio.is_local(self._data_dir) else REMOTE_INTERVAL
         self._thread = threading.Thread(target=self._poll, args=(interval,), name="vidshard-progress", daemon=True)

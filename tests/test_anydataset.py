@@ -170,3 +170,22 @@ def test_a_bad_manifest_fails_before_the_source_is_opened(tmp_path):
     manifest = write(tmp_path, "labels.csv", "path,label\na.avi,\n")
     result = run("shard", str(tmp_path / "missing"), str(tmp_path / "out"), "--manifest", manifest)
     assert result.exit_code == 1 and result.stderr.strip() == "Error: labels.csv line 2: empty label for a.avi"
+
+
+def test_a_mistyped_manifest_label_is_refused_until_the_classes_are_confirmed(my_clips, tmp_path):
+    """Issue 19: one `slidng` row among `sliding` rows became a class of its own with no test videos."""
+    rows = [("left/take0.avi", "sliding", "train"), ("left/take1.avi", "sliding", "train"),
+            ("left/take2.avi", "sliding", "train"), ("left/take3.avi", "sliding", "test"),
+            ("right/take0.avi", "sliding", "test"), ("right/take1.avi", "slidng", "train"),
+            ("right/take2.avi", "pushing", "train"), ("right/take3.avi", "pushing", "test")]
+    manifest = write(tmp_path, "labels.csv", "path,label,split\n" + "".join(f"{p},{lab},{s}\n" for p, lab, s in rows))
+    args = [str(my_clips), str(tmp_path / "out"), "--manifest", manifest, "--split-by", "manifest", *COMMON]
+    refused = run("shard", *args)
+    assert refused.exit_code == 1 and not (tmp_path / "out").exists()
+    assert refused.stderr.splitlines() == [
+        "Error: Class 'slidng' (1 video, e.g. right/take1.avi) is close to 'sliding' (5 videos): did you mean "
+        "sliding? Fix the labels, or confirm the classes are meant with --classes pushing,sliding,slidng"]
+    confirmed = run("shard", *args, "--classes", "pushing,sliding,slidng")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert ("Warning: split test has no videos of class slidng, while the other classes have videos there"
+            in confirmed.stderr.splitlines())

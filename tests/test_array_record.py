@@ -146,11 +146,11 @@ def test_tf_data_reader_refuses_array_record(outputs):
 
 def test_array_record_refuses_gzip_in_one_line(ucf_zip, tmp_path):
     result = cli("shard", str(ucf_zip[0]), str(tmp_path / "o"), "--format", "array_record", "--compression", "gzip")
-    assert result.exit_code == 1 and not (tmp_path / "o").exists()
-    assert result.output.strip() == ("Error: --compression gzip applies to TFRecord files; ArrayRecord compresses "
-                                     "its own chunks (zstd): leave --compression none")
+    assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    assert result.stderr.splitlines()[-1] == ("Error: --compression gzip applies to TFRecord files; ArrayRecord "
+                                              "compresses its own chunks (zstd): leave --compression none")
     result = cli("shard", str(ucf_zip[0]), str(tmp_path / "o"), "--format", "parquet")
-    assert result.exit_code == 1 and "--format 'parquet': choose one of tfrecord, array_record" in result.output
+    assert result.exit_code == 2 and "'parquet' is not one of 'tfrecord', 'array_record'" in result.output
 
 
 def test_format_benchmark_reads_both_outputs(outputs):

@@ -371,3 +371,39 @@ def test_plan_rejects_unknown_policy_and_class():
     with pytest.raises(CatalogError, match="no videos for class Q"):
         plan_splits(catalog, ["A", "Q"], parse_splits("train=1"))
 
+
+
+# --- issue 19: labels that look mistyped ----------------------------------------------------------
+
+def folder_listing(counts: dict[str, int]) -> list[Member]:
+    return [Member(f"{cls}/clip{n}.avi", 10) for cls, count in counts.items() for n in range(count)]
+
+
+def test_class_names_differing_in_case_or_by_a_typo_of_a_far_bigger_class_are_refused_with_did_you_mean():
+    catalog = build_catalog(folder_listing({"sliding": 10, "slidng": 1, "pushing": 10, "Pushing": 3}))
+    with pytest.raises(CatalogError) as refused:
+        select_classes(catalog)
+    assert str(refused.value) == (
+        "Classes 'Pushing' (3 videos) and 'pushing' (10 videos) differ only in case: did you mean pushing? "
+        "Class 'slidng' (1 video, e.g. slidng/clip0.avi) is close to 'sliding' (10 videos): did you mean sliding? "
+        "Fix the labels, or confirm the classes are meant with `classes` Pushing,pushing,sliding,slidng")
+    with pytest.raises(CatalogError, match="did you mean sliding"):
+        select_classes(catalog, num_classes=4)  # taking the first N confirms nothing
+    with pytest.raises(CatalogError, match="Class 'Slidng' .* is close to 'sliding' .*did you mean sliding"):
+        select_classes(build_catalog(folder_listing({"sliding": 10, "Slidng": 1})))  # case does not hide a typo
+    # Naming the classes is the confirmation.
+    assert select_classes(catalog, classes=["sliding", "slidng"]) == ["sliding", "slidng"]
+
+
+@pytest.mark.parametrize("counts", [
+    {"sliding": 10, "slidng": 3},          # close, but not far fewer videos: two real classes
+    {"cat": 10, "car": 1},                 # far fewer, but short names one letter apart are not close enough
+    {"MoveLeft": 10, "MoveRight": 1},      # different words
+])
+def test_names_that_are_not_typos_pass(counts):
+    catalog = build_catalog(folder_listing(counts))
+    assert select_classes(catalog) == sorted(counts)
+
+
+def test_ucf101s_own_class_names_pass():
+    assert select_classes(build_catalog(ucf_listing())) == sorted(UCF_CLASSES)

@@ -7,6 +7,7 @@ Nothing here needs shards: click refuses before a command runs.
 """
 from __future__ import annotations
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -109,4 +110,66 @@ def test_library_errors_name_their_field_and_the_cli_names_its_option(value, lib
         parse_splits(value)
     assert str(raised.value).startswith(library) and "--" not in str(raised.value)
     result = invoke("shard", tmp_path / "src.zip", tmp_path / "out", "--splits", value)
-    assert result.exit_code == 1 and result.stderr.startswith(user), result.stderr
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(user), result.stderr
+
+
+# --- issue 19: one exit status for a bad value, in every command ------------------------------------
+
+#: A value wrong on its face, in every command that takes values: click's usage error, exit status 2,
+#: before any work (no output folder, no generated videos).  The last stderr line is the message.
+BAD_VALUES = [
+    (["shard", "S", "{out}", "--size", "64x"], "Invalid value for '--size': '64x': expected N or HxW, e.g. 224 or "
+                                                "180x320"),
+    (["shard", "S", "{out}", "--n-frames", "0"], "Invalid value for '--n-frames': 0 is not in the range x>=1."),
+    (["shard", "S", "{out}", "--quality", "101"], "Invalid value for '--quality': 101 is not in the range 1<=x<=100."),
+    (["shard", "S", "{out}", "--encoding", "gif"], "Invalid value for '--encoding': 'gif' is not one of 'jpeg', "
+                                                   "'png', 'raw'."),
+    (["shard", "S", "{out}", "--shards", "none"], "Invalid value for '--shards': 'none': expected auto or a whole "
+                                                  "number of at least 1"),
+    (["shard", "S", "{out}", "--seed", "x"], "Invalid value for '--seed': 'x' is not a valid integer."),
+    (["shard", "S", "{out}", "--fps", "zero"], "Invalid value for '--fps': 'zero' is not a number"),
+    (["shard", "S", "{out}", "--num-classes", "0"], "Invalid value for '--num-classes': 0 is not in the range x>=1."),
+    (["shard", "S", "{out}", "--num-classes", "2", "--classes", "A"], "give either --num-classes or --classes, not "
+                                                                      "both"),
+    (["shard", "S", "{out}", "--splits", "train=0"], "--splits train=0: must be positive"),
+    (["shard", "S", "{out}", "--group-pattern", "a"], "--group-pattern 'a' has no (group): put the part of the file "
+                                                      "name that names the group in parentheses, e.g. '^(.+)_c\\d+\\.'"),
+    (["shard", "S", "{out}", "--sampling", "time"], "--sampling time needs --fps F or --clip-seconds S"),
+    (["shard", "S", "{out}", "--compression", "gzip", "--format", "array_record"],
+     "--compression gzip applies to TFRecord files; ArrayRecord compresses its own chunks (zstd): leave "
+     "--compression none"),
+    (["list", "S", "--group-pattern", "("], "--group-pattern '(' is not a regular expression (missing ), "
+                                           "unterminated subpattern at position 0)"),
+    (["train", "{data}", "{out}", "--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range "
+                                                        "x>=1."),
+    (["evaluate", "{data}", "--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1."),
+    (["preview", "{data}", "--out", "{out}", "--scale", "0"], "Invalid value for '--scale': 0 is not in the range "
+                                                              "1<=x<=16."),
+    (["demo", "--workdir", "{out}", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1."),
+    (["bench", "--workdir", "{out}", "--videos", "0"], "Invalid value for '--videos': 0 is not in the range x>=1."),
+    (["bench", "--workdir", "{out}", "--video-size", "64x"], "Invalid value for '--video-size': '64x': expected N or "
+                                                             "HxW, e.g. 224 or 180x320"),
+    (["bench-train", "{data}", "--steps", "0"], "Invalid value for '--steps': 0 is not in the range x>=1."),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_VALUES, ids=[" ".join(args[:1] + args[-2:]) for args, _ in BAD_VALUES])
+def test_a_bad_value_is_clicks_usage_error_with_exit_status_2_in_every_command(args, message, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(*(arg.format(out=out, data=tmp_path) for arg in args))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Usage: main {args[0]} ") and result.stderr.splitlines()[-1] == f"Error: {message}"
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """``--help`` explains every option: train's --batch-size and --shuffle-buffer and evaluate's --split had no text."""
+    silent = [f"{name} {param.opts[0]}" for name, command in main.commands.items() for param in command.params
+              if isinstance(param, click.Option) and not param.hidden and not param.help]
+    assert silent == []
+
+
+def test_seed_help_says_it_also_chooses_the_clips():
+    words = " ".join(invoke("shard", "--help").output.split())
+    assert "--seed INT Seeds the split (the group order of --split-by group, the val carved out of fixed splits) " \
+           "and the clips" in words

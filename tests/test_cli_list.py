@@ -218,21 +218,25 @@ def test_selection_options_plan(ucf_zip):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--num-classes", "0"], ("--num-classes must be at least 1",)),
-    (["--num-classes", "-2"], ("--num-classes must be at least 1",)),
-    (["--num-classes", "two"], ("--num-classes 'two': not a whole number",)),
+    (["--num-classes", "0"], ("Invalid value for '--num-classes': 0 is not in the range x>=1.",)),
+    (["--num-classes", "-2"], ("Invalid value for '--num-classes': -2 is not in the range x>=1.",)),
+    (["--num-classes", "two"], ("Invalid value for '--num-classes': 'two' is not a valid integer",)),
     (["--num-classes", "2", "--classes", "A"], ("not both",)),
     (["--classes", "A", "--num-classes", "2"], ("not both",)),
     (["--classes", "A,,B"], ("empty class name",)),
     (["--splits", "train=30,val=x"], ("not a number",)),
     (["--splits", "train=0"], ("must be positive",)),
     (["--splits", "train=0.8,val=0.3"], ("more than 1",)),
-    (["--split-by", "random"], ("--split-by 'random': choose one of group, order",)),
-    (["--seed", "1.5"], ("--seed '1.5': not a whole number",)),
+    (["--split-by", "random"], ("Invalid value for '--split-by': 'random' is not one of 'group', 'order'",)),
+    (["--seed", "1.5"], ("Invalid value for '--seed': '1.5' is not a valid integer.",)),
 ])
 def test_bad_selection_options_fail_before_the_source_is_opened(tmp_path, args, fragments):
-    # The source does not exist: the option error must come first, before any work.
-    assert_one_line_error(plan(str(tmp_path / "missing.zip"), *args), *fragments)
+    # The source does not exist: the option error must come first, before any work; a bad value is
+    # click's usage error (exit status 2), as in every command.
+    result = plan(str(tmp_path / "missing.zip"), *args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: ") and all(fragment in last for fragment in fragments), result.stderr
 
 
 def test_selection_errors_that_need_the_listing(ucf_zip):

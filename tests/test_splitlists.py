@@ -161,7 +161,7 @@ def test_lists_and_archive_that_contradict_each_other_are_refused(tmp_path):
     catalog = build_catalog(listing(classes=("Archery", "Biking", "Archery2")))
     with pytest.raises(CatalogError, match="no video of the split lists"):
         plan_from_lists(build_catalog(listing(classes=("Diving",))), lists_of(tmp_path, 1))
-    with pytest.raises(CatalogError, match="no videos for class HandstandPushups"):
+    with pytest.raises(CatalogError, match="only 2 of the 3 classes selected from classInd.txt"):
         plan_from_lists(catalog, lists_of(tmp_path, 1))
     twice = build_catalog(listing() + listing(prefix="copy/"))
     with pytest.raises(CatalogError, match="two videos named 'v_archery_g01_c01.avi'"):
@@ -197,12 +197,12 @@ def run(*args: str):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--fold", "2"], "--fold chooses a fold of --split-lists; give --split-lists PATH (or --split-by ucf101-fold2)"),
-    (["--fold", "4", "--split-lists", "x"], "--fold must be one of 1, 2, 3, got 4"),
+    (["--fold", "4", "--split-lists", "x"], "Invalid value for '--fold': 4 is not in the range 1<=x<=3."),
     (["--split-lists", "x", "--split-by", "group"], "--split-lists fixes the splits; it cannot be combined with --split-by group"),
 ])
 def test_split_option_conflicts_fail_before_any_work(tmp_path, args, fragment):
     result = run("shard", str(tmp_path / "missing.zip"), str(tmp_path / "out"), *args)
-    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {fragment}", result.output
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1] == f"Error: {fragment}", result.output
 
 
 def test_shard_with_official_lists_end_to_end(tmp_path):
@@ -245,3 +245,52 @@ def test_shard_keeps_a_folder_split_and_warns_when_told_to_resplit_it(tmp_path):
     resplit = run("shard", str(source), str(tmp_path / "resplit"), "--splits", "train=0.5,test=0.5", *common)
     assert resplit.exit_code == 0, resplit.output
     assert "Warning: the source has split folders (test, train, val) that --split-by group ignores" in resplit.stderr
+
+
+# --- issue 19: lists on a partial source, and splits that come out empty -----------------------
+
+def test_a_source_holding_part_of_the_lists_classes_says_how_many_and_how_to_take_them(tmp_path):
+    partial = build_catalog(listing(classes=("Archery", "Biking")))
+    with pytest.raises(CatalogError) as refused:
+        plan_from_lists(partial, lists_of(tmp_path, 1))
+    assert str(refused.value) == ("the source holds videos of only 2 of the 3 classes selected from classInd.txt "
+                                  "(none of HandstandPushups); to take only those: `classes` Archery,Biking")
+    plan = plan_from_lists(partial, lists_of(tmp_path, 1), classes=["Archery", "Biking"])
+    assert plan.class_names == ("Archery", "Biking") and plan.warnings == ()
+
+
+def test_a_fold_that_puts_every_present_video_in_test_says_train_is_empty(tmp_path):
+    only_test_groups = build_catalog(listing(groups=7))  # fold 1 tests on groups 1-7
+    plan = plan_from_lists(only_test_groups, lists_of(tmp_path, 1))
+    assert plan.split_names == ("test",)
+    assert plan.warnings[-1] == ("split train gets no videos (none of the 42 matched videos is in trainlist01.txt), "
+                                 "so the output has no train split")
+    fold = plan_fixed_splits(only_test_groups, only_test_groups.class_names, "ucf101-fold1")
+    assert fold.split_names == ("test",)
+    assert fold.warnings == ("split train gets no videos (every selected video is in groups 1-7, which UCF101's "
+                             "fold 1 tests on), so the output has no train split",)
+
+
+def test_a_class_that_a_split_lacks_is_named_in_a_warning(tmp_path):
+    members = [Member(f"{split}/{cls}/v_{cls}_g{g:02d}_c01.avi", 10)
+               for cls in ("Archery", "Biking") for split, groups in (("train", range(1, 5)), ("test", [6]))
+               for g in groups if not (cls == "Biking" and split == "test")]
+    catalog = build_catalog(members)
+    plan = plan_fixed_splits(catalog, catalog.class_names, "folder")
+    assert plan.split_names == ("train", "test")
+    assert plan.warnings == ("split test has no videos of class Biking, while the other classes have videos there",)
+    lists = plan_from_lists(build_catalog(listing(classes=("Archery", "Biking")) + [
+        Member(f"UCF101/v_HandStandPushups_g{g:02d}_c01.avi", 10) for g in range(8, 12)]), lists_of(tmp_path, 1))
+    assert "split test has no videos of class HandstandPushups" in lists.warnings[-1]
+
+
+def test_shard_on_a_partial_source_names_the_classes_to_take(tmp_path):
+    spec = VideoSpec(total_frames=12, width=32, height=24, fourcc="XVID")
+    source = tmp_path / "ucf.zip"
+    make_ucf_zip(source, classes=("Archery", "Biking"), groups=2, clips_per_group=1, spec=spec)
+    lists = write_lists(tmp_path, list_texts(1, groups=8, clips=1))
+    result = run("shard", str(source), str(tmp_path / "out"), "--split-lists", str(lists))
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    assert result.stderr.splitlines() == [
+        "Error: the source holds videos of only 2 of the 3 classes selected from classInd.txt (none of "
+        "HandstandPushups); to take only those: --classes Archery,Biking"], result.stderr

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from vidshard.testing.shards import corrupt_shard, make_shards, read_records
 from vidshard.cli import main
+from vidshard.errors import VidshardError
 from vidshard.format.info import load_info
 from vidshard.format.schema import encode_example
 from vidshard.models.evaluate import confusion_matrix, per_class_metrics
@@ -148,7 +149,7 @@ def test_evaluate_scores_each_video_by_the_mean_of_its_clips(trained, tmp_path):
     result = _invoke("evaluate", tmp_path, "--data-dir", data, "--batch-size", "4")
     assert result.exit_code == 0, result.output
     assert "test: 18 clips of 6 videos" in result.output
-    out = tmp_path / "eval" / "test"
+    out = tmp_path / "eval" / "test-three-clip"  # not the run's own shards: not its eval/test
     metrics = json.loads((out / "metrics.json").read_text())
     with open(out / "predictions.csv", newline="") as fh:
         listed = list(csv.DictReader(fh))
@@ -319,3 +320,69 @@ def test_history_plot_numbers_epochs_in_whole_numbers(epochs):
         shown = [tick for tick in ticks if low <= tick <= high]
         assert shown and all(float(tick).is_integer() for tick in ticks), ticks  # no epoch 1.5
         assert set(shown) <= set(range(1, epochs + 1))
+
+
+def test_an_output_without_a_val_split_trains_without_validation_and_says_so(tmp_path):
+    """UCF101's official folds have no val split: train says it trains without validation, keeps the last
+    epoch as model.keras, and evaluate scores that model; --val-split none says the same explicitly."""
+    make_shards(tmp_path / "data", splits={"train": 2, "test": 1}, color_cue=True)
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "data"), str(tmp_path / "run"), "--epochs", "1",
+                                       "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (f"{tmp_path / 'data'} has no val split: training without validation, "
+                                             "model.keras will be the last epoch's (--val-split SPLIT validates on "
+                                             "another split).")
+    history = _history(tmp_path / "run")
+    assert set(history) == {"loss", "accuracy"} and len(history["loss"]) == 1
+    assert (f"trained 1 epoch without validation; model.keras is the last epoch's (loss {history['loss'][0]:.4f}, "
+            f"accuracy {history['accuracy'][0]:.3f})") in result.stdout.splitlines()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["val_split"] is None
+    kept, last = (keras.models.load_model(tmp_path / "run" / name) for name in ("model.keras", "checkpoints/last.keras"))
+    for a, b in zip(kept.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    evaluated = _invoke("evaluate", tmp_path / "run")
+    assert evaluated.exit_code == 0 and "test: 3 clips of 3 videos" in evaluated.output, evaluated.output
+
+    explicit = _invoke("train", tmp_path / "data", tmp_path / "run2", "--epochs", "2", "--batch-size", "3",
+                       "--val-split", "none")
+    assert explicit.exit_code == 0, explicit.output
+    assert explicit.stderr.splitlines()[0] == ("Training without validation (--val-split none): model.keras will be "
+                                               "the last epoch's.")
+    assert "trained 2 epochs without validation;" in explicit.stdout
+
+
+def test_early_stopping_needs_validation(tmp_path):
+    make_shards(tmp_path / "data", splits={"train": 1, "test": 1})
+    refused = _invoke("train", tmp_path / "data", tmp_path / "run", "--val-split", "none", "--patience", "2")
+    assert refused.exit_code == 2 and refused.stderr.splitlines()[-1] == (
+        "Error: --patience stops when val_loss stops falling; it needs validation, which --val-split none turns off")
+    refused = _invoke("train", tmp_path / "data", tmp_path / "run", "--patience", "2")
+    assert refused.exit_code == 1 and refused.stderr.splitlines() == [
+        f"Error: {tmp_path / 'data'} has no val split to validate on, and --patience stops when val_loss stops "
+        "falling: drop --patience, or name a split with --val-split"]
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(VidshardError, match="`patience` stops when val_loss stops falling"):
+        TrainConfig(patience=2, val_split=None)
+
+
+def test_evaluate_on_other_shards_never_replaces_the_runs_own_results(trained, tmp_path):
+    data, run, _ = trained
+    for name in ("model.keras", "config.json"):
+        shutil.copy(run / name, tmp_path / name)
+    assert _invoke("evaluate", tmp_path).exit_code == 0
+    own = (tmp_path / "eval" / "test" / "metrics.json").read_bytes()
+    shutil.copytree(data, tmp_path / "elsewhere" / "other")
+    result = _invoke("evaluate", tmp_path, "--data-dir", tmp_path / "elsewhere" / "other")
+    assert result.exit_code == 0 and f"results: {tmp_path / 'eval' / 'test-other'}" in result.output, result.output
+    assert json.loads((tmp_path / "eval" / "test-other" / "metrics.json").read_text())["data_dir"] == \
+        str(tmp_path / "elsewhere" / "other")
+    assert (tmp_path / "eval" / "test" / "metrics.json").read_bytes() == own
+    # Another folder of the same name: refused, nothing overwritten.
+    shutil.copytree(data, tmp_path / "other")
+    before = (tmp_path / "eval" / "test-other" / "metrics.json").read_bytes()
+    result = _invoke("evaluate", tmp_path, "--data-dir", tmp_path / "other")
+    assert result.exit_code == 1 and result.stderr.splitlines() == [
+        f"Error: {tmp_path / 'eval' / 'test-other'} holds the results on {tmp_path / 'elsewhere' / 'other'}; move it "
+        f"away to score {tmp_path / 'other'} (results on other shards go to {tmp_path / 'eval' / 'test'}-FOLDER)"]
+    assert (tmp_path / "eval" / "test-other" / "metrics.json").read_bytes() == before

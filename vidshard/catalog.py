@@ -17,7 +17,7 @@ import difflib
 import hashlib
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Sequence
@@ -44,6 +44,11 @@ _FIXED_SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
 
 #: How many offending classes an error message names before summarising the rest.
 _MAX_NAMED = 5
+#: Two class names at least this similar (difflib's ratio, 2*matches/total letters: one letter missing,
+#: added or changed in a name of 5-10 letters) are one name misspelt when one of them has far fewer videos.
+LABEL_SIMILARITY = 0.8
+#: "Far fewer": the rarer spelling has at most this share of the common one's videos.
+LABEL_RARE_SHARE = 0.2
 
 
 #: Where a catalog's classes come from: UCF101 file names, class folders, or a manifest.
@@ -163,10 +168,56 @@ def build_catalog(members: Sequence[Member], group_pattern: str | None = None) -
     return Catalog(tuple(entries), tuple(unmatched), naming)
 
 
-def _named(items: Sequence[str]) -> str:
+def named(items: Sequence[str]) -> str:
     """``a, b, c`` for a short list; the first few and a count for a long one, so errors stay one line."""
     shown = ", ".join(items[:_MAX_NAMED])
     return shown if len(items) <= _MAX_NAMED else f"{shown} and {len(items) - _MAX_NAMED} more"
+
+
+def mistyped_classes(catalog: Catalog) -> list[str]:
+    """One sentence per class name that looks like a mistyped label, with the name it probably means.
+
+    A typo in a manifest row or a folder name makes a class of its own, which then has too few
+    videos to learn or score.  Two kinds are caught: names that differ only in case (``Sliding``,
+    ``sliding``), and a name very close to another (:data:`LABEL_SIMILARITY`) that has at most
+    :data:`LABEL_RARE_SHARE` of its videos (one ``slidng`` among many ``sliding``).  UCF101's 101
+    classes (100-167 videos each) trigger neither.
+    """
+    counts = Counter(entry.class_name for entry in catalog.entries)
+    example = {}
+    for entry in catalog.entries:
+        example.setdefault(entry.class_name, entry.video_id)
+    names = sorted(counts)
+
+    def videos(name: str) -> str:
+        return f"{counts[name]} video{'s' if counts[name] != 1 else ''}"
+
+    found: list[str] = []
+    by_case: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        by_case[name.casefold()].append(name)
+    for spellings in by_case.values():
+        if len(spellings) > 1:
+            common = max(spellings, key=lambda name: (counts[name], name))
+            found.append("Classes " + " and ".join(f"{name!r} ({videos(name)})" for name in spellings)
+                         + f" differ only in case: did you mean {common}?")
+    for name in names:  # compared ignoring case, so `Slidng` is as close to `sliding` as `slidng` is
+        common = {other.casefold(): other for other in names if other.casefold() != name.casefold()
+                  and counts[name] <= LABEL_RARE_SHARE * counts[other]}
+        close = difflib.get_close_matches(name.casefold(), list(common), n=1, cutoff=LABEL_SIMILARITY)
+        if close:
+            meant = common[close[0]]
+            found.append(f"Class {name!r} ({videos(name)}, e.g. {example[name]}) is close to {meant!r} "
+                         f"({videos(meant)}): did you mean {meant}?")
+    return found
+
+
+def check_class_names(catalog: Catalog) -> None:
+    """Refuse a catalog whose class names look mistyped (:func:`mistyped_classes`), naming how to confirm them."""
+    found = mistyped_classes(catalog)
+    if found:
+        raise CatalogError(f"{' '.join(found)} Fix the labels, or confirm the classes are meant with "
+                           f"`classes` {','.join(catalog.class_names)}")
 
 
 def select_classes(
@@ -177,7 +228,8 @@ def select_classes(
     ``num_classes=N`` takes the first N sorted names (the tutorial takes the first N of its
     listing, which for the UCF101 zip is the same ten classes); ``classes`` takes exactly those
     names; neither takes all.  Unknown names, duplicates and impossible counts raise
-    :class:`CatalogError`.
+    :class:`CatalogError`, and so do class names that look mistyped (:func:`check_class_names`)
+    unless ``classes`` names the classes to take: naming them is the user's confirmation.
     """
     available = catalog.class_names
     if not available:
@@ -185,6 +237,8 @@ def select_classes(
             f"no video with a class in the listing: none is named like UCF101's (v_<Class>_g<GG>_c<CC>.<ext>) "
             f"or is in a <class>/ folder ({len(catalog.unmatched)} other members)"
         )
+    if classes is None:
+        check_class_names(catalog)
     if num_classes is not None and classes is not None:
         raise CatalogError("give either `num_classes` or `classes`, not both")
     if num_classes is not None:
@@ -208,7 +262,7 @@ def select_classes(
     for name in classes:
         if name not in known:
             close = difflib.get_close_matches(name, available, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; classes are {_named(available)}"
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; classes are {named(available)}"
             raise CatalogError(f"unknown class {name!r}{hint}")
     return sorted(classes)
 
@@ -322,6 +376,18 @@ class SplitPlan:
         return table
 
 
+def _classes_missing_from_splits(per_split: dict[str, list[PlannedVideo]], class_names: Sequence[str]) -> list[str]:
+    """A warning for every split that has videos but none of some classes: those cannot be learned or scored there."""
+    warnings = []
+    for split, videos in per_split.items():
+        present = {video.class_name for video in videos}
+        missing = [name for name in class_names if name not in present]
+        if videos and missing:
+            warnings.append(f"split {split} has no videos of class {named(missing)}, while the other classes "
+                            "have videos there")
+    return warnings
+
+
 def _targets(request: SplitRequest, available: int) -> list[int]:
     """Videos per split for a class of ``available`` videos.
 
@@ -427,7 +493,7 @@ def plan_splits(
             by_class[entry.class_name].append(entry)
     missing = [name for name, videos in by_class.items() if not videos]
     if missing:
-        raise CatalogError(f"no videos for class {_named(missing)} in the listing")
+        raise CatalogError(f"no videos for class {named(missing)} in the listing")
 
     if not request.fractions:
         asked = sum(_targets(request, 0))
@@ -438,7 +504,7 @@ def plan_splits(
         ]
         if short:
             raise CatalogError(
-                f"`splits` {request.text} asks for {asked} videos per class, but {_named(short)}"
+                f"`splits` {request.text} asks for {asked} videos per class, but {named(short)}"
             )
 
     split_names = request.split_names
@@ -469,13 +535,13 @@ def plan_splits(
     empty = [split for split in split_names if not per_split[split]]
     if empty:
         raise CatalogError(
-            f"split {_named(empty)} would get no videos from `splits` {request.text}"
+            f"split {named(empty)} would get no videos from `splits` {request.text}"
             " (too few videos or groups per class for this request)"
         )
     for split in split_names:
         planned.extend(per_split[split])
-    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes),
-                     _ignored_folders_warning(catalog, names, policy))
+    warnings = (*_ignored_folders_warning(catalog, names, policy), *_classes_missing_from_splits(per_split, names))
+    return SplitPlan(names, tuple(planned), split_names, policy, seed, request.text, tuple(notes), warnings)
 
 
 def folder_split(video_id: str) -> str | None:
@@ -557,10 +623,17 @@ def plan_fixed_splits(
                 by_class[entry.class_name].append((entry, split))
     if outside:
         where = "are in no train/val/test folder" if policy == "folder" else "have no split in the manifest"
-        raise CatalogError(f"`split_by` {policy}: {len(outside)} videos {where}, e.g. {_named(outside)}")
+        raise CatalogError(f"`split_by` {policy}: {len(outside)} videos {where}, e.g. {named(outside)}")
     request_text = policy + (f",{val.text}" if val is not None else "")
     warnings = () if policy in ("folder", "manifest") else _ignored_folders_warning(catalog, names, policy)
-    return assign_fixed(by_class, names, val, seed, policy, request_text, (), warnings)
+    if policy == "folder":
+        expected = {"train": "no selected video is in a train/ folder"}
+    elif policy == "manifest":
+        expected = {"train": "no row of the manifest for the selected classes gives split train"}
+    else:
+        groups = f"groups {test_groups[0]}-{test_groups[-1]}, which UCF101's fold {policy[-1]} tests on"
+        expected = {"train": f"every selected video is in {groups}", "test": f"no selected video is in {groups}"}
+    return assign_fixed(by_class, names, val, seed, policy, request_text, (), warnings, expected)
 
 
 def assign_fixed(
@@ -572,15 +645,18 @@ def assign_fixed(
     request_text: str,
     notes: Sequence[str],
     warnings: Sequence[str] = (),
+    expected: dict[str, str] | None = None,
 ) -> SplitPlan:
     """A plan from videos whose split is already known, with ``val`` carved from train by whole groups.
 
-    ``class_names`` give the label order.  A class without videos, or a split that gets none, is a
-    :class:`CatalogError`.
+    ``class_names`` give the label order.  A class without videos, or a requested ``val`` that gets
+    none, is a :class:`CatalogError`.  ``expected`` maps the splits the policy should give
+    (``train``, ``test``) to why one would come out empty: such a split is left out of the plan with
+    a warning that says so, and so is every class a split lacks while other classes have videos there.
     """
     missing = [name for name in class_names if not by_class.get(name)]
     if missing:
-        raise CatalogError(f"no videos for class {_named(missing)} in the listing")
+        raise CatalogError(f"no videos for class {named(missing)} in the listing")
     given = {split for videos in by_class.values() for _, split in videos}
     order = [*_FIXED_SPLIT_ORDER, *sorted(given - set(_FIXED_SPLIT_ORDER))]
     per_split: dict[str, list[PlannedVideo]] = {split: [] for split in order}
@@ -599,10 +675,13 @@ def assign_fixed(
         for entry, split in videos:
             per_split[split].append(PlannedVideo(entry.video_id, name, label, split, entry.group, entry.clip,
                                                  entry.size))
-    wanted = [split for split in order if per_split[split] or (split == "val" and val is not None)]
-    empty = [split for split in wanted if not per_split[split]]
-    if empty or not wanted:
-        raise CatalogError(f"split {_named(empty or ['train'])} would get no videos with `split_by` {policy}")
+    if val is not None and not per_split["val"]:
+        raise CatalogError(f"split val would get no videos: `splits` {val.text} of each class's train videos "
+                           "is less than one whole group")
+    wanted = [split for split in order if per_split[split]]
+    warnings = [*warnings, *(f"split {split} gets no videos ({why}), so the output has no {split} split"
+                             for split, why in (expected or {}).items() if not per_split.get(split)),
+                *_classes_missing_from_splits(per_split, class_names)]
     planned = [video for split in wanted for video in per_split[split]]
     return SplitPlan(tuple(class_names), tuple(planned), tuple(wanted), policy, seed, request_text, tuple(notes),
                      tuple(warnings))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from vidshard.catalog import (
-    FOLD_TEST_GROUPS, Catalog, SplitPlan, SplitRequest, VideoEntry, assign_fixed, val_request,
+    FOLD_TEST_GROUPS, Catalog, SplitPlan, SplitRequest, VideoEntry, assign_fixed, named, val_request,
 )
 from vidshard.errors import CatalogError
 
@@ -271,6 +271,12 @@ def plan_from_lists(
     if not matched:
         raise CatalogError(f"no video of the split lists at {lists.location} is in the archive "
                            f"(matched by file name, ignoring folders and case)")
+    present = [name for name in names if by_class[name]]
+    if len(present) < len(names):
+        lacking = [name for name in names if not by_class[name]]
+        raise CatalogError(f"the source holds videos of only {len(present)} of the {len(names)} classes selected from "
+                           f"{CLASS_INDEX_FILE} (none of {named(lacking)}); to take only those: "
+                           f"`classes` {','.join(present)}")
     absent = sorted(listed.path for key, (_split, listed) in wanted.items() if key not in archive)
     unlisted = sorted(entry.video_id for key, entry in archive.items()
                       if key not in wanted and entry.class_name.lower() in selected_lower)
@@ -291,4 +297,7 @@ def plan_from_lists(
     for videos in by_class.values():
         videos.sort(key=lambda pair: order[pair[0].video_id])
     request_text = f"lists={lists.location},fold={lists.fold}" + (f",{val.text}" if val is not None else "")
-    return assign_fixed(by_class, names, val, seed, f"lists-fold{lists.fold}", request_text, notes, warnings)
+    expected = {split: f"none of the {matched} matched videos is in {file}"
+                for split, file in (("train", train_file), ("test", test_file))}
+    return assign_fixed(by_class, names, val, seed, f"lists-fold{lists.fold}", request_text, notes, warnings,
+                        expected)

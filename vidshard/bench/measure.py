@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import psutil
 
+from vidshard.errors import VidshardError
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, direction_of, motion_frames, ucf_member_name, write_video
 
 
@@ -41,6 +42,19 @@ class BenchConfig:
     workers: int = os.cpu_count() or 1
     #: Job sizes of the cost curve (f, g): each is sharded end to end and run through the tutorial's loop.
     job_sizes: tuple[int, ...] = (1, 60, 500)
+
+    def __post_init__(self) -> None:
+        """Refuse sizes that leave a measurement without videos, before any video is written."""
+        counts = {"videos": self.videos, "small_videos": self.small_videos, "train_videos": self.train_videos,
+                  "batch_size": self.batch_size, "n_frames": self.n_frames, "frame_step": self.frame_step,
+                  "height": self.height, "width": self.width, "workers": self.workers,
+                  "video_frames": self.video.total_frames, "job_sizes": min(self.job_sizes, default=1)}
+        low = [f"`{name}` {value}" for name, value in counts.items() if value < 1]
+        if low:
+            raise VidshardError(f"bench needs at least 1 of each count, got {', '.join(low)}")
+        if not 1 <= self.classes <= len(MOTION_CLASSES):
+            raise VidshardError(f"`classes` must be between 1 and {len(MOTION_CLASSES)} (the synthetic motions), "
+                                f"got {self.classes}")
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The class-selection and split options shared by commands that plan a dataset (``shard``, ...).
 
-Each option is checked when click parses it, before the source is opened, and a bad value is a
-:class:`CatalogError`: one ``Error: ...`` line and exit status 1 (not click's multi-line usage
-error), as for every other input error.  What can only be checked against the listing (class
-names, videos per class) is checked by :func:`plan_from_options`, before any video is read.
+Each option is checked when click parses it, before the source is opened, and a bad value is
+click's usage error, exit status 2, as in every other command.  What can only be checked against
+the listing (class names, videos per class) is checked by :func:`plan_from_options`, before any
+video is read: an ``Error: ...`` line and exit status 1.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from vidshard.catalog import (
     select_classes,
 )
 from vidshard.catalog import build_catalog, compile_group_pattern
+from vidshard.cli.wording import bad_value
 from vidshard.errors import CatalogError
 from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
 from vidshard.tables import is_table
@@ -37,65 +38,41 @@ DEFAULT_SPLITS = "train=30,val=10,test=10"
 F = TypeVar("F", bound=Callable[..., object])
 
 
-def _parse_int(option: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise CatalogError(f"{option} {text!r}: not a whole number") from None
-
-
 def parse_class_list(text: str) -> tuple[str, ...]:
     """``"A,B"`` -> ``("A", "B")``; empty names are an error rather than silently dropped."""
     names = tuple(name.strip() for name in text.split(","))
     if any(not name for name in names):
-        raise CatalogError(f"--classes {text!r} has an empty class name; expected e.g. Archery,Basketball")
+        raise CatalogError(f"`classes` {text!r} has an empty class name; expected e.g. Archery,Basketball")
     return names
 
 
 def _exclusive(ctx: click.Context, other: str) -> None:
     """--num-classes and --classes exclude each other; whichever click parses second sees the first."""
     if ctx.params.get(other) is not None:
-        raise CatalogError("give either --num-classes or --classes, not both")
+        raise bad_value("give either --num-classes or --classes, not both", ctx)
 
 
-def _num_classes_option(ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    _exclusive(ctx, "classes")
-    number = _parse_int("--num-classes", value)
-    if number < 1:
-        raise CatalogError(f"--num-classes must be at least 1, got {number}")
-    return number
+def _num_classes_option(ctx: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    if value is not None:
+        _exclusive(ctx, "classes")
+    return value
 
 
 def _classes_option(ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     _exclusive(ctx, "num_classes")
-    return parse_class_list(value)
+    try:
+        return parse_class_list(value)
+    except CatalogError as exc:
+        raise bad_value(str(exc), ctx) from None
 
 
-def _splits_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> SplitRequest | None:
-    return None if value is None else parse_splits(value)
-
-
-def _split_by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and value not in POLICIES:
-        raise CatalogError(f"--split-by {value!r}: choose one of {', '.join(POLICIES)}")
-    return value
-
-
-def _fold_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    fold = _parse_int("--fold", value)
-    if fold not in FOLDS:
-        raise CatalogError(f"--fold must be one of {', '.join(map(str, FOLDS))}, got {fold}")
-    return fold
-
-
-def _seed_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
-    return _parse_int("--seed", value)
+def _splits_option(ctx: click.Context, _param: click.Parameter, value: str | None) -> SplitRequest | None:
+    try:
+        return None if value is None else parse_splits(value)
+    except CatalogError as exc:
+        raise bad_value(str(exc), ctx) from None
 
 
 def selection_options(func: F) -> F:
@@ -108,7 +85,7 @@ def selection_options(func: F) -> F:
     """
     options = [
         click.option(
-            "--num-classes", metavar="N", callback=_num_classes_option,
+            "--num-classes", metavar="N", type=click.IntRange(min=1), callback=_num_classes_option,
             help="Use the first N class names in sorted order (the tutorial's choice). Default: all.",
         ),
         click.option(
@@ -123,8 +100,7 @@ def selection_options(func: F) -> F:
             "val=FRACTION, carved out of train by whole groups.",
         ),
         click.option(
-            "--split-by", default=None, metavar="[" + "|".join(POLICIES) + "]",
-            callback=_split_by_option,
+            "--split-by", default=None, metavar="[" + "|".join(POLICIES) + "]", type=click.Choice(POLICIES),
             help="group: whole UCF101 groups per split, no actor/scene in two splits [default]. "
             "order: the tutorial's listing-order split (leaks groups). folder: keep the source's "
             "train/val/test folders. manifest: keep the --manifest's split column. ucf101-foldN: UCF101's "
@@ -136,12 +112,13 @@ def selection_options(func: F) -> F:
             "folder, zip or http(s) zip: train and test exactly as listed, labels in classInd.txt order.",
         ),
         click.option(
-            "--fold", metavar="1|2|3", default=None, callback=_fold_option,
+            "--fold", metavar="1|2|3", default=None, type=click.IntRange(min(FOLDS), max(FOLDS)),
             help="Which fold of --split-lists. [default: 1]",
         ),
         click.option(
-            "--seed", default="0", show_default=True, metavar="INT", callback=_seed_option,
-            help="Seed of the group order (with --split-by group).",
+            "--seed", default=0, show_default=True, metavar="INT", type=int,
+            help="Seeds the split (the group order of --split-by group, the val carved out of fixed splits) and "
+            "the clips: which frames each video's random clips start at (train; every split without --eval-clips).",
         ),
     ]
     for option in reversed(options):
@@ -150,12 +127,12 @@ def selection_options(func: F) -> F:
 
 
 def check_split_options(split_by: str | None, split_lists: str | None, fold: int | None) -> None:
-    """Refuse option combinations that would leave one of them unused, before the source is opened."""
+    """Refuse option combinations that would leave one of them unused, before the source is opened (exit status 2)."""
     if split_lists is not None and split_by is not None:
-        raise CatalogError(f"--split-lists fixes the splits; it cannot be combined with --split-by {split_by}")
+        raise bad_value(f"--split-lists fixes the splits; it cannot be combined with --split-by {split_by}")
     if fold is not None and split_lists is None:
         hint = f" (or --split-by ucf101-fold{fold})" if fold in FOLDS else ""
-        raise CatalogError(f"--fold chooses a fold of --split-lists; give --split-lists PATH{hint}")
+        raise bad_value(f"--fold chooses a fold of --split-lists; give --split-lists PATH{hint}")
 
 
 def plan_from_options(
@@ -187,6 +164,14 @@ def plan_from_options(
     return plan_fixed_splits(catalog, chosen, policy, request, seed)
 
 
+def _group_pattern_option(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    try:
+        compile_group_pattern(value)
+    except CatalogError as exc:
+        raise bad_value(str(exc), ctx) from None
+    return value
+
+
 def catalog_options(func: F) -> F:
     """Add ``--manifest`` and ``--group-pattern``: where classes and groups come from (``shard``, ``list``).
 
@@ -206,7 +191,7 @@ def catalog_options(func: F) -> F:
             "time_start/time_end). Default: clipped downloads, '{youtube_id}_{time_start:06d}_{time_end:06d}.mp4'.",
         ),
         click.option(
-            "--group-pattern", metavar="REGEX", default=None,
+            "--group-pattern", metavar="REGEX", default=None, callback=_group_pattern_option,
             help="Group of each video (kept inside one split): the part of its file name in the pattern's "
             "(group). Default: UCF101's gGG, a manifest's group column, else each video its own group.",
         ),

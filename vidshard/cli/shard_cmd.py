@@ -1,7 +1,7 @@
 """``vidshard shard``: decode a video dataset once, with Apache Beam, into TFRecord (or ArrayRecord) shards.
 
-Every option is checked before the source is opened (a bad value is one ``Error: ...`` line and
-exit status 1), the selection is checked against the listing before any video is read, and only
+Every option is checked before the source is opened (a bad value is click's usage error, exit
+status 2, as in every command), the selection is checked against the listing before any video is read, and only
 then is an existing output removed (with ``--overwrite``) and the pipeline started.
 """
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
-from typing import Callable, Sequence
 
 import click
 
@@ -17,7 +16,7 @@ from vidshard.catalog import SplitRequest
 from vidshard.cli.selection import (
     catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
 )
-from vidshard.cli.wording import cli_wording
+from vidshard.cli.wording import bad_value, cli_wording
 from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
@@ -49,7 +48,7 @@ def _checked_beam_args(ctx: click.Context) -> list[str]:
     """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.launch.check_beam_args`).
 
     An unknown option or a stray word is a usage error as click reports its own: exit status 2
-    with a did-you-mean, the same in every vidshard command.
+    with a did-you-mean, the same in every vidshard command; so is a bad value of a Beam option.
     """
     from vidshard.errors import CommandLineError
     from vidshard.pipelines.launch import check_beam_args
@@ -61,61 +60,45 @@ def _checked_beam_args(ctx: click.Context) -> list[str]:
         if exc.option:
             raise click.NoSuchOption(exc.option, possibilities=exc.possibilities, ctx=ctx) from None
         raise click.UsageError(str(exc), ctx=ctx) from None
+    except VidshardError as exc:
+        raise bad_value(str(exc), ctx) from None
     return [*ctx.args, *unchecked]
 
 
-def _whole(option: str, text: str, low: int = 1, high: int | None = None) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise VidshardError(f"{option} {text!r}: not a whole number") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise VidshardError(f"{option} must be {bound}, got {value}")
-    return value
-
-
-def _positive(option: str) -> Callable[[click.Context, click.Parameter, str], int]:
-    return lambda _ctx, _param, value: _whole(option, value)
-
-
-def _one_of(option: str, choices: Sequence[str]) -> Callable[[click.Context, click.Parameter, str], str]:
-    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-        if value not in choices:
-            raise VidshardError(f"{option} {value!r}: choose one of {', '.join(choices)}")
-        return value
-    return check
-
-
-def _positive_number(option: str, text: str | None) -> float | None:
-    if text is None:
+def _positive_number(option: str, value: str | float | None) -> float | None:
+    """A finite number above 0 (``--fps``, ``--clip-seconds``); else click's usage error naming ``option``."""
+    if value is None:
         return None
     try:
-        value = float(text)
+        number = float(value)
     except ValueError:
-        raise VidshardError(f"{option} {text!r}: not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise VidshardError(f"{option} must be a positive number, got {text}")
-    return value
+        raise click.BadParameter(f"{value!r} is not a number", param_hint=f"'{option}'") from None
+    if not math.isfinite(number) or number <= 0:
+        raise click.BadParameter(f"must be a positive number, got {value}", param_hint=f"'{option}'")
+    return number
+
+
+def _positive_number_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    return _positive_number(param.opts[0], value)
 
 
 def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, size: tuple[int, int],
-                           clips_per_video: int, seed: int, sampling: str | None, fps: str | None,
-                           clip_seconds: str | None, eval_clips: int | None) -> ClipSpec:
-    """The one ClipSpec the options describe; an option the chosen sampling would ignore is refused."""
+                           clips_per_video: int, seed: int, sampling: str | None, fps: str | float | None,
+                           clip_seconds: str | float | None, eval_clips: int | None) -> ClipSpec:
+    """The one ClipSpec the options describe; an option the chosen sampling would ignore is a usage error."""
     rate, seconds = _positive_number("--fps", fps), _positive_number("--clip-seconds", clip_seconds)
     if rate is not None and seconds is not None:
-        raise VidshardError("give --fps or --clip-seconds, not both (--clip-seconds S is --fps N_FRAMES/S)")
+        raise bad_value("give --fps or --clip-seconds, not both (--clip-seconds S is --fps N_FRAMES/S)", ctx)
     timed = rate is not None or seconds is not None
     if sampling is None:
         sampling = "time" if timed else "step"
     if sampling == "time" and not timed:
-        raise VidshardError("--sampling time needs --fps F or --clip-seconds S")
+        raise bad_value("--sampling time needs --fps F or --clip-seconds S", ctx)
     if sampling != "time" and timed:
-        raise VidshardError(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
-                            f"not {sampling}")
+        raise bad_value(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
+                        f"not {sampling}", ctx)
     if sampling != "step" and ctx.get_parameter_source("frame_step") is not click.core.ParameterSource.DEFAULT:
-        raise VidshardError(f"--frame-step applies to --sampling step, not {sampling}")
+        raise bad_value(f"--frame-step applies to --sampling step, not {sampling}", ctx)
     if seconds is not None:
         rate = n_frames / seconds
     return ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
@@ -123,17 +106,23 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"224"`` -> (224, 224); ``"180x320"`` -> (180, 320), height first."""
+    """``"224"`` -> (224, 224); ``"180x320"`` -> (180, 320), height first; else click's ``BadParameter``."""
     parts = text.lower().split("x")
-    if len(parts) not in (1, 2):
-        raise VidshardError(f"--size {text!r}: expected N or HxW, e.g. 224 or 180x320")
-    height, width = (_whole("--size", part) for part in (parts * 2)[:2])
+    if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
+        raise click.BadParameter(f"{text!r}: expected N or HxW, e.g. 224 or 180x320")
+    height, width = (int(part) for part in (parts * 2)[:2])
+    if min(height, width) < 1:
+        raise click.BadParameter(f"{text!r}: height and width must be at least 1")
     return height, width
 
 
 def parse_shards(text: str) -> int | None:
-    """``"auto"`` -> None (about 128 MiB per shard); ``"N"`` -> N shards per split."""
-    return None if text == "auto" else _whole("--shards", text)
+    """``"auto"`` -> None (about 128 MiB per shard); ``"N"`` -> N shards per split; else click's ``BadParameter``."""
+    if text == "auto":
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise click.BadParameter(f"{text!r}: expected auto or a whole number of at least 1")
+    return int(text)
 
 
 def check_file_format(file_format: str, compression: str) -> None:
@@ -141,7 +130,7 @@ def check_file_format(file_format: str, compression: str) -> None:
     if file_format != "array_record":
         return
     if compression != "none":
-        raise VidshardError("--compression gzip applies to TFRecord files; ArrayRecord compresses its own chunks "
+        raise bad_value("--compression gzip applies to TFRecord files; ArrayRecord compresses its own chunks "
                             "(zstd): leave --compression none")
     if importlib.util.find_spec("array_record") is None:
         raise VidshardError("--format array_record needs the array_record package: pip install 'vidshard[grain]'")
@@ -157,51 +146,49 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.argument("data_dir")
 @catalog_options
 @selection_options
-@click.option("--n-frames", default="10", show_default=True, metavar="N", callback=_positive("--n-frames"),
+@click.option("--n-frames", default=10, show_default=True, metavar="N", type=click.IntRange(min=1),
               help="Frames per clip.")
-@click.option("--frame-step", default="15", show_default=True, metavar="N", callback=_positive("--frame-step"),
+@click.option("--frame-step", default=15, show_default=True, metavar="N", type=click.IntRange(min=1),
               help="Source frames between two kept frames.")
 @click.option("--size", default="224", show_default=True, metavar="N|HxW",
               callback=lambda _ctx, _param, value: parse_size(value),
               help="Output frame size (letterboxed, aspect kept).")
-@click.option("--clips-per-video", default="1", show_default=True, metavar="N",
-              callback=_positive("--clips-per-video"), help="Clips cut from every video (of train, with --eval-clips).")
-@click.option("--sampling", default=None, metavar="|".join(SAMPLINGS),
-              callback=lambda _ctx, _param, value: value and _one_of("--sampling", SAMPLINGS)(_ctx, _param, value),
+@click.option("--clips-per-video", default=1, show_default=True, metavar="N", type=click.IntRange(min=1),
+              help="Clips cut from every video (of train, with --eval-clips).")
+@click.option("--sampling", default=None, metavar="|".join(SAMPLINGS), type=click.Choice(SAMPLINGS),
               help="How a clip's frames are chosen: step (every --frame-step-th frame, the tutorial's), time "
                    "(every 1/--fps seconds, by each video's own frame rate) or segments (one frame from each of "
                    "--n-frames equal parts of the whole video, TSN).  [default: step; time with --fps/--clip-seconds]")
-@click.option("--fps", default=None, metavar="F", help="Time sampling: frames per second of the clip.")
-@click.option("--clip-seconds", default=None, metavar="S",
+@click.option("--fps", default=None, metavar="F", callback=_positive_number_option,
+              help="Time sampling: frames per second of the clip.")
+@click.option("--clip-seconds", default=None, metavar="S", callback=_positive_number_option,
               help="Time sampling: seconds one clip covers, each frame standing for S/N_FRAMES seconds (the "
                    "same as --fps N_FRAMES/S).")
-@click.option("--eval-clips", default=None, metavar="K", callback=lambda _ctx, _param, value: value and _whole(
-              "--eval-clips", value),
+@click.option("--eval-clips", default=None, metavar="K", type=click.IntRange(min=1),
               help="Clips per video of every split but train, spread uniformly over the video (multi-view "
                    "evaluation); train keeps --clips-per-video seeded random clips.")
 @click.option("--encoding", default="jpeg", show_default=True, metavar="|".join(ENCODINGS),
-              callback=_one_of("--encoding", ENCODINGS), help="How frames are stored.")
-@click.option("--quality", default="95", show_default=True, metavar="1..100",
-              callback=lambda _ctx, _param, value: _whole("--quality", value, 1, 100), help="JPEG quality.")
+              type=click.Choice(ENCODINGS), help="How frames are stored.")
+@click.option("--quality", default=95, show_default=True, metavar="1..100", type=click.IntRange(1, 100),
+              help="JPEG quality.")
 @click.option("--shards", default="auto", show_default=True, metavar="auto|N",
               callback=lambda _ctx, _param, value: parse_shards(value),
               help="Shard files per split; auto aims at about 128 MiB per file.")
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
-              callback=_one_of("--compression", COMPRESSIONS), help="Compress shard files.")
+              type=click.Choice(COMPRESSIONS), help="Compress shard files.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty DATA_DIR.")
 @click.option("--resume", is_flag=True,
               help="Finish an interrupted run in DATA_DIR, reusing its staged examples (same source and settings only).")
 @click.option("--format", "file_format", default="tfrecord", show_default=True, metavar="|".join(FILE_FORMATS),
-              callback=_one_of("--format", FILE_FORMATS),
+              type=click.Choice(FILE_FORMATS),
               help="Shard files: TFRecord (sequential reads, tf.data) or ArrayRecord (random access: Grain, "
                    "map-style PyTorch; needs vidshard[grain]).")
-@click.option("--timeout", default="30", show_default=True, metavar="SECONDS",
-              callback=lambda _ctx, _param, value: _whole("--timeout", value), help="Per HTTP request.")
-@click.option("--retries", default="4", show_default=True, metavar="N",
-              callback=lambda _ctx, _param, value: _whole("--retries", value, 0),
+@click.option("--timeout", default=30, show_default=True, metavar="SECONDS", type=click.IntRange(min=1),
+              help="Per HTTP request.")
+@click.option("--retries", default=4, show_default=True, metavar="N", type=click.IntRange(min=0),
               help="Retries (with exponential backoff) of a failed HTTP request before a video is recorded as failed.")
-@click.option("--max-video-mib", default=str(DEFAULT_MAX_MEMBER_BYTES >> 20), show_default=True, metavar="MIB",
-              callback=lambda _ctx, _param, value: _whole("--max-video-mib", value),
+@click.option("--max-video-mib", default=DEFAULT_MAX_MEMBER_BYTES >> 20, show_default=True, metavar="MIB",
+              type=click.IntRange(min=1),
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")

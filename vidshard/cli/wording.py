@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import click
+
 #: A field named in a library message: one identifier in single (not double) backquotes.
 _FIELD = re.compile(r"(?<!`)`([A-Za-z_][A-Za-z0-9_]*)`(?!`)")
 
@@ -26,3 +28,13 @@ def option_of(field: str) -> str:
 def cli_wording(message: str) -> str:
     """``message`` with every backquoted field written as its option, for an ``Error:`` or ``Warning:`` line."""
     return _FIELD.sub(lambda match: option_of(match[1]), message)
+
+
+def bad_value(message: str, ctx: click.Context | None = None) -> click.UsageError:
+    """A value on the command line that is wrong on its face, as click reports its own: a usage error, exit status 2.
+
+    ``message`` is a library message (its fields become options).  Every command reports a bad
+    value this way, whether click's types found it or vidshard's checks did; what can only be
+    found wrong against the data (a class the source lacks) stays an ``Error:`` line, exit status 1.
+    """
+    return click.UsageError(cli_wording(message), ctx or click.get_current_context(silent=True))

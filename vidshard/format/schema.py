@@ -158,7 +158,8 @@ class _Parsed:
         values = self.feature["source_fps"].float_list.value
         if len(values) != 1:
             raise ShardFormatError(f"record holds {len(values)} values of 'source_fps', expected 1")
-        return float(values[0]), self.scalar("source_frames")
+        # Stored as float32: read back as the shortest decimal that is that float32 (29.97, not 29.969999313...).
+        return float(str(np.float32(values[0]))), self.scalar("source_frames")
 
     def frame_times(self) -> np.ndarray | None:
         """Every stored frame's time ``[clips, T]`` on a record that stores them (version 5), else None."""
