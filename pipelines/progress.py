@@ -76,8 +76,11 @@ class StagedProgress:
         self._bar.set_postfix_str(self._postfix(failed, clips), refresh=False)
         self._bar.update(done - self._bar.n)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
+        """Stop polling and leave the bar at the final count on its own line; later calls do nothing.
+
+        ``__exit__`` calls it; so does the launcher's signal handler, before its one line.
+        """
         if self._bar is None:
             return
         self._stop.set()
@@ -85,3 +88,8 @@ class StagedProgress:
             self._thread.join()
         self._show(*staging.count_outcomes(self._data_dir))  # the final count, N/N after a complete run
         self._bar.close()
+        self._bar = None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

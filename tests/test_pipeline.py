@@ -537,7 +537,7 @@ def test_resume_option_checks(reference, source, tmp_path):
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     assert_one_line_error(shard(url, str(tmp_path / "foreign"), *OPTIONS, "--resume"), "no interrupted vidshard run")
-    (tmp_path / "nomanifest" / shardio.TMP_DIR).mkdir(parents=True)
+    (tmp_path / "nomanifest" / shardio.TMP_DIR / staging.STAGED_DIR).mkdir(parents=True)  # an older vidshard's
     assert_one_line_error(shard(url, str(tmp_path / "nomanifest"), *OPTIONS, "--resume"), "no manifest")
 
 
