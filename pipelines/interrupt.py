@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 import psutil
 
@@ -45,6 +45,21 @@ def stop_child_processes(grace: float = WORKER_GRACE_SECONDS) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
+def exit_with_line(line: str, status: int) -> NoReturn:
+    """Write ``line`` to stderr and end the process with ``status`` at once, without the interpreter's teardown.
+
+    After a pipeline was stopped or failed, the runner's threads may still be alive, and the
+    teardown then aborts natively (``FATAL: exception not rethrown``, status 134).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    os._exit(status)
+
+
 @contextlib.contextmanager
 def exit_on_signals(report: Callable[[str], str], before_exit: Callable[[], None] = lambda: None) -> Iterator[None]:
     """While the block runs, SIGINT and SIGTERM end the process with ``report(signal name)`` on stderr.
@@ -65,14 +80,7 @@ def exit_on_signals(report: Callable[[str], str], before_exit: Callable[[], None
         logging.disable(logging.CRITICAL)
         stop_child_processes()
         before_exit()
-        line = report(signal.Signals(signum).name)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        with contextlib.suppress(Exception):
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-        os._exit(128 + signum)
+        exit_with_line(report(signal.Signals(signum).name), 128 + signum)
 
     previous = {number: signal.signal(number, handle) for number in SIGNALS}
     try:

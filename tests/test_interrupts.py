@@ -98,10 +98,12 @@ def test_a_signal_stops_shard_with_one_line_and_keeps_what_is_staged(slow_source
     assert proc.returncode == 128 + signum, stderr  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
     match = assert_one_line(stderr, LINE)
     assert match.group(1) == signal.Signals(signum).name and match.group(3) == str(out)
-    # The count is what stays staged, and nothing is marked complete.
+    # The count is what stays staged (in process, a worker thread may still rename one more example into
+    # place between the count and the exit), and nothing is marked complete.
     staged = int(match.group(2))
     done, failed = staging.count_outcomes(str(out))
-    assert 1 <= staged == done - failed < 30 and not (out / INFO_FILE).exists()
+    assert 1 <= staged <= done - failed < 30 and not (out / INFO_FILE).exists()
+    assert mode != "multi_processing" or staged == done - failed  # workers are gone before the count
     # Every worker process is gone, also when the launcher alone got the signal.
     assert mode != "multi_processing" or workers, "multi_processing ran no worker processes?"
     _, alive = psutil.wait_procs(workers, timeout=30)
@@ -112,7 +114,7 @@ def test_a_signal_stops_shard_with_one_line_and_keeps_what_is_staged(slow_source
         resumed = subprocess.run([sys.executable, "-m", "vidshard.cli", "shard", url, str(out), *OPTIONS, "--resume"],
                                  capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr
-        assert f"Resuming: {staged} of the videos were staged by the interrupted run" in resumed.stderr
+        assert f"Resuming: {done - failed} of the videos were staged by the interrupted run" in resumed.stderr
         assert "30 videos written, 0 failed" in resumed.stdout and (out / INFO_FILE).is_file()
 
 

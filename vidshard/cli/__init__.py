@@ -15,6 +15,12 @@ class _Group(click.Group):
     ``shard`` and ``train`` say there what they keep for ``--resume``.
     """
 
+    standalone = False  #: set by main(): whether click runs the command as the program (see owns_the_process)
+
+    def main(self, *args, **kwargs):
+        self.standalone = kwargs.get("standalone_mode", True)
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context):
         try:
             with sigterm_raises():

@@ -10,7 +10,9 @@ an interrupt (``shard``, ``train``) say what is kept and how ``--resume`` contin
 from __future__ import annotations
 
 import contextlib
+import io
 import signal
+import sys
 import threading
 from typing import IO, Iterator
 
@@ -52,3 +54,20 @@ class Interrupted(click.ClickException):
 
     def show(self, file: IO | None = None) -> None:
         click.echo(self.format_message(), err=True, file=file)
+
+
+def owns_the_process(ctx: click.Context) -> bool:
+    """Whether the command runs as this process's program and may end it at once (``os._exit``).
+
+    True when click runs it standalone on streams with file descriptors: the ``vidshard`` console
+    script, ``python -m vidshard.cli``, ``python -m vidshard.pipelines.shard``.  False under click's
+    ``CliRunner`` (in-memory streams) and for ``main(..., standalone_mode=False)``: a test or a
+    program that calls the CLI keeps its process.
+    """
+    if not getattr(ctx.find_root().command, "standalone", False):
+        return False
+    try:
+        sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return True
