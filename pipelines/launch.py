@@ -12,16 +12,22 @@ demo call it; :mod:`vidshard.pipelines.shard` is the ``python -m`` entry point o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import errno
 import importlib
 import importlib.util
 import json
+import logging
 import os
+import re
+import shutil
+import tempfile
 import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
@@ -36,6 +42,7 @@ from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.format import naming
 from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
+from vidshard.pipelines.interrupt import exit_on_signals
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
@@ -269,12 +276,30 @@ def _within(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
+def _nearest_folder(path: str) -> str:
+    """``path`` itself if it is a folder, else its nearest existing ancestor (where it would be created)."""
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _shown(names: Sequence[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = False) -> bool:
-    """Refuse an output that overlaps a local source, or that is not empty without ``--overwrite``.
+    """Refuse an output that is busy, unwritable, overlaps a local source, or is not empty without ``--overwrite``.
 
     Output inside a source folder would be listed as part of the source on the next run; a source
-    inside the output would be deleted by ``--overwrite``.  With ``resume`` the output must be
-    absent, empty (nothing to resume: the run starts from zero) or hold an interrupted run.
+    inside the output would be deleted by ``--overwrite``.  ``overwrite`` replaces only what is
+    recognisably a vidshard output (its ``dataset_info.json`` or staging folder): any other folder
+    is refused with what it holds, and nothing is deleted.  An output that a live run is writing is
+    refused, naming that run (:func:`vidshard.staging.live_writer`).  With ``resume`` the output must
+    be absent, empty (nothing to resume: the run starts from zero) or hold an interrupted run.
     Returns whether it holds an interrupted run (a staging folder and no ``dataset_info.json``).
     """
     if resume and overwrite:
@@ -287,16 +312,29 @@ def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = Fal
             raise VidshardError(f"source {source} is inside the output {data_dir}; choose another folder")
     if out_path and os.path.exists(out_path) and not os.path.isdir(out_path):
         raise VidshardError(f"output {data_dir} exists and is not a folder")
+    if out_path and not os.access(_nearest_folder(out_path), os.W_OK | os.X_OK):
+        where = _nearest_folder(out_path)
+        place = "" if where == out_path else f" (it would be created in {where})"
+        raise VidshardError(f"output {data_dir} is not writable{place}: "
+                            f"{os.strerror(errno.EROFS if _read_only(where) else errno.EACCES)}")
     try:
         FileSystems.get_filesystem(data_dir)
     except ValueError:
         raise VidshardError(f"output {data_dir}: Beam has no filesystem for this scheme here (a local path, or "
                             "gs:// with apache-beam[gcp], s3:// with apache-beam[aws], ...)") from None
+    holder = staging.live_writer(data_dir)
+    if holder is not None:
+        raise staging.busy_error(data_dir, holder)
     try:
         existing = shardio.list_top(data_dir)
     except BeamIOError as exc:
         raise VidshardError(f"cannot list output {data_dir}: {exc}") from None
+    ours = INFO_FILE in existing or shardio.TMP_DIR in existing
     interrupted = shardio.TMP_DIR in existing and INFO_FILE not in existing
+    if overwrite and existing and not ours:
+        raise VidshardError(f"output {data_dir} is not a vidshard output (it has no {INFO_FILE} and no "
+                            f"{shardio.TMP_DIR}): it holds {_shown(existing)}; `overwrite` replaces only vidshard "
+                            "outputs, so nothing was deleted: choose a new or empty folder")
     if resume and existing and not interrupted:
         what = "a finished vidshard output" if INFO_FILE in existing else \
             f"files but no interrupted vidshard run ({shardio.TMP_DIR})"
@@ -309,9 +347,41 @@ def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = Fal
     return interrupted
 
 
+def _read_only(folder: str) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def clear_output(data_dir: str) -> None:
-    """Remove the output folder and everything in it (after ``--overwrite`` and a successful plan)."""
-    shardio.remove_tree(data_dir)
+    """Empty a vidshard output (after ``--overwrite``, a successful plan and :func:`check_output`).
+
+    The staging folder's lock stays: the run that clears the output holds it
+    (:func:`vidshard.staging.writer_lock`).
+    """
+    names = shardio.list_top(data_dir)
+    if not shardio.is_local(data_dir):
+        shardio.remove_tree(data_dir)
+        return
+    if INFO_FILE not in names and shardio.TMP_DIR not in names and names:
+        raise VidshardError(f"output {data_dir} is not a vidshard output; nothing was deleted")  # checked before
+    for name in names:
+        path = os.path.join(data_dir, name)
+        if name == shardio.TMP_DIR:
+            for inner in os.listdir(path):
+                if inner != staging.LOCK_FILE:
+                    _remove_path(os.path.join(path, inner))
+        else:
+            _remove_path(path)
+
+
+def _remove_path(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
 
 
 def _describe_source(uri: str) -> str:
@@ -424,49 +494,182 @@ def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[li
     return summaries, errors
 
 
+def staged_count(data_dir: str) -> int:
+    """Videos whose example is staged in ``data_dir`` (what ``--resume`` reuses); 0 if it cannot be listed."""
+    try:
+        done, failed = staging.count_outcomes(data_dir)
+    except OSError:
+        return 0
+    return done - failed
+
+
+@contextlib.contextmanager
+def _private_tempdir() -> Iterator[str]:
+    """This process's temporary files in a folder of their own while the block runs, removed afterwards.
+
+    The DirectRunner first tries Beam's Prism runner; where Prism cannot start (it is fetched from
+    the internet) the attempt leaves an empty ``beam-temp*`` folder and two ``tmp*`` folders in the
+    system's temporary folder, every run.
+    """
+    folder = tempfile.mkdtemp(prefix="vidshard-")
+    previous, tempfile.tempdir = tempfile.tempdir, folder
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_space(request: ShardRequest, todo: Sequence[WorkItem], items: Sequence[WorkItem]) -> None:
+    """Refuse, before any video is read, a local output whose file system cannot hold the job's estimated peak.
+
+    The peak is every example still to make, staged, plus every shard file (each example again):
+    the staging folder is removed only once the shards are written.  Sizes are
+    :func:`vidshard.format.naming.estimate_example_bytes`'s.  Object stores are not checked.
+    """
+    if not shardio.is_local(request.data_dir):
+        return
+    spec, encoding = request.settings.clip_spec, request.settings.encoding
+    size = {split: naming.estimate_example_bytes(spec, encoding, split) for split in request.plan.split_names}
+    needed = sum(size[item.split] for item in todo) + sum(size[item.split] for item in items)
+    free = shutil.disk_usage(_nearest_folder(os.path.abspath(request.data_dir))).free
+    if needed > free:
+        each = needed / max(len(todo) + len(items), 1)
+        raise VidshardError(
+            f"output {request.data_dir} needs about {needed / 2**20:.1f} MiB while the job runs ({len(items)} videos "
+            f"of about {each / 2**10:.0f} KiB, staged and then written into shards), but its file system has "
+            f"{free / 2**20:.1f} MiB free; free some space or choose another folder")
+
+
+#: What to do about an OSError that stopped the job, by errno.
+_FIXES = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (or raise the quota)",
+          errno.EROFS: "make it writable", errno.EACCES: "make it writable", errno.EPERM: "make it writable"}
+#: How a worker's exception reads in the text Beam raises (a traceback of another process, for
+#: multi_processing and remote runners): the kind of error and its message.
+_UNREACHABLE = re.compile(r"SourceUnreachableError: ([^\n]+)")
+_OS_ERROR = re.compile(r"\[Errno (\d+)\] ([^:\n\[\]]+)(?:: '([^'\n]+)')?")
+
+
+def _exception_text(exc: BaseException) -> str:
+    """The messages of ``exc`` and of every exception it was raised from or during."""
+    texts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        texts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(texts)
+
+
+def job_failure(exc: BaseException, data_dir: str, total: int) -> VidshardError | None:
+    """One line for a job that the environment stopped (a full disk, an unwritable output, a source that
+    stopped answering), naming the cause and ``resume``; None for anything else (a bug keeps its traceback)."""
+    text = _exception_text(exc)
+    unreachable = _UNREACHABLE.search(text)
+    found = _OS_ERROR.search(text)
+    if unreachable:
+        reason = re.sub(r" \[while running [^\]]*\]", "", unreachable.group(1)).strip()
+        cause, fix = f"the source stopped answering ({reason})", "once it answers again"
+    elif found:
+        code, message, path = int(found.group(1)), found.group(2).strip(), found.group(3)
+        cause = f"{message} (errno {code}{', ' + path if path else ''})"
+        fix = _FIXES.get(code, "fix that") + ", then"
+    else:
+        return None
+    return VidshardError(f"the job stopped: {cause}; {staged_count(data_dir)} of {total} videos are staged in "
+                         f"{data_dir} and nothing is marked complete: {fix} rerun the same command with `resume`")
+
+
+class _ExplainedFailures(logging.Filter):
+    """Drops Beam's log records (with their tracebacks) of a failure that :func:`job_failure` words in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("apache_beam"):
+            return True
+        text = record.getMessage() + (f"\n{_exception_text(record.exc_info[1])}" if record.exc_info else "")
+        return not (_UNREACHABLE.search(text) or _OS_ERROR.search(text))
+
+
+@contextlib.contextmanager
+def _failures_explained(data_dir: str, total: int) -> Iterator[None]:
+    """Turn a failure of the environment in the block into :func:`job_failure`'s one line, and only that."""
+    quiet, handlers = _ExplainedFailures(), list(logging.getLogger().handlers)
+    for handler in handlers:  # Beam logs a failing DoFn's traceback at ERROR before it re-raises
+        handler.addFilter(quiet)
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - Beam re-raises workers' errors as RuntimeError and others
+        failure = job_failure(exc, data_dir, total)
+        if failure is None:
+            raise
+        raise failure from None
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
+def _interruptible(data_dir: str, total: int, on_interrupt: Callable[[str, int, int], str] | None,
+                   before_exit: Callable[[], None]) -> contextlib.AbstractContextManager:
+    """SIGINT/SIGTERM end the process with ``on_interrupt(signal, staged, total)`` (see :mod:`.interrupt`)."""
+    if on_interrupt is None:
+        return contextlib.nullcontext()
+    return exit_on_signals(lambda name: on_interrupt(name, staged_count(data_dir), total), before_exit)
+
+
 def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False,
-            resume: bool = False, on_start: Callable[[int], None] | None = None) -> ShardResult:
+            resume: bool = False, on_start: Callable[[int], None] | None = None,
+            on_interrupt: Callable[[str, int, int], str] | None = None) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
     The output must already be checked (:func:`check_output`) and empty or absent, or, with
     ``resume``, may hold the staging folder of an interrupted run of the same request, whose
-    staged examples are reused (:mod:`vidshard.pipelines.resume`).  ``on_start(reused videos)``
-    is called once that is settled, just before the pipeline starts.  ``progress`` shows a live
-    bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
+    staged examples are reused (:mod:`vidshard.pipelines.resume`).  The run holds the output's
+    one-writer lock (:func:`vidshard.staging.writer_lock`), refuses a local output without room
+    for it (:func:`check_space`), and ends a failure of the environment in one line
+    (:func:`job_failure`).  ``on_start(reused videos)`` is called once that is settled, just
+    before the pipeline starts.  ``progress`` shows a live bar on stderr
+    (:mod:`vidshard.pipelines.progress`) while the pipeline runs.  With ``on_interrupt``, SIGINT
+    and SIGTERM while the pipeline runs stop its workers and end the process with status 128 +
+    signal and the line ``on_interrupt(signal name, staged videos, planned videos)`` returns.
     """
     started = time.perf_counter()
     # A bad runner fails here, before anything is written; the options are parsed once more below
     # with the job's size and the Dask defaults.
     runner = pipeline_options(beam_args).view_as(StandardOptions).runner
     items, slots = plan_layout(request)
-    wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
-                             request.compression, request.shards, items, slots)
-    todo, reused = items, []
-    if resume and shardio.TMP_DIR in shardio.list_top(request.data_dir):
-        todo, reused = prepare_resume(request.data_dir, wanted, items)
-    else:
-        staging.write_manifest(request.data_dir, wanted)
-    if on_start is not None:
-        on_start(len(reused))
-    pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, runner, len(todo)), videos=len(todo)))
-    _ = pipeline | "ShardVideos" >> ShardVideos(
-        todo, slots, request.data_dir, request.source, request.source_options, request.settings,
-        request.compression, reused)
     clips = sum(request.settings.clip_spec.clips_in(item.split) for item in items)
-    with StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress):
-        # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
-        state = pipeline.run().wait_until_finish()
-    if state != PipelineState.DONE:
-        raise VidshardError(f"the Beam pipeline ended in state {state}; {request.data_dir} is not complete")
-
-    summaries, errors = _read_outcome(request, slots)
-    errors_path = shardio.write_text(
-        request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
-    _account(request.plan, summaries, errors)
-    info = build_info(request, summaries, errors)
-    # Last: its presence says the output is complete (write_text renames a finished temp file).
-    shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
-    shardio.remove_tree(FileSystems.join(request.data_dir, shardio.TMP_DIR))
+    bar = StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress)
+    with staging.writer_lock(request.data_dir), _failures_explained(request.data_dir, len(items)):
+        with _private_tempdir() as temp, _interruptible(request.data_dir, len(items), on_interrupt,
+                                                        lambda: (bar.close(), shutil.rmtree(temp, True))):
+            wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
+                                     request.compression, request.shards, items, slots)
+            todo, reused = items, []
+            resuming = resume and staging.holds_run(request.data_dir)
+            if resuming:
+                todo, reused = prepare_resume(request.data_dir, wanted, items)
+            check_space(request, todo, items)
+            if not resuming:
+                staging.write_manifest(request.data_dir, wanted)
+            if on_start is not None:
+                on_start(len(reused))
+            pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, runner, len(todo)),
+                                                              videos=len(todo)))
+            _ = pipeline | "ShardVideos" >> ShardVideos(
+                todo, slots, request.data_dir, request.source, request.source_options, request.settings,
+                request.compression, reused)
+            with bar:
+                # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
+                state = pipeline.run().wait_until_finish()
+        if state != PipelineState.DONE:
+            raise VidshardError(f"the Beam pipeline ended in state {state}; {request.data_dir} is not complete")
+        summaries, errors = _read_outcome(request, slots)
+        errors_path = shardio.write_text(
+            request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
+        _account(request.plan, summaries, errors)
+        info = build_info(request, summaries, errors)
+        # Last: its presence says the output is complete (write_text renames a finished temp file).
+        shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
+        shardio.remove_tree(FileSystems.join(request.data_dir, shardio.TMP_DIR))
     return ShardResult(
         info=info,
         written={split: split_info.num_examples for split, split_info in info.splits.items()},
@@ -476,4 +679,3 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
         bytes_fetched=sum(summary["bytes_fetched"] for summary in summaries),
         reused=len(reused),
     )
-

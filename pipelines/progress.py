@@ -60,11 +60,12 @@ class StagedProgress:
             return self
         self._first, failed = staging.count_outcomes(self._data_dir)  # outcomes reused from an earlier run
         self._started = time.monotonic()
+        # The first state is drawn now, before the pipeline starts, with its postfix: the count it
+        # starts from (0, or what --resume reuses) is on screen however fast the job then runs.
         # A terminal that reports 0 columns (a fresh pseudo-terminal, some CI) gets a fixed width, not nothing.
         width = {"dynamic_ncols": True} if _columns(self._stream) else {"ncols": FALLBACK_COLUMNS}
         self._bar = tqdm(total=self._total, initial=self._first, unit="video", desc="Sharding",
-                         file=self._stream, leave=True, **width)
-        self._show(self._first, failed)
+                         file=self._stream, leave=True, postfix=self._postfix(failed, 0.0), **width)
         interval = LOCAL_INTERVAL if shardio.is_local(self._data_dir) else REMOTE_INTERVAL
         self._thread = threading.Thread(target=self._poll, args=(interval,), name="vidshard-progress", daemon=True)
         self._thread.start()
@@ -77,15 +78,22 @@ class StagedProgress:
             self._show(*staging.count_outcomes(self._data_dir))
             wait = max(interval, (time.thread_time() - started) / MAX_LISTING_SHARE)
 
+    @staticmethod
+    def _postfix(failed: int, clips_per_second: float) -> str:
+        return f"{failed} failed, {clips_per_second:.1f} clips/s"
+
     def _show(self, done: int, failed: int) -> None:
         assert self._bar is not None
         elapsed = time.monotonic() - self._started
         clips = (done - self._first) * self._clips_per_video / elapsed if elapsed > 0 else 0.0
-        self._bar.set_postfix_str(f"{failed} failed, {clips:.1f} clips/s", refresh=False)
+        self._bar.set_postfix_str(self._postfix(failed, clips), refresh=False)
         self._bar.update(done - self._bar.n)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
+        """Stop polling and leave the bar at the final count on its own line; later calls do nothing.
+
+        ``__exit__`` calls it; so does the launcher's signal handler, before its one line.
+        """
         if self._bar is None:
             return
         self._stop.set()
@@ -93,3 +101,8 @@ class StagedProgress:
             self._thread.join()
         self._show(*staging.count_outcomes(self._data_dir))  # the final count, N/N after a complete run
         self._bar.close()
+        self._bar = None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -26,7 +26,7 @@ from apache_beam.metrics import Metrics
 
 from vidshard import shardio, staging
 from vidshard.decode import decode_clips
-from vidshard.errors import DecodeError, SourceError
+from vidshard.errors import DecodeError, SourceError, SourceUnreachableError
 from vidshard.format.info import stores_frame_times
 from vidshard.format.schema import ClipRecord, encode_example
 from vidshard.sampling import ClipSpec, parse_segment
@@ -92,7 +92,8 @@ class FetchDecodeEncode(beam.DoFn):
 
     Output, for every video: ``((split, shard), Outcome)``.  A video that cannot be read
     (``fetch``), decoded (``decode``) or encoded (``encode``) becomes an error outcome with the
-    reason and is counted, and the job goes on.
+    reason and is counted, and the job goes on; a source that cannot be reached at all
+    (:class:`~vidshard.errors.SourceUnreachableError`) fails the job instead.
     """
 
     def __init__(self, source_uri: str, source_options: SourceOptions, settings: EncodeSettings, data_dir: str) -> None:
@@ -134,6 +135,8 @@ class FetchDecodeEncode(beam.DoFn):
     def process(self, item: WorkItem) -> Iterator[tuple[tuple[str, int], Outcome]]:
         try:
             data = self._open_source().read(parse_segment(item.video_id)[0])
+        except SourceUnreachableError:
+            raise  # the source is gone: the job stops (the launcher says so); what is staged stays for --resume
         except SourceError as exc:  # includes MemberReadError
             yield self._fail(item, "fetch", str(exc), 0)
             return

@@ -17,6 +17,15 @@ class MemberReadError(SourceError):
     """One member of a source could not be read; the job records it and goes on."""
 
 
+class SourceUnreachableError(MemberReadError):
+    """The source cannot be reached at all after the retries (no connection, no name resolution).
+
+    Unlike a failed member read, which a job records and goes past, it stops a sharding job: the
+    videos left would all fail the same way, each after its retries, and the output would be
+    marked complete without them.  What is staged stays for ``--resume``.
+    """
+
+
 class CatalogError(VidshardError):
     """The selection or split request does not fit the listing."""
 

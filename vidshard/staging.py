@@ -10,28 +10,41 @@ runner for metrics::
       staged/{split}-{shard:05d}-{position:06d}.{attempt}.error.json       one errors.jsonl record
       summaries/{split}-{shard:05d}.json                                   one written shard
       manifest.json                                                        what the run was asked
+      lock                                                                 the one writer's lock (local outputs)
 
 Every file is written under a temporary name and renamed into place, so a file with one of these
 names is complete; an example's name also carries its size, so a copy cut short on a filesystem
 without atomic rename is recognised.  ``attempt`` is unique per write, so two attempts at the same
 video (a retried bundle) never write into one file.
+
+One run writes an output at a time: :func:`writer_lock` holds an exclusive ``fcntl.flock`` on
+``lock`` for the whole run.  The kernel drops the lock when its process ends, however it ends
+(``kill -9``, a crash, a lost terminal), so a dead run never leaves a stale lock behind, and a
+second run on the same output is refused in one line naming the live one (:func:`live_writer`).
+Object stores have no such lock (see docs/reliability.md); there :func:`writer_lock` does nothing.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from vidshard import shardio
+from vidshard.errors import VidshardError
 
 STAGED_DIR = "staged"
 SUMMARIES_DIR = "summaries"
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = "lock"
 _EXAMPLE = ".example"
 _ERROR = ".error.json"
 
@@ -169,3 +182,115 @@ def read_manifest(data_dir: str) -> dict[str, Any] | None:
 def remove_summaries(data_dir: str) -> None:
     """Forget the shard summaries of an interrupted run: its shards are written again."""
     shardio.remove_tree(_folder(data_dir, SUMMARIES_DIR))
+
+
+def holds_run(data_dir: str) -> bool:
+    """Whether the staging folder holds anything of a run (a manifest, staged outcomes) besides the lock."""
+    return bool(set(shardio.list_top(_folder(data_dir))) - {LOCK_FILE})
+
+
+#: Lock files this process holds, by real path: [descriptor, nested holds]; :func:`writer_lock` is re-entrant.
+_HELD: dict[str, list[int]] = {}
+
+
+def _lock_path(data_dir: str) -> str:
+    return os.path.realpath(os.path.join(data_dir, shardio.TMP_DIR, LOCK_FILE))
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its file records it: ``pid 123 on host h, since 2024-01-01 12:00:00``."""
+    try:
+        found = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found["since"]))
+        return f"pid {found['pid']} on host {found['host']}, since {since}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not recorded itself yet"
+
+
+def live_writer(data_dir: str) -> str | None:
+    """The live run that holds ``data_dir``'s lock (as :func:`_holder` words it), or None.
+
+    A lock file that no live process holds (its run ended or crashed) is not a live writer.
+    """
+    path = _lock_path(data_dir) if shardio.is_local(data_dir) else None
+    if path is None or path in _HELD or not os.path.exists(path):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # removed by a run that just finished
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # closing releases the probe's shared lock
+
+
+def busy_error(data_dir: str, holder: str) -> VidshardError:
+    """The refusal of a second writer: names the output and the live run (see :func:`live_writer`)."""
+    return VidshardError(f"output {data_dir} is being written by another vidshard run ({holder}); one run writes "
+                         "an output at a time: wait for that one to end, or stop it and pass `resume`")
+
+
+@contextlib.contextmanager
+def writer_lock(data_dir: str) -> Iterator[None]:
+    """Hold ``data_dir``'s one-writer lock while the block runs; refuse (VidshardError) if a live run holds it.
+
+    Local outputs only (a no-op elsewhere).  Creates the staging folder (and ``data_dir``) if needed;
+    on release removes the lock file, and the folders it created if they are still empty (a run
+    refused before any work leaves no trace).  Re-entrant in one process.
+    """
+    path = _lock_path(data_dir) if shardio.is_local(data_dir) else None
+    if path is None:
+        yield
+        return
+    if path in _HELD:
+        _HELD[path][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[path][1] -= 1
+        return
+    created = [folder for folder in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path))
+               if not os.path.isdir(folder)]
+    try:
+        fd = _acquire(data_dir, path)
+    except OSError as exc:
+        raise VidshardError(f"cannot write to output {data_dir}: {exc.strerror} ({exc.filename})") from None
+    _HELD[path] = [fd, 0]
+    try:
+        yield
+    finally:
+        del _HELD[path]
+        # Removed before it is released: a run that opened it meanwhile finds it gone and locks a new one.
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                os.remove(path)
+            for folder in reversed(created):  # what a run refused before any work created, if still empty
+                os.rmdir(folder)
+        os.close(fd)  # releases the lock
+
+
+def _acquire(data_dir: str, path: str) -> int:
+    """Open and lock ``path`` exclusively (creating it), record this process in it; return the descriptor."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise busy_error(data_dir, holder) from None
+        try:  # a run that just finished may have removed the file it locked: lock the one at the path
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0)
+    return fd

@@ -2,19 +2,33 @@
 import click
 
 from vidshard.version import __version__
+from vidshard.cli.interrupts import Interrupted, signal_name, sigterm_raises
 from vidshard.cli.terminal import configure_logging, native_output_hidden
 from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
 
 
 class _Group(click.Group):
-    """Turns :class:`VidshardError` into one ``Error: ...`` line (in the CLI's words) and exit status 1."""
+    """Turns :class:`VidshardError` into one ``Error: ...`` line (in the CLI's words) and exit status 1.
+
+    Ctrl-C and SIGTERM (see :mod:`vidshard.cli.interrupts`) end in one line and status 130 or 143;
+    ``shard`` and ``train`` say there what they keep for ``--resume``.
+    """
+
+    standalone = False  #: set by main(): whether click runs the command as the program (see owns_the_process)
+
+    def main(self, *args, **kwargs):
+        self.standalone = kwargs.get("standalone_mode", True)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with sigterm_raises():
+                return super().invoke(ctx)
         except VidshardError as exc:
             raise click.ClickException(cli_wording(str(exc))) from None
+        except KeyboardInterrupt as exc:
+            raise Interrupted(f"Interrupted ({signal_name(exc)})", signal_name(exc)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -204,9 +204,12 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
+    from vidshard.cli.interrupts import owns_the_process
+    from vidshard.pipelines.interrupt import exit_with_line
     from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sources import SourceOptions, open_source
+    from vidshard.staging import writer_lock
 
     beam_args = _checked_beam_args(ctx)
     check_file_format(file_format, compression)
@@ -222,17 +225,31 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
     for warning in plan.warnings:
         click.echo(f"Warning: {cli_wording(warning)}", err=True)
-    if overwrite:
-        clear_output(data_dir)
+
+    started = []
 
     def announce(reused: int) -> None:
+        started.append(True)
         click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {data_dir} ...", err=True)
         if resume:
             click.echo(f"Resuming: {reused} of the videos were staged by the interrupted run" if interrupted
                        else f"Nothing to resume in {data_dir}: starting from zero", err=True)
 
-    result = run_job(ShardRequest(source, data_dir, plan, settings, compression, shards, source_options,
-                                  file_format=file_format), beam_args,
-                     progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
+    def on_interrupt(name: str, staged: int, total: int) -> str:
+        return (f"Interrupted ({name}): {staged} of {total} videos are staged in {data_dir}; rerun the same "
+                "command with --resume to continue from there")
+
+    try:
+        with writer_lock(data_dir):  # held from before --overwrite clears the output until the run ends
+            if overwrite:
+                clear_output(data_dir)
+            result = run_job(ShardRequest(source, data_dir, plan, settings, compression, shards, source_options,
+                                          file_format=file_format), beam_args,
+                             progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce,
+                             on_interrupt=on_interrupt if owns_the_process(ctx) else None)
+    except VidshardError as exc:
+        if started and owns_the_process(ctx):  # Beam's threads left by a failed pipeline abort the teardown
+            exit_with_line(f"Error: {cli_wording(str(exc))}", 1)
+        raise
     for line in result.summary(data_dir):
         click.echo(line)

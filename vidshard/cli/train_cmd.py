@@ -11,6 +11,7 @@ import os
 import click
 
 from vidshard.augment import AUGMENTATIONS, CROP_AREA, parse_augment
+from vidshard.cli.interrupts import Interrupted, signal_name
 from vidshard.cli_params import EXISTING_DIR
 from vidshard.errors import VidshardError
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, run_backend, use_backend
@@ -88,7 +89,10 @@ def train_command(ctx: click.Context, data_dir: str, run_dir: str, epochs: int, 
                          mixed_precision=mixed_dtype if mixed_precision else None, seed=seed, resume=resume,
                          cache=cache, shuffle_buffer=shuffle_buffer, val_split=val,
                          backend=backend or DEFAULT_BACKEND, augment=augment, verbose=1 if _interactive() else 2)
-    history = train(data_dir, run_dir, config)
+    try:
+        history = train(data_dir, run_dir, config)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (vidshard.cli.interrupts)
+        raise Interrupted(_interrupted(signal_name(exc), run_dir), signal_name(exc)) from None
     click.echo(_trained_line(history, best_epoch(history)))
     click.echo(f"model:   {os.path.join(run_dir, MODEL_FILE)}")
     click.echo(f"history: {os.path.join(run_dir, HISTORY_PNG)}")
@@ -131,6 +135,18 @@ def _trained_line(history: dict[str, list[float]], best: int | None) -> str:
     assert best is not None  # train() refuses a run without a finite val_loss
     return (f"{done}; best val_loss {history['val_loss'][best - 1]:.4f} "
             f"(val_accuracy {history['val_accuracy'][best - 1]:.3f}) at epoch {best}")
+
+
+def _interrupted(name: str, run_dir: str) -> str:
+    """The one line of an interrupted run: how many epochs RUN_DIR keeps and how ``--resume`` continues."""
+    from vidshard.models.run_dir import HISTORY_JSON, LAST_CHECKPOINT, read_json
+
+    history = os.path.join(run_dir, HISTORY_JSON)
+    epochs = len(read_json(history).get("loss", [])) if os.path.isfile(history) else 0
+    if not epochs or not os.path.isfile(os.path.join(run_dir, LAST_CHECKPOINT)):
+        return f"Interrupted ({name}) before the first epoch ended: nothing to resume; rerun the same command"
+    return (f"Interrupted ({name}): {run_dir} keeps {epochs} finished epoch(s) ({LAST_CHECKPOINT}); rerun the "
+            f"same command with --resume to continue from epoch {epochs + 1}")
 
 
 def _refuse_changed_settings(ctx: click.Context) -> None:

@@ -32,12 +32,14 @@ class RemoteFailure(remotezip.RemoteZipError):
     """A failure found by the fetcher; not an IOError, so remotezip passes it on unwrapped.
 
     ``transient`` says whether a fresh request may succeed (a short body) or not (404, Range
-    ignored, or a request that urllib3 already retried until its budget ran out).
+    ignored, or a request that urllib3 already retried until its budget ran out).  ``unreachable``:
+    the server could not be reached at all (no connection, no name resolution) after those retries.
     """
 
-    def __init__(self, reason: str, transient: bool) -> None:
+    def __init__(self, reason: str, transient: bool, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.transient = transient
+        self.unreachable = unreachable
 
 
 class Exhausted(Exception):
@@ -55,7 +57,9 @@ class CheckedFetcher(remotezip.RemoteFetcher):
         try:
             response = self._session.get(self._url, stream=True, **kwargs)
         except requests.RequestException as exc:
-            raise RemoteFailure(_network_reason(exc, kwargs.get("timeout")), transient=False) from exc
+            unreachable = isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.SSLError)
+            raise RemoteFailure(_network_reason(exc, kwargs.get("timeout")), transient=False,
+                                unreachable=unreachable) from exc
         if response.status_code == 206 and "Content-Range" in response.headers:
             return response.raw, response.headers["Content-Range"]
         response.close()  # never read a body we did not ask for (a 200 would be the whole file)

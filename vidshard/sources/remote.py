@@ -10,7 +10,7 @@ import zipfile
 
 import remotezip
 
-from vidshard.errors import MemberReadError, SourceError
+from vidshard.errors import MemberReadError, SourceError, SourceUnreachableError
 from vidshard.sources.archive import CORRUPT_MEMBER, ZipSource, open_failure
 from vidshard.sources.base import SourceOptions, one_line
 from vidshard.sources.http import CheckedFetcher, Exhausted, RemoteFailure, make_session, retrying
@@ -34,7 +34,7 @@ class RemoteZipSource(ZipSource):
             archive = retrying(self._open_archive, options, self._drop_archive, permanent=(zipfile.BadZipFile,))
         except (Exhausted, RemoteFailure) as exc:
             self._session.close()
-            raise SourceError(f"cannot open {uri}: {exc}") from exc
+            raise _failure(exc, SourceError)(f"cannot open {uri}: {exc}") from exc
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
             self._session.close()
             raise open_failure(uri, exc) from exc
@@ -65,7 +65,7 @@ class RemoteZipSource(ZipSource):
             except MemberReadError:
                 raise
             except (Exhausted, RemoteFailure) as exc:
-                raise MemberReadError(f"{name}: {exc}") from exc
+                raise _failure(exc, MemberReadError)(f"{name}: {exc}") from exc
             except CORRUPT_MEMBER as exc:
                 raise MemberReadError(f"{name}: corrupt member ({one_line(exc)})") from exc
 
@@ -73,3 +73,8 @@ class RemoteZipSource(ZipSource):
         with self._lock:
             self._drop_archive()
             self._session.close()
+
+
+def _failure(exc: BaseException, otherwise: type[SourceError]) -> type[SourceError]:
+    """:class:`SourceUnreachableError` for a server that could not be reached at all, else ``otherwise``."""
+    return SourceUnreachableError if getattr(exc, "unreachable", False) else otherwise
