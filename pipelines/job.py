@@ -23,6 +23,7 @@ from vidshard.pipelines.launch import ShardRequest, ShardResult, check_output, c
 from vidshard.pipelines.transforms import EncodeSettings
 from vidshard.planning import Selection, catalog_of, plan, read_rows
 from vidshard.sources import SourceOptions, open_source
+from vidshard.staging import writer_lock
 
 #: ``on_start(plan, reused, interrupted)``: called once, just before the pipeline starts, with the
 #: plan, the videos an interrupted run staged that are reused, and whether there was one.
@@ -54,18 +55,22 @@ def shard(source: str, data_dir: str, selection: Selection, settings: EncodeSett
           compression: str = "none", shards: int | None = None, file_format: str = "tfrecord",
           source_options: SourceOptions | None = None, overwrite: bool = False, resume: bool = False,
           beam_args: Sequence[str] = (), progress: bool = False,
-          on_warning: Callable[[str], None] | None = None, on_start: OnStart | None = None) -> ShardResult:
+          on_warning: Callable[[str], None] | None = None, on_start: OnStart | None = None,
+          on_interrupt: Callable[[str, int, int], str] | None = None) -> ShardResult:
     """Shard ``source`` into ``data_dir`` and return what was written (see the module doc).
 
     ``beam_args`` are Beam pipeline options (checked by the caller; the DirectRunner without a
     ``--runner``); ``progress`` shows a live bar on stderr; ``on_warning`` receives each of the
-    plan's warnings (a field named in backquotes; without it they are Python warnings).
+    plan's warnings (a field named in backquotes; without it they are Python warnings);
+    ``on_interrupt(signal name, staged, total)`` makes SIGINT/SIGTERM end the process with the line
+    it returns (:func:`~vidshard.pipelines.launch.run_job`; only for a caller that owns the process).
+    The output's one-writer lock is held from before ``overwrite`` clears it until the run ends.
     """
     source_options = source_options or SourceOptions()
     check_settings(settings, compression, file_format, shards)
     interrupted = check_output(source, data_dir, overwrite, resume)
     selection.check()
-    rows = read_rows(selection)
+    rows = read_rows(selection, source)
     with open_source(source, source_options) as src:
         catalog = catalog_of(src.list_members(), rows, selection.group_pattern)
     planned = plan(catalog, selection)
@@ -74,9 +79,10 @@ def shard(source: str, data_dir: str, selection: Selection, settings: EncodeSett
             on_warning(warning)
         else:
             warnings.warn(warning, UserWarning, stacklevel=2)
-    if overwrite:
-        clear_output(data_dir)
     request = ShardRequest(source, data_dir, planned, settings, compression, shards, source_options,
                            file_format=file_format)
-    return run_job(request, beam_args, progress=progress, resume=resume,
-                   on_start=None if on_start is None else lambda reused: on_start(planned, reused, interrupted))
+    with writer_lock(data_dir):
+        if overwrite:
+            clear_output(data_dir)
+        return run_job(request, beam_args, progress=progress, resume=resume, on_interrupt=on_interrupt,
+                       on_start=None if on_start is None else lambda reused: on_start(planned, reused, interrupted))

@@ -4,10 +4,11 @@ The sharding job (:func:`vidshard.pipelines.job.shard`, behind :func:`vidshard.s
 selection before the source is opened (:meth:`Selection.check`, :func:`read_rows`), builds the
 catalog of the listing (:func:`catalog_of`) and plans the splits (:func:`plan`).  Messages name
 fields in backquotes (`` `split_lists` ``), which the CLI writes as its options
-(:mod:`vidshard.cli.wording`).  Pure: imports catalog, manifest and splitlists.
+(:mod:`vidshard.cli.wording`).  Pure: imports catalog, manifest, splitlists and tables.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -18,6 +19,7 @@ from vidshard.catalog import (
 from vidshard.errors import CatalogError
 from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
 from vidshard.splitlists import FOLDS, plan_from_lists, read_split_lists
+from vidshard.tables import is_table
 
 if TYPE_CHECKING:
     from vidshard.sources import Member
@@ -34,8 +36,8 @@ class Selection:
     (None: the tutorial's for ``group``/``order``, no validation split for fixed splits);
     ``split_by`` one of :data:`vidshard.catalog.POLICIES` (None: ``group``); ``split_lists`` and
     ``fold`` UCF101's official lists; ``manifest`` a CSV/JSON Lines file of paths and labels;
-    ``group_pattern`` a regex whose ``(group)`` keeps related videos in one split; ``seed`` the
-    group order.  ``classes`` is a list of names or ``"A,B"``.
+    ``group_pattern`` a regex whose ``(group)`` keeps related videos in one split;
+    ``path_template`` maps a Kinetics CSV's rows to file names; ``seed`` the group order and the clips.  ``classes`` is a list of names or ``"A,B"``.
     """
 
     num_classes: int | None = None
@@ -47,6 +49,7 @@ class Selection:
     seed: int = 0
     manifest: str | None = None
     group_pattern: str | None = None
+    path_template: str | None = None
 
     def check(self) -> None:
         """Refuse values and combinations that would fail or leave one of them unused, before any listing."""
@@ -84,9 +87,18 @@ class Selection:
         return parse_splits(self.splits)
 
 
-def read_rows(selection: Selection) -> list[ManifestRow] | None:
-    """The ``manifest``'s rows (every row checked), or None without one; before the source is opened."""
-    return None if selection.manifest is None else read_manifest(selection.manifest)
+def read_rows(selection: Selection, source: str | None = None) -> list[ManifestRow] | None:
+    """The ``manifest``'s rows (every row checked), or None without one; before the source is opened.
+
+    A URL list (a ``source`` that is a local .csv/.jsonl/.parquet file) is its own manifest unless
+    one is given.
+    """
+    manifest = selection.manifest
+    if manifest is None and source is not None and is_table(source) and os.path.isfile(source):
+        manifest = source
+    if manifest is None and selection.path_template is not None:
+        raise CatalogError("`path_template` maps the rows of a Kinetics `manifest`; give one")
+    return None if manifest is None else read_manifest(manifest, selection.path_template)
 
 
 def catalog_of(members: Sequence[Member], rows: list[ManifestRow] | None, group_pattern: str | None) -> Catalog:

@@ -13,7 +13,8 @@ import click
 from tqdm import tqdm
 
 from vidshard.catalog import Catalog
-from vidshard.cli.selection import catalog_from_options, catalog_options, load_manifest
+from vidshard.cli.selection import catalog_options
+from vidshard.planning import Selection, catalog_of, read_rows
 from vidshard.sources import Member, open_source
 
 
@@ -96,6 +97,6 @@ def _list_members(source: str) -> list[Member]:
 def list_command(source: str, manifest: str | None, path_template: str | None, group_pattern: str | None,
                  as_json: bool) -> None:
     """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, local zip or folder)."""
-    rows = load_manifest(manifest, group_pattern, path_template, source)
-    summary = summarize(catalog_from_options(_list_members(source), rows, group_pattern), source)
+    rows = read_rows(Selection(manifest=manifest, path_template=path_template), source)
+    summary = summarize(catalog_of(_list_members(source), rows, group_pattern), source)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

@@ -7,33 +7,15 @@ video is read: an ``Error: ...`` line and exit status 1.
 """
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import click
 
-from vidshard.catalog import (
-    POLICIES,
-    Catalog,
-    SplitPlan,
-    SplitRequest,
-    parse_splits,
-    plan_fixed_splits,
-    plan_splits,
-    select_classes,
-)
-from vidshard.catalog import build_catalog, compile_group_pattern
+from vidshard.catalog import POLICIES, Catalog, SplitPlan, SplitRequest, compile_group_pattern, parse_splits
 from vidshard.cli.wording import bad_value
 from vidshard.errors import CatalogError
-from vidshard.manifest import ManifestRow, catalog_from_manifest, read_manifest
-from vidshard.tables import is_table
-from vidshard.splitlists import FOLDS, plan_from_lists, read_split_lists
-
-if TYPE_CHECKING:
-    from vidshard.sources import Member
-
-#: The tutorial's split: 30 training, 10 validation and 10 test videos per class.
-DEFAULT_SPLITS = "train=30,val=10,test=10"
+from vidshard.planning import DEFAULT_SPLITS, Selection, plan
+from vidshard.splitlists import FOLDS
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -145,23 +127,25 @@ def plan_from_options(
     split_lists: str | None = None,
     fold: int | None = None,
 ) -> SplitPlan:
-    """Select classes and plan splits from the option values (raw strings are accepted too).
+    """Select classes and plan splits from the option values (:func:`vidshard.planning.plan`).
 
-    ``splits=None`` means the option was not given: the tutorial's split for ``group``/``order``,
-    no validation split for fixed splits.  ``split_by=None`` means ``group``.
+    Option conflicts are click's usage error first (:func:`check_split_options`); ``splits=None``
+    means the option was not given, ``split_by=None`` means ``group``.
     """
     check_split_options(split_by, split_lists, fold)
+    return plan(catalog, selection_from_options(num_classes, classes, splits, split_by, seed, split_lists, fold))
+
+
+def selection_from_options(num_classes: int | None, classes: Sequence[str] | str | None,
+                           splits: SplitRequest | str | None, split_by: str | None, seed: int,
+                           split_lists: str | None = None, fold: int | None = None, manifest: str | None = None,
+                           group_pattern: str | None = None, path_template: str | None = None) -> Selection:
+    """The library's :class:`~vidshard.planning.Selection` of the selection and catalog options' values."""
     if isinstance(classes, str):
         classes = parse_class_list(classes)
-    request = splits if isinstance(splits, SplitRequest) or splits is None else parse_splits(splits)
-    if split_lists is not None:
-        lists = read_split_lists(split_lists, fold or 1)
-        return plan_from_lists(catalog, lists, num_classes, classes, request, seed)
-    policy = split_by or "group"
-    chosen = select_classes(catalog, num_classes=num_classes, classes=classes)
-    if policy in ("group", "order"):
-        return plan_splits(catalog, chosen, request or parse_splits(DEFAULT_SPLITS), policy=policy, seed=seed)
-    return plan_fixed_splits(catalog, chosen, policy, request, seed)
+    return Selection(num_classes=num_classes, classes=classes, splits=splits, split_by=split_by,
+                     split_lists=split_lists, fold=fold, seed=seed, manifest=manifest, group_pattern=group_pattern,
+                     path_template=path_template)
 
 
 def _group_pattern_option(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -175,8 +159,8 @@ def _group_pattern_option(ctx: click.Context, _param: click.Parameter, value: st
 def catalog_options(func: F) -> F:
     """Add ``--manifest`` and ``--group-pattern``: where classes and groups come from (``shard``, ``list``).
 
-    The command receives ``manifest``, ``path_template`` and ``group_pattern`` (str or None); pass them to
-    :func:`load_manifest` before opening the source and to :func:`catalog_from_options` after listing it.
+    The command receives ``manifest``, ``path_template`` and ``group_pattern`` (str or None): the
+    catalog fields of a :class:`~vidshard.planning.Selection` (:func:`selection_from_options`).
     """
     options = [
         click.option(
@@ -199,25 +183,3 @@ def catalog_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def load_manifest(manifest: str | None, group_pattern: str | None,
-                  path_template: str | None = None, source: str | None = None) -> list[ManifestRow] | None:
-    """Check ``--group-pattern`` and read ``--manifest`` (every row), before the source is opened.
-
-    A URL list (a SOURCE that is a .csv/.jsonl/.parquet file) is its own manifest unless one is given.
-    """
-    compile_group_pattern(group_pattern)
-    if manifest is None and source is not None and is_table(source) and os.path.isfile(source):
-        manifest = source
-    if manifest is None and path_template is not None:
-        raise CatalogError("`path_template` maps the rows of a Kinetics `manifest`; give one")
-    return None if manifest is None else read_manifest(manifest, path_template)
-
-
-def catalog_from_options(members: Sequence[Member], rows: list[ManifestRow] | None,
-                         group_pattern: str | None) -> Catalog:
-    """The catalog of a listed source: from the manifest's rows if given, else from the names."""
-    if rows is None:
-        return build_catalog(members, group_pattern)
-    return catalog_from_manifest(rows, {member.name: member.size for member in members}, group_pattern)

@@ -12,10 +12,8 @@ import sys
 
 import click
 
-from vidshard.catalog import SplitRequest
-from vidshard.cli.selection import (
-    catalog_from_options, catalog_options, check_split_options, load_manifest, plan_from_options, selection_options,
-)
+from vidshard.catalog import SplitPlan, SplitRequest
+from vidshard.cli.selection import catalog_options, check_split_options, selection_from_options, selection_options
 from vidshard.cli.wording import bad_value, cli_wording
 from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
@@ -176,7 +174,8 @@ def check_file_format(file_format: str, compression: str) -> None:
               help="Shard files per split; auto aims at about 128 MiB per file.")
 @click.option("--compression", default="none", show_default=True, metavar="|".join(COMPRESSIONS),
               type=click.Choice(COMPRESSIONS), help="Compress shard files.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty DATA_DIR.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the vidshard output in DATA_DIR; a folder that is not one is refused, and nothing is deleted.")
 @click.option("--resume", is_flag=True,
               help="Finish an interrupted run in DATA_DIR, reusing its staged examples (same source and settings only).")
 @click.option("--format", "file_format", default="tfrecord", show_default=True, metavar="|".join(FILE_FORMATS),
@@ -206,29 +205,22 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.cli.interrupts import owns_the_process
     from vidshard.pipelines.interrupt import exit_with_line
-    from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
+    from vidshard.pipelines.job import shard
     from vidshard.pipelines.transforms import EncodeSettings
-    from vidshard.sources import SourceOptions, open_source
-    from vidshard.staging import writer_lock
+    from vidshard.sources import SourceOptions
 
     beam_args = _checked_beam_args(ctx)
     check_file_format(file_format, compression)
-    interrupted = check_output(source, data_dir, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
-    manifest_rows = load_manifest(manifest, group_pattern, path_template, source)
+    selection = selection_from_options(num_classes, classes, splits, split_by, seed, split_lists, fold, manifest,
+                                       group_pattern, path_template)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
                                                      sampling, fps, clip_seconds, eval_clips), encoding, quality)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
-    with open_source(source, source_options) as src:
-        catalog = catalog_from_options(src.list_members(), manifest_rows, group_pattern)
-    plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)
-    for warning in plan.warnings:
-        click.echo(f"Warning: {cli_wording(warning)}", err=True)
-
     started = []
 
-    def announce(reused: int) -> None:
+    def announce(plan: SplitPlan, reused: int, interrupted: bool) -> None:
         started.append(True)
         click.echo(f"Sharding {len(plan.videos)} videos of {len(plan.class_names)} classes into {data_dir} ...", err=True)
         if resume:
@@ -240,13 +232,11 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                 "command with --resume to continue from there")
 
     try:
-        with writer_lock(data_dir):  # held from before --overwrite clears the output until the run ends
-            if overwrite:
-                clear_output(data_dir)
-            result = run_job(ShardRequest(source, data_dir, plan, settings, compression, shards, source_options,
-                                          file_format=file_format), beam_args,
-                             progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce,
-                             on_interrupt=on_interrupt if owns_the_process(ctx) else None)
+        result = shard(source, data_dir, selection, settings, compression=compression, shards=shards,
+                       file_format=file_format, source_options=source_options, overwrite=overwrite, resume=resume,
+                       beam_args=beam_args, progress=not quiet and sys.stderr.isatty(),
+                       on_warning=lambda warning: click.echo(f"Warning: {cli_wording(warning)}", err=True),
+                       on_start=announce, on_interrupt=on_interrupt if owns_the_process(ctx) else None)
     except VidshardError as exc:
         if started and owns_the_process(ctx):  # Beam's threads left by a failed pipeline abort the teardown
             exit_with_line(f"Error: {cli_wording(str(exc))}", 1)
