@@ -278,8 +278,12 @@ def segment_window(video_id: str, total: int, timeline: Timeline) -> tuple[int, 
     return first, stop
 
 
-def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_SPLIT) -> DecodedVideo:
+def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_SPLIT, *,
+                 seek: bool = True) -> DecodedVideo:
     """Decode the clips of one video (or segment, ``path#t=START,END``) of ``split``.
+
+    ``seek=False`` never decodes from a keyframe but always from frame 0 (the sequential scan):
+    the baseline :mod:`vidshard.bench.seek` measures seeking against; the frames are the same.
 
     Returns the uint8 RGB frames ``[clips, n_frames, height, width, 3]``, the int64 source frame
     indices ``[clips, n_frames]`` (-1 where a short video is padded with zeros), the true frame
@@ -318,7 +322,7 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
             wanted = wanted[wanted != PADDED]
             last = int(wanted.max())
             found = None
-            if suffix.lower() in SEEKABLE_SUFFIXES and probed.times is not None and len(probed.keyframes):
+            if seek and suffix.lower() in SEEKABLE_SUFFIXES and probed.times is not None and len(probed.keyframes):
                 found = _seek_scan(tmp.name, wanted, spec, probed.times, probed.keyframes)
             if found is not None:
                 kept, decoded = found
