@@ -356,7 +356,7 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
             missing -= more.keys()
             if missing:
                 raise DecodeError(f"frames {sorted(missing)[:5]} decoded on the first pass but not the second")
-    frames = np.zeros((len(indices), spec.n_frames, spec.height, spec.width, 3), np.uint8)
+    frames = np.zeros((*indices.shape, spec.height, spec.width, 3), np.uint8)
     times = np.full(indices.shape, -1.0)
     for clip, row in enumerate(indices):
         for position, source_index in enumerate(row):

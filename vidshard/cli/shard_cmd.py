@@ -111,10 +111,20 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
         sampling = "time" if timed else "step"
     if sampling == "time" and not timed:
         raise VidshardError("--sampling time needs --fps F or --clip-seconds S")
-    if sampling != "time" and timed:
+    step_given = ctx.get_parameter_source("frame_step") is not click.core.ParameterSource.DEFAULT
+    if sampling == "all":  # every frame, every --frame-step-th, or at --fps: see docs/sampling.md
+        if seconds is not None:
+            raise VidshardError("--clip-seconds applies to --sampling time, not all (give --fps F)")
+        if rate is not None and step_given:
+            raise VidshardError("--sampling all stores every --frame-step-th frame or the frames at --fps, not both")
+        if clips_per_video != 1 or eval_clips is not None:
+            raise VidshardError("--sampling all stores one sequence per video: readers draw the clips "
+                                "(--clips-per-video and --eval-clips do not apply)")
+        frame_step = frame_step if step_given else 1
+    elif sampling != "time" and timed:
         raise VidshardError(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
                             f"not {sampling}")
-    if sampling != "step" and ctx.get_parameter_source("frame_step") is not click.core.ParameterSource.DEFAULT:
+    elif sampling != "step" and step_given:
         raise VidshardError(f"--frame-step applies to --sampling step, not {sampling}")
     if seconds is not None:
         rate = n_frames / seconds
@@ -170,7 +180,9 @@ def check_file_format(file_format: str, compression: str) -> None:
               callback=lambda _ctx, _param, value: value and _one_of("--sampling", SAMPLINGS)(_ctx, _param, value),
               help="How a clip's frames are chosen: step (every --frame-step-th frame, the tutorial's), time "
                    "(every 1/--fps seconds, by each video's own frame rate) or segments (one frame from each of "
-                   "--n-frames equal parts of the whole video, TSN).  [default: step; time with --fps/--clip-seconds]")
+                   "--n-frames equal parts of the whole video, TSN); all stores every frame of each video (every "
+                   "--frame-step-th, or at --fps), unpadded, and readers draw --n-frames clips from it every epoch.  "
+                   "[default: step; time with --fps/--clip-seconds]")
 @click.option("--fps", default=None, metavar="F", help="Time sampling: frames per second of the clip.")
 @click.option("--clip-seconds", default=None, metavar="S",
               help="Time sampling: seconds one clip covers, each frame standing for S/N_FRAMES seconds (the "
@@ -228,6 +240,9 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     manifest_rows = load_manifest(manifest, group_pattern, path_template, source)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
                                                      sampling, fps, clip_seconds, eval_clips), encoding, quality)
+    if settings.clip_spec.sampling == "all" and shards is None:
+        raise VidshardError("--sampling all needs --shards N: --shards auto estimates clips of --n-frames frames, "
+                            "not whole videos")
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     with open_source(source, source_options) as src:
