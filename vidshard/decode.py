@@ -17,6 +17,7 @@ sequential scan, so the stored frames and their numbers are those of a decode fr
 """
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 import urllib.parse
@@ -358,9 +359,12 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
                 raise DecodeError(f"frames {sorted(missing)[:5]} decoded on the first pass but not the second")
     frames = np.zeros((*indices.shape, spec.height, spec.width, 3), np.uint8)
     times = np.full(indices.shape, -1.0)
+    # Each kept frame is released at its last use, so a whole video (all sampling) is held once, not twice.
+    uses = collections.Counter(indices[indices != PADDED].tolist())
     for clip, row in enumerate(indices):
-        for position, source_index in enumerate(row):
+        for position, source_index in enumerate(row.tolist()):
             if source_index != PADDED:
-                frames[clip, position] = kept[int(source_index)]
-                times[clip, position] = timeline.time_of(int(source_index))
+                uses[source_index] -= 1
+                frames[clip, position] = kept[source_index] if uses[source_index] else kept.pop(source_index)
+                times[clip, position] = timeline.time_of(source_index)
     return DecodedVideo(frames, indices, total, timeline.fps, times, decoded, seeked)
