@@ -201,3 +201,47 @@ def test_sampling_all_in_array_record_reads_in_grain_with_a_fresh_clip_per_epoch
     source = SplitSource(out, "train")
     lengths = [parse_example(source[i], "jpeg").frames.shape[1] for i in range(len(source))]
     assert [sources(c)[0] for c in found["centred"]] == [2 * ((n - 5) // 2) for n in lengths]
+
+
+#: TFDS in a subprocess (TensorFlow starts there): export, then every train example's frames and indices.
+TFDS_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow_datasets as tfds
+from vidshard.cli import main
+from vidshard.tfds_export import exact_decoders
+
+out, npz = sys.argv[1], sys.argv[2]
+main(["export-tfds", out], standalone_mode=False)
+builder = tfds.builder_from_directory(out + "/tfds")
+arrays = {}
+for i, example in enumerate(tfds.as_numpy(builder.as_dataset(split="train", shuffle_files=False,
+                                                             decoders=exact_decoders("jpeg")))):
+    arrays[f"{i}/frames"], arrays[f"{i}/indices"] = example["frames"], example["frame_indices"]
+    arrays[f"{i}/times"], arrays[f"{i}/id"] = example["frame_times"], np.array(example["video_id"])
+np.savez(npz, **arrays)
+"""
+
+
+def test_export_tfds_declares_sequences_of_their_own_length(counters, tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install 'vidshard[tfds]'")
+    out = tmp_path / "tfds_whole"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--frame-step", "4",
+                                       "--n-frames", "3", "--size", "24x32", "--splits", "train=1.0", "--shards", "1",
+                                       "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    npz = tmp_path / "tfds.npz"
+    proc = subprocess.run([sys.executable, "-c", TFDS_SCRIPT, str(out), str(npz)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(out, "train")
+    with np.load(npz) as arrays:
+        assert len(records) == 4 and {key.split("/")[0] for key in arrays} == {"0", "1", "2", "3"}
+        for i, record in enumerate(records):
+            assert str(arrays[f"{i}/id"].item().decode()) == record.video_id
+            np.testing.assert_array_equal(arrays[f"{i}/frames"], record.frames[0])  # the same pixels, own length
+            assert arrays[f"{i}/indices"].tolist() == record.frame_indices[0].tolist()
+            np.testing.assert_allclose(arrays[f"{i}/times"], record.frame_times[0], atol=1e-6)
