@@ -73,6 +73,11 @@ def test_draw_stored_is_seeded_fresh_per_key_and_centred_for_evaluation():
     assert draw_stored("v.avi", 30, spec, 7).tolist() == draw_stored("v.avi", 30, spec, 7).tolist()
     assert draw_stored("v.avi", 30, spec, None).tolist() == [13, 14, 15, 16]  # the middle start of 27
     assert draw_stored("v.avi", 2, spec, 3).tolist() == [0, 1, -1, -1]  # shorter than a clip: padded
+    tsn = ClipSpec(n_frames=4, sampling="all", frame_step=1, draw="segments")
+    draws = [draw_stored("v.avi", 40, tsn, key) for key in range(20)]
+    assert all([int(d) // 10 for d in draw] == [0, 1, 2, 3] for draw in draws)  # one from each tenth-of-40 part
+    assert len({tuple(d.tolist()) for d in draws}) > 5
+    assert draw_stored("v.avi", 40, tsn, None).tolist() == [5, 15, 25, 35]  # centred in each part
 
 
 def test_sampling_all_end_to_end_through_the_cli_the_numpy_and_tf_data_readers(counters, tmp_path):
@@ -133,6 +138,25 @@ def test_sampling_all_end_to_end_through_the_cli_the_numpy_and_tf_data_readers(c
     assert CliRunner().invoke(main, ["inspect", str(out), "--verify"]).exit_code == 0
 
 
+def test_draw_segments_gives_tsn_clips_from_the_stored_sequence_every_epoch(counters, tmp_path):
+    out = tmp_path / "tsn"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--draw", "segments",
+                                       "--n-frames", "3", "--size", "32", "--splits", "train=1.0", "--shards", "1",
+                                       "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    info = load_info(str(out))
+    assert info.clip.draw == "segments" and info.format_version == 6
+    lengths = {r.video_id: r.frames.shape[1] for r in read_records(out, "train")}
+    ids = [r.video_id for r in read_records(out, "train")]
+    reader = ShardReader(str(out), "train", batch_size=None, shuffle=False, seed=1, num_workers=0)
+    epochs = [[[_source_index(f) for f in x] for x, _ in reader] for _ in range(3)]
+    for clips in epochs:
+        for video_id, clip in zip(ids, clips):
+            parts = [(i * lengths[video_id]) // 3 for i in range(4)]
+            assert all(parts[i] <= clip[i] < parts[i + 1] for i in range(3)), (video_id, clip)
+    assert len({tuple(map(tuple, clips)) for clips in epochs}) > 1
+
+
 def test_sampling_all_at_an_fps(counters, tmp_path):
     out = tmp_path / "fps"
     result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--fps", "10",
@@ -151,6 +175,7 @@ def test_sampling_all_at_an_fps(counters, tmp_path):
     (["--sampling", "all", "--clips-per-video", "2"], "--sampling all stores one sequence per video"),
     (["--sampling", "all", "--clip-seconds", "2"], "--clip-seconds applies to --sampling time, not all"),
     (["--sampling", "all"], "--sampling all needs --shards N"),
+    (["--draw", "segments"], "--draw applies to --sampling all, not step"),
 ])
 def test_sampling_all_options_that_do_not_fit_are_one_line(counters, tmp_path, args, message):
     out = tmp_path / "never"

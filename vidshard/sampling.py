@@ -42,6 +42,7 @@ import numpy as np
 
 PADDED = -1  #: frame index stored for positions past the end of a short video
 SAMPLINGS = ("step", "time", "segments", "all")
+DRAWS = ("step", "segments")  #: how readers draw a clip from a stored sequence (``all`` sampling)
 TRAIN_SPLIT = "train"  #: the split whose clips are drawn at random; every other split is evaluated
 
 
@@ -51,8 +52,10 @@ class ClipSpec:
 
     ``fps`` is the sampling rate of ``time`` sampling (``--clip-seconds S`` is ``fps = n_frames / S``);
     ``eval_clips`` is the number of clips of every split but ``train`` (``None``: ``clips_per_video``).
-    With ``sampling="all"``, ``frame_step`` / ``fps`` say which frames are stored and ``n_frames``
-    is the length of the clips readers draw from them.
+    With ``sampling="all"``, ``frame_step`` / ``fps`` say which frames are stored, ``n_frames``
+    is the length of the clips readers draw from them, and ``draw`` (:data:`DRAWS`) how: ``step``,
+    consecutive stored frames (stored at ``fps``, that is time sampling at ``fps``), or
+    ``segments``, TSN over the whole stored sequence.
     """
 
     n_frames: int = 10
@@ -64,6 +67,7 @@ class ClipSpec:
     sampling: str = "step"
     fps: float | None = None
     eval_clips: int | None = None
+    draw: str = "step"
 
     def __post_init__(self) -> None:
         for name in ("n_frames", "frame_step", "height", "width", "clips_per_video"):
@@ -78,6 +82,9 @@ class ClipSpec:
             raise ValueError(f"`fps` is for time sampling only (and the stored rate of all sampling), not {self.sampling}")
         if self.sampling == "all" and self.fps is not None and self.frame_step != 1:
             raise ValueError("all sampling stores every `frame_step`-th frame or the frames at `fps`, not both")
+        if self.draw not in DRAWS or (self.draw != "step" and self.sampling != "all"):
+            raise ValueError(f"`draw` is one of {', '.join(DRAWS)}, and other than step for all sampling only, "
+                             f"got {self.draw!r} with {self.sampling}")
         if self.sampling == "all" and (self.clips_per_video != 1 or self.eval_clips is not None):
             raise ValueError("all sampling stores one sequence per video: clips are drawn when reading")
         if self.fps is not None and not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
@@ -106,7 +113,8 @@ class ClipSpec:
         if self.sampling == "all":
             kept = f"at {self.fps:g} fps" if self.fps is not None else (
                 "every frame" if self.frame_step == 1 else f"one frame in {self.frame_step}")
-            return f"{kept} of each video, unpadded; clips of {self.n_frames} stored frames drawn when reading"
+            how = "consecutive" if self.draw == "step" else "one from each of as many segments (TSN)"
+            return f"{kept} of each video, unpadded; clips of {self.n_frames} stored frames ({how}) drawn when reading"
         if self.sampling == "time":
             how = f"at {self.fps:g} fps"
         elif self.sampling == "segments":
@@ -279,12 +287,13 @@ def draw_stored(video_id: str, stored: int, spec: ClipSpec, key: int | None) -> 
     """Positions in a stored sequence (``all`` sampling) of the ``n_frames``-frame clip a reader takes,
     int64 ``[n_frames]``, -1 past the sequence's end.
 
-    The step rule of :func:`clip_starts` on the stored frames, one apart: ``key`` (a reader's
-    seeded, per-epoch draw) picks a uniform start, so each epoch gets a fresh clip; ``key=None``
-    takes the evaluation clip, centred.
+    ``spec.draw`` ``step``: the rule of :func:`clip_starts` on the stored frames, one apart;
+    ``segments``: the TSN rule of :func:`clip_indices` on the stored sequence.  ``key`` (a
+    reader's seeded, per-epoch draw) seeds the training draw, so each epoch gets a fresh clip;
+    ``key=None`` takes the evaluation clip, centred.
     """
     rule = ClipSpec(n_frames=spec.n_frames, frame_step=1, height=spec.height, width=spec.width,
-                    seed=0 if key is None else key, eval_clips=1)
+                    seed=0 if key is None else key, eval_clips=1, sampling=spec.draw)
     return clip_indices(video_id, stored, rule, TRAIN_SPLIT if key is not None else "eval")[0]
 
 

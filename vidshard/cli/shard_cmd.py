@@ -22,7 +22,7 @@ from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
-from vidshard.sampling import SAMPLINGS, ClipSpec
+from vidshard.sampling import DRAWS, SAMPLINGS, ClipSpec
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
@@ -101,7 +101,7 @@ def _positive_number(option: str, text: str | None) -> float | None:
 
 def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, size: tuple[int, int],
                            clips_per_video: int, seed: int, sampling: str | None, fps: str | None,
-                           clip_seconds: str | None, eval_clips: int | None) -> ClipSpec:
+                           clip_seconds: str | None, eval_clips: int | None, draw: str | None = None) -> ClipSpec:
     """The one ClipSpec the options describe; an option the chosen sampling would ignore is refused."""
     rate, seconds = _positive_number("--fps", fps), _positive_number("--clip-seconds", clip_seconds)
     if rate is not None and seconds is not None:
@@ -121,6 +121,8 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
             raise VidshardError("--sampling all stores one sequence per video: readers draw the clips "
                                 "(--clips-per-video and --eval-clips do not apply)")
         frame_step = frame_step if step_given else 1
+    elif draw is not None:
+        raise VidshardError(f"--draw applies to --sampling all, not {sampling}")
     elif sampling != "time" and timed:
         raise VidshardError(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
                             f"not {sampling}")
@@ -129,7 +131,8 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
     if seconds is not None:
         rate = n_frames / seconds
     return ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
-                    clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate, eval_clips=eval_clips)
+                    clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate, eval_clips=eval_clips,
+                    draw=draw or "step")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -187,6 +190,10 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.option("--clip-seconds", default=None, metavar="S",
               help="Time sampling: seconds one clip covers, each frame standing for S/N_FRAMES seconds (the "
                    "same as --fps N_FRAMES/S).")
+@click.option("--draw", default=None, metavar="|".join(DRAWS),
+              callback=lambda _ctx, _param, value: value and _one_of("--draw", DRAWS)(_ctx, _param, value),
+              help="--sampling all: how readers draw each epoch's --n-frames clip from a stored video: step "
+                   "(consecutive stored frames) or segments (one from each of --n-frames parts, TSN).  [default: step]")
 @click.option("--eval-clips", default=None, metavar="K", callback=lambda _ctx, _param, value: value and _whole(
               "--eval-clips", value),
               help="Clips per video of every split but train, spread uniformly over the video (multi-view "
@@ -224,7 +231,8 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
                   split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, sampling: str | None,
-                  fps: str | None, clip_seconds: str | None, eval_clips: int | None, encoding: str, quality: int,
+                  fps: str | None, clip_seconds: str | None, eval_clips: int | None, draw: str | None,
+                  encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
@@ -239,7 +247,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     check_split_options(split_by, split_lists, fold)
     manifest_rows = load_manifest(manifest, group_pattern, path_template, source)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
-                                                     sampling, fps, clip_seconds, eval_clips), encoding, quality)
+                                                     sampling, fps, clip_seconds, eval_clips, draw), encoding, quality)
     if settings.clip_spec.sampling == "all" and shards is None:
         raise VidshardError("--sampling all needs --shards N: --shards auto estimates clips of --n-frames frames, "
                             "not whole videos")

@@ -39,6 +39,8 @@ WHOLE_VERSION = 6
 FRAME_TIMES_VERSION = 5
 #: The clip spec's fields that version 3 lacks; their ClipSpec defaults mean "as in version 3".
 _V4_CLIP_FIELDS = ("sampling", "fps", "eval_clips")
+#: The clip spec's fields that versions before 6 lack (``all`` sampling's read-time rule).
+_V6_CLIP_FIELDS = ("draw",)
 #: Earlier versions, read but no longer written: the clip spec's fields flat at the top level and
 #: no clip seed (the plan's ``seed`` cut the clips); 1 had TFRecord shards and no ``file_format``
 #: key, 2 had ArrayRecord shards and ``file_format``.
@@ -108,8 +110,8 @@ class DatasetInfo:
             raise ValueError(f"this vidshard writes this clip spec as format_version {version}, "
                              f"not {self.format_version}")
         data = asdict(self)
-        if version == 3:
-            for name in _V4_CLIP_FIELDS:
+        if version < WHOLE_VERSION:
+            for name in _V6_CLIP_FIELDS + (_V4_CLIP_FIELDS if version == 3 else ()):
                 del data["clip"][name]
         return json.dumps(data, indent=2, sort_keys=True)
 
