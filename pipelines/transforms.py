@@ -6,7 +6,7 @@ unpickle it (the launcher sets ``save_main_session=False``).
 
 Data flow (one leaf, no tagged outputs)::
 
-    Create(WorkItem) -> Reshuffle -> FetchDecodeEncode ─((split, shard), Outcome)─┐
+    Create(WorkItems by file) -> Reshuffle -> FetchDecodeEncode ─((split, shard), Outcome)─┐
     Create(planned shards, outcomes staged by an earlier run) ───────────────────┴> Flatten
         -> GroupByKey(split, shard) -> WriteShardFn ─> shard files + shard summaries
 
@@ -90,10 +90,12 @@ class Outcome:
 class FetchDecodeEncode(beam.DoFn):
     """Fetch a video's bytes, decode its clips, encode and stage one Example, or stage why not.
 
-    Output, for every video: ``((split, shard), Outcome)``.  A video that cannot be read
-    (``fetch``), decoded (``decode``) or encoded (``encode``) becomes an error outcome with the
-    reason and is counted, and the job goes on; a source that cannot be reached at all
-    (:class:`~vidshard.errors.SourceUnreachableError`) fails the job instead.
+    Input: one :class:`WorkItem`, or the WorkItems of every segment of one file (see
+    :func:`by_file`): the file is then fetched once for all of them.  Output, for every video
+    (segment): ``((split, shard), Outcome)``.  A video that cannot be read (``fetch``), decoded
+    (``decode``) or encoded (``encode``) becomes an error outcome with the reason and is counted,
+    and the job goes on; a file that cannot be fetched fails each of its segments, and a source
+    that cannot be reached at all (:class:`~vidshard.errors.SourceUnreachableError`) fails the job.
     """
 
     def __init__(self, source_uri: str, source_options: SourceOptions, settings: EncodeSettings, data_dir: str) -> None:
@@ -132,23 +134,28 @@ class FetchDecodeEncode(beam.DoFn):
             self._source.close()
             self._source = None
 
-    def process(self, item: WorkItem) -> Iterator[tuple[tuple[str, int], Outcome]]:
+    def process(self, element: WorkItem | tuple[WorkItem, ...]) -> Iterator[tuple[tuple[str, int], Outcome]]:
+        items = (element,) if isinstance(element, WorkItem) else element
         try:
-            data = self._open_source().read(parse_segment(item.video_id)[0])
+            data = self._open_source().read(parse_segment(items[0].video_id)[0])
         except SourceUnreachableError:
             raise  # the source is gone: the job stops (the launcher says so); what is staged stays for --resume
         except SourceError as exc:  # includes MemberReadError
-            yield self._fail(item, "fetch", str(exc), 0)
+            for item in items:
+                yield self._fail(item, "fetch", str(exc), 0)
             return
         self._videos_read.inc()
         self._bytes_fetched.inc(len(data))
+        for number, item in enumerate(items):  # the bytes were fetched once: counted on the first outcome
+            yield self._decode_encode(item, data, len(data) if number == 0 else 0)
 
+    def _decode_encode(self, item: WorkItem, data: bytes, fetched: int) -> tuple[tuple[str, int], Outcome]:
+        """Decode, encode and stage one video (or segment) of fetched bytes; its outcome either way."""
         started = time.perf_counter()
         try:
             decoded = decode_clips(data, item.video_id, self._settings.clip_spec, item.split)
         except DecodeError as exc:
-            yield self._fail(item, "decode", str(exc), len(data))
-            return
+            return self._fail(item, "decode", str(exc), fetched)
         self._decode_ms.update(int((time.perf_counter() - started) * 1000))
         self._videos_decoded.inc()
         self._clips_decoded.inc(len(decoded.frames))
@@ -163,11 +170,10 @@ class FetchDecodeEncode(beam.DoFn):
         try:
             example = encode_example(record, self._settings.encoding, self._settings.quality)
         except (ValueError, cv2.error) as exc:  # OpenCV refused a frame (e.g. wider than JPEG allows)
-            yield self._fail(item, "encode", str(exc), len(data))
-            return
+            return self._fail(item, "encode", str(exc), fetched)
         self._examples_encoded.inc()
         staged = staging.stage_example(self._data_dir, item.split, item.shard, item.position, example)
-        yield (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=len(data))
+        return (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=fetched)
 
     def _fail(self, item: WorkItem, stage: str, reason: str, fetched: int) -> tuple[tuple[str, int], Outcome]:
         self._failed[stage].inc()
@@ -256,6 +262,15 @@ class WriteShards(beam.PTransform):
         )
 
 
+def by_file(items: Iterable[WorkItem]) -> list[tuple[WorkItem, ...]]:
+    """The items grouped by the file they read (a file's segments together), in first-seen order:
+    each group is one element of :class:`FetchDecodeEncode`, so a file is fetched once."""
+    groups: dict[str, list[WorkItem]] = {}
+    for item in items:
+        groups.setdefault(parse_segment(item.video_id)[0], []).append(item)
+    return [tuple(group) for group in groups.values()]
+
+
 class ShardVideos(beam.PTransform):
     """The whole job as one composite: planned videos in, shard files and their summaries out."""
 
@@ -275,7 +290,7 @@ class ShardVideos(beam.PTransform):
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
         outcomes = (
             root
-            | "PlannedVideos" >> beam.Create(self._items)
+            | "PlannedVideos" >> beam.Create(by_file(self._items))
             # Create emits few, large bundles; Reshuffle spreads the videos over all workers.
             | "Distribute" >> beam.Reshuffle()
             | "FetchDecodeEncode" >> beam.ParDo(

@@ -89,3 +89,21 @@ def test_shard_a_url_list_with_segments_and_failures_recorded(served, tmp_path):
     listed = CliRunner().invoke(main, ["list", table, "--json"])
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout)["classes_from"] == "manifest"
+
+
+def test_a_file_with_several_segments_is_fetched_once(served, tmp_path):
+    server, root = served
+    server.set_faults(None)
+    rows = [{"url": server.url("c.mp4"), "label": "walk", "start": start, "end": start + 0.5}
+            for start in (0, 0.5, 1)] + [{"url": server.url("d.mp4"), "label": "run", "start": "", "end": ""}]
+    table = _table(tmp_path, "segments.csv", rows)
+    before = len(server.log)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["shard", table, str(out), "--splits", "train=1.0", "--n-frames", "3",
+                                       "--size", "16", "--direct_running_mode", "in_memory"])
+    assert result.exit_code == 0, result.output
+    gets = sorted(entry.path for entry in server.log[before:] if entry.method == "GET")
+    assert gets == ["/c.mp4", "/d.mp4"]  # three segments of c.mp4, one GET
+    assert len(read_records(out, "train")) == 4
+    served_bytes = sum(entry.body_bytes for entry in server.log[before:] if entry.method == "GET")
+    assert served_bytes == (root / "c.mp4").stat().st_size + (root / "d.mp4").stat().st_size

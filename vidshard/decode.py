@@ -17,6 +17,7 @@ sequential scan, so the stored frames and their numbers are those of a decode fr
 """
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 import urllib.parse
@@ -278,8 +279,12 @@ def segment_window(video_id: str, total: int, timeline: Timeline) -> tuple[int, 
     return first, stop
 
 
-def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_SPLIT) -> DecodedVideo:
+def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_SPLIT, *,
+                 seek: bool = True) -> DecodedVideo:
     """Decode the clips of one video (or segment, ``path#t=START,END``) of ``split``.
+
+    ``seek=False`` never decodes from a keyframe but always from frame 0 (the sequential scan):
+    the baseline :mod:`vidshard.bench.seek` measures seeking against; the frames are the same.
 
     Returns the uint8 RGB frames ``[clips, n_frames, height, width, 3]``, the int64 source frame
     indices ``[clips, n_frames]`` (-1 where a short video is padded with zeros), the true frame
@@ -318,7 +323,7 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
             wanted = wanted[wanted != PADDED]
             last = int(wanted.max())
             found = None
-            if suffix.lower() in SEEKABLE_SUFFIXES and probed.times is not None and len(probed.keyframes):
+            if seek and suffix.lower() in SEEKABLE_SUFFIXES and probed.times is not None and len(probed.keyframes):
                 found = _seek_scan(tmp.name, wanted, spec, probed.times, probed.keyframes)
             if found is not None:
                 kept, decoded = found
@@ -352,11 +357,14 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
             missing -= more.keys()
             if missing:
                 raise DecodeError(f"frames {sorted(missing)[:5]} decoded on the first pass but not the second")
-    frames = np.zeros((len(indices), spec.n_frames, spec.height, spec.width, 3), np.uint8)
+    frames = np.zeros((*indices.shape, spec.height, spec.width, 3), np.uint8)
     times = np.full(indices.shape, -1.0)
+    # Each kept frame is released at its last use, so a whole video (all sampling) is held once, not twice.
+    uses = collections.Counter(indices[indices != PADDED].tolist())
     for clip, row in enumerate(indices):
-        for position, source_index in enumerate(row):
+        for position, source_index in enumerate(row.tolist()):
             if source_index != PADDED:
-                frames[clip, position] = kept[int(source_index)]
-                times[clip, position] = timeline.time_of(int(source_index))
+                uses[source_index] -= 1
+                frames[clip, position] = kept[source_index] if uses[source_index] else kept.pop(source_index)
+                times[clip, position] = timeline.time_of(source_index)
     return DecodedVideo(frames, indices, total, timeline.fps, times, decoded, seeked)

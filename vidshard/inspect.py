@@ -117,6 +117,8 @@ def _check_record(serialized: bytes, where: str, info: DatasetInfo, split: str
         return [f"{where}: {exc}"], None, None
     problems = []
     expected = (info.clip.clips_in(split), *info.clip_shape)
+    if info.whole:  # one sequence of the video's own length (all sampling), at least one frame
+        expected = (1, max(1, record.frames.shape[1]), *info.clip_shape[1:])
     if record.frames.shape != expected:
         problems.append(f"{where}: frames have shape {record.frames.shape}, dataset_info.json says {expected}")
     if record.has_timing != info.clip.needs_timing:

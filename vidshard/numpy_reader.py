@@ -323,13 +323,14 @@ def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None
     """Parse one Example and decode one of its clips into ``batch[slot]``.
 
     :func:`vidshard.format.schema.parse_clip_into` decodes only the chosen clip's frames (a
-    video stored with 3 clips costs one clip's decode per epoch) and checks its shape against
-    ``dataset_info.json``; a bad record raises :class:`ShardFormatError` naming its file and record.
+    video stored with 3 clips costs one clip's decode per epoch; of a whole sequence, ``all``
+    sampling, the drawn clip's frames) and checks its shape against ``dataset_info.json``; a bad record raises :class:`ShardFormatError` naming its file and record.
     The item's augmentation, if any, is applied to the decoded clip in place.
     """
     frames_out, labels_out = batch
     try:
-        label = parse_clip_into(item.serialized, info.encoding, frames_out[slot], clip=item.clip, clip_draw=item.clip_draw)
+        label = parse_clip_into(item.serialized, info.encoding, frames_out[slot], clip=item.clip, clip_draw=item.clip_draw,
+                                whole=info.clip if info.whole else None)
         if not 0 <= label < info.num_classes:
             raise ShardFormatError(f"label {label} is not in [0, {info.num_classes})")
         labels_out[slot] = label

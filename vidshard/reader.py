@@ -13,6 +13,11 @@ JPEG frames are decoded with ``dct_method="INTEGER_ACCURATE"``, the same IDCT as
 decoder, so this reader and the TF-free one (:func:`vidshard.format.schema.parse_example`) yield
 identical pixels; TensorFlow's default method differs by up to ~20 levels per pixel.
 
+An output of ``all`` sampling (format version 6) stores each video's frames as one sequence of
+its own length: it is decoded (and cached) whole, and every epoch a clip of ``n_frames``
+consecutive stored frames is drawn from it after the cache (:func:`vidshard.sampling.draw_stored`,
+keyed by the example's random value; ``clips="all"`` takes the centred clip).
+
 Train-time augmentation (``augment``, see :mod:`vidshard.augment`) runs after the cache, with
 the clip draw: each example's random value picks its clip and keys the stateless ops that draw
 its crop box and flip, so the same seed gives the same augmented batches.
@@ -32,6 +37,7 @@ from vidshard.format.schema import tf_feature_spec
 from vidshard.format.splits import split_files
 from vidshard.format.tfrecord import iter_records
 from vidshard.parts import Part
+from vidshard.sampling import draw_stored
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -63,17 +69,26 @@ def _decoder(info: DatasetInfo, split: str):
 
         frames_per_example = info.clip.clips_in(split) * info.clip.n_frames
 
-        def decode_frames(encoded):
+        def decode_sequence(encoded):
+            # A whole sequence (all sampling) has its own length: one decode per frame in a map_fn.
+            return tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec(frame_shape[1:], tf.uint8))
+
+        def decode_clips(encoded):
             # The frame count is fixed by dataset_info.json, so the decodes are unrolled: they run
             # in parallel on tf.data's threads, without a tf.map_fn while-loop per example.
             encoded = tf.ensure_shape(encoded, (frames_per_example,))
             return tf.stack([decode_one(encoded[i]) for i in range(frames_per_example)])
+
+        decode_frames = decode_sequence if info.whole else decode_clips
     else:
         raise ShardFormatError(f"dataset_info.json names an unknown encoding {info.encoding!r}")
 
     def decode(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
         frames = decode_frames(parsed["frames"].values)
+        if info.whole:  # one stored sequence of any length: [1, L, H, W, 3]
+            sequence = tf.reshape(frames, (1, -1, *frame_shape[1:]))
+            return tf.ensure_shape(sequence, (1, None, *frame_shape[1:])), parsed["label"], parsed["video_id"]
         clips = tf.ensure_shape(tf.reshape(frames, (parsed["num_clips"], *frame_shape)), (None, *frame_shape))
         return clips, parsed["label"], parsed["video_id"]  # int64, as the Example stores it and every reader yields
 
@@ -86,11 +101,34 @@ def _pick_random_clip(element, random_value):
     return clips[index], label, video_id
 
 
+def _sequence_picker(info: DatasetInfo):
+    """``(element, random_value or None) -> (clip, label, video_id)`` for whole sequences (all sampling):
+    :func:`vidshard.sampling.draw_stored`'s positions, keyed by the random value (None: the centred
+    clip), gathered from the cached sequence, zeros past its end."""
+    spec, frame_shape = info.clip, info.clip_shape
+
+    def positions(video_id, stored, key):
+        return draw_stored(video_id.decode("utf-8"), int(stored), spec, None if key < 0 else int(key))
+
+    def pick(element, random_value=None):
+        sequence, label, video_id = element
+        frames = sequence[0]
+        # A non-negative 53-bit key from the example's random value; -1 asks for the centred clip.
+        key = tf.constant(-1, tf.int64) if random_value is None else tf.bitwise.bitwise_and(
+            random_value, tf.constant(2**53 - 1, tf.int64))
+        index = tf.numpy_function(positions, [video_id, tf.shape(frames, tf.int64)[0], key], tf.int64, stateful=False)
+        index = tf.ensure_shape(index, (frame_shape[0],))
+        clip = tf.gather(frames, tf.maximum(index, 0)) * tf.cast(index >= 0, tf.uint8)[:, None, None, None]
+        return tf.ensure_shape(clip, frame_shape), label, video_id
+
+    return pick
+
+
 #: Second half of the stateless seed of an example's augmentation; the first is its random value.
 _AUGMENT_STREAM = 0x617567
 
 
-def _augmenter(augment: tuple[str, ...], height: int, width: int):
+def _augmenter(augment: tuple[str, ...], height: int, width: int, pick=_pick_random_clip):
     """A map function ``(element, random_value) -> element`` that picks the clip and augments it.
 
     The formulas are :func:`vidshard.augment.draw`'s, on uniforms drawn by
@@ -109,7 +147,7 @@ def _augmenter(augment: tuple[str, ...], height: int, width: int):
         return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
     def pick_and_augment(element, random_value):
-        clip, label, video_id = _pick_random_clip(element, random_value)
+        clip, label, video_id = pick(element, random_value)
         u = tf.random.stateless_uniform([augmentation.UNIFORMS_PER_CLIP],
                                         seed=tf.stack([random_value, tf.constant(_AUGMENT_STREAM, tf.int64)]))
         if "crop" in augment:
@@ -212,13 +250,17 @@ def make_dataset(
         ds = ds.cache(cache)
     elif cache:
         ds = ds.cache()
-    if clips == "all":
+    if clips == "all" and info.whole:
+        centred = _sequence_picker(info)
+        ds = ds.map(lambda *element: centred(element), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    elif clips == "all":
         ds = ds.flat_map(_all_clips).apply(
             tf.data.experimental.assert_cardinality(num_examples * info.clip.clips_in(split)))
     else:
         # Drawn after the cache, so every epoch (every new iterator) draws new clips.
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        pick = _augmenter(augment, *info.clip_shape[1:3]) if augment else _pick_random_clip
+        pick = _sequence_picker(info) if info.whole else _pick_random_clip
+        pick = _augmenter(augment, *info.clip_shape[1:3], pick) if augment else pick
         ds = tf.data.Dataset.zip(ds, randoms).map(pick, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -10,6 +10,10 @@ index, the video's true frame count and, for time sampling, its frame rate):
   time, so a clip covers the same time in a 25 fps and a 29.97 fps video.
 * ``segments`` (TSN): the video is cut into ``n_frames`` equal segments and one frame is taken
   from each, so a clip covers the whole video.
+* ``all``: no clip is cut at sharding time.  Every ``frame_step``-th frame of the video (or
+  segment) is stored, or, with ``fps``, the frame nearest every ``1 / fps`` seconds, variable
+  length and unpadded (:func:`whole_indices`); readers draw an ``n_frames`` clip of consecutive
+  stored frames at read time (:func:`draw_stored`), a fresh one per epoch.
 
 Training clips (split ``train``) start at seeded uniform positions (segments: seeded offsets
 within each segment).  Evaluation clips (every other split) are placed deterministically, spread
@@ -37,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 PADDED = -1  #: frame index stored for positions past the end of a short video
-SAMPLINGS = ("step", "time", "segments")
+SAMPLINGS = ("step", "time", "segments", "all")
+DRAWS = ("step", "segments")  #: how readers draw a clip from a stored sequence (``all`` sampling)
 TRAIN_SPLIT = "train"  #: the split whose clips are drawn at random; every other split is evaluated
 
 
@@ -47,6 +52,10 @@ class ClipSpec:
 
     ``fps`` is the sampling rate of ``time`` sampling (``--clip-seconds S`` is ``fps = n_frames / S``);
     ``eval_clips`` is the number of clips of every split but ``train`` (``None``: ``clips_per_video``).
+    With ``sampling="all"``, ``frame_step`` / ``fps`` say which frames are stored, ``n_frames``
+    is the length of the clips readers draw from them, and ``draw`` (:data:`DRAWS`) how: ``step``,
+    consecutive stored frames (stored at ``fps``, that is time sampling at ``fps``), or
+    ``segments``, TSN over the whole stored sequence.
     """
 
     n_frames: int = 10
@@ -58,6 +67,7 @@ class ClipSpec:
     sampling: str = "step"
     fps: float | None = None
     eval_clips: int | None = None
+    draw: str = "step"
 
     def __post_init__(self) -> None:
         for name in ("n_frames", "frame_step", "height", "width", "clips_per_video"):
@@ -66,9 +76,17 @@ class ClipSpec:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"`sampling` must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
-        if (self.sampling == "time") != (self.fps is not None):
-            raise ValueError("`fps` is needed by time sampling, and only by it" if self.sampling == "time"
-                             else f"`fps` is for time sampling only, not {self.sampling}")
+        if self.sampling == "time" and self.fps is None:
+            raise ValueError("`fps` is needed by time sampling")
+        if self.sampling not in ("time", "all") and self.fps is not None:
+            raise ValueError(f"`fps` is for time sampling only (and the stored rate of all sampling), not {self.sampling}")
+        if self.sampling == "all" and self.fps is not None and self.frame_step != 1:
+            raise ValueError("all sampling stores every `frame_step`-th frame or the frames at `fps`, not both")
+        if self.draw not in DRAWS or (self.draw != "step" and self.sampling != "all"):
+            raise ValueError(f"`draw` is one of {', '.join(DRAWS)}, and other than step for all sampling only, "
+                             f"got {self.draw!r} with {self.sampling}")
+        if self.sampling == "all" and (self.clips_per_video != 1 or self.eval_clips is not None):
+            raise ValueError("all sampling stores one sequence per video: clips are drawn when reading")
         if self.fps is not None and not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"`fps` must be a positive number, got {self.fps!r}")
         if self.eval_clips is not None and (not isinstance(self.eval_clips, int) or self.eval_clips < 1):
@@ -92,6 +110,11 @@ class ClipSpec:
 
     def describe(self) -> str:
         """How many clips of how many frames, and how their frames are chosen, in words."""
+        if self.sampling == "all":
+            kept = f"at {self.fps:g} fps" if self.fps is not None else (
+                "every frame" if self.frame_step == 1 else f"one frame in {self.frame_step}")
+            how = "consecutive" if self.draw == "step" else "one from each of as many segments (TSN)"
+            return f"{kept} of each video, unpadded; clips of {self.n_frames} stored frames ({how}) drawn when reading"
         if self.sampling == "time":
             how = f"at {self.fps:g} fps"
         elif self.sampling == "segments":
@@ -224,6 +247,8 @@ def clip_indices(video_id: str, total_frames: int, spec: ClipSpec, split: str = 
     frames = stop - first
     if frames < 1:
         return np.full((spec.clips_in(split), spec.n_frames), PADDED, np.int64)
+    if spec.sampling == "all":
+        return whole_indices(total_frames, spec, source_fps, frame_times, (first, stop))[None, :]
     if spec.sampling == "segments":
         indices = _segment_indices(video_id, frames, spec, split)
     elif spec.sampling == "time" and frame_times is not None:
@@ -234,6 +259,42 @@ def clip_indices(video_id: str, total_frames: int, spec: ClipSpec, split: str = 
         indices[indices >= frames] = PADDED
     indices[indices != PADDED] += first
     return indices
+
+
+def whole_indices(total_frames: int, spec: ClipSpec, source_fps: float | None = None,
+                  frame_times: np.ndarray | None = None, window: tuple[int, int] | None = None) -> np.ndarray:
+    """The frames ``all`` sampling stores, int64 ``[L]``: every ``frame_step``-th frame of the window
+    from its first, or, with ``spec.fps``, the frame nearest each ``k / fps`` seconds after the
+    window's first frame (by ``frame_times`` when given, else ``index / source_fps``), each once."""
+    first, stop = window if window is not None else (0, total_frames)
+    if spec.fps is None:
+        return np.arange(first, stop, spec.frame_step, dtype=np.int64)
+    if frame_times is not None:
+        times = np.asarray(frame_times, np.float64)[first:stop]
+    elif source_fps:
+        times = np.arange(first, stop) / float(source_fps)
+    else:
+        raise ValueError(f"all sampling at an fps needs the video's frame rate, got {source_fps!r}")
+    if len(times) == 1:
+        return np.array([first], np.int64)
+    end = times[-1] + (times[-1] - times[-2]) / 2
+    targets = times[0] + np.arange(int(np.floor((end - times[0]) * spec.fps)) + 1) / spec.fps
+    targets = targets[targets <= end]
+    return np.unique(_nearest(times, targets)).astype(np.int64) + first
+
+
+def draw_stored(video_id: str, stored: int, spec: ClipSpec, key: int | None) -> np.ndarray:
+    """Positions in a stored sequence (``all`` sampling) of the ``n_frames``-frame clip a reader takes,
+    int64 ``[n_frames]``, -1 past the sequence's end.
+
+    ``spec.draw`` ``step``: the rule of :func:`clip_starts` on the stored frames, one apart;
+    ``segments``: the TSN rule of :func:`clip_indices` on the stored sequence.  ``key`` (a
+    reader's seeded, per-epoch draw) seeds the training draw, so each epoch gets a fresh clip;
+    ``key=None`` takes the evaluation clip, centred.
+    """
+    rule = ClipSpec(n_frames=spec.n_frames, frame_step=1, height=spec.height, width=spec.width,
+                    seed=0 if key is None else key, eval_clips=1, sampling=spec.draw)
+    return clip_indices(video_id, stored, rule, TRAIN_SPLIT if key is not None else "eval")[0]
 
 
 #: ``path#t=START,END`` (either bound may be left out, as Media Fragments allow: ``#t=10``, ``#t=,20``).

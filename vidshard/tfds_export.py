@@ -60,6 +60,8 @@ def tfds_features(info: DatasetInfo) -> "tfds.features.FeaturesDict":
     n_frames, h, w, c = info.clip_shape
     counts = {info.clip.clips_in(split) for split in info.splits}
     frames = counts.pop() * n_frames if len(counts) == 1 else None  # evaluation clips: a count per split
+    if info.whole:  # all sampling: every video's sequence has its own length, as TFDS's own ucf101
+        frames = None
     shape = (frames, h, w, c)
     if info.encoding == "raw":
         video = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",

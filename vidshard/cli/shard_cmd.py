@@ -19,7 +19,7 @@ from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
-from vidshard.sampling import SAMPLINGS, ClipSpec
+from vidshard.sampling import DRAWS, SAMPLINGS, ClipSpec
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
@@ -82,7 +82,8 @@ def _positive_number_option(_ctx: click.Context, param: click.Parameter, value: 
 
 def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, size: tuple[int, int],
                            clips_per_video: int, seed: int, sampling: str | None, fps: str | float | None,
-                           clip_seconds: str | float | None, eval_clips: int | None) -> ClipSpec:
+                           clip_seconds: str | float | None, eval_clips: int | None,
+                           draw: str | None = None) -> ClipSpec:
     """The one ClipSpec the options describe; an option the chosen sampling would ignore is a usage error."""
     rate, seconds = _positive_number("--fps", fps), _positive_number("--clip-seconds", clip_seconds)
     if rate is not None and seconds is not None:
@@ -92,15 +93,28 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
         sampling = "time" if timed else "step"
     if sampling == "time" and not timed:
         raise bad_value("--sampling time needs --fps F or --clip-seconds S", ctx)
-    if sampling != "time" and timed:
+    step_given = ctx.get_parameter_source("frame_step") is not click.core.ParameterSource.DEFAULT
+    if sampling == "all":  # every frame, every --frame-step-th, or at --fps: see docs/sampling.md
+        if seconds is not None:
+            raise bad_value("--clip-seconds applies to --sampling time, not all (give --fps F)", ctx)
+        if rate is not None and step_given:
+            raise bad_value("--sampling all stores every --frame-step-th frame or the frames at --fps, not both", ctx)
+        if clips_per_video != 1 or eval_clips is not None:
+            raise bad_value("--sampling all stores one sequence per video: readers draw the clips "
+                            "(--clips-per-video and --eval-clips do not apply)", ctx)
+        frame_step = frame_step if step_given else 1
+    elif draw is not None:
+        raise bad_value(f"--draw applies to --sampling all, not {sampling}", ctx)
+    elif sampling != "time" and timed:
         raise bad_value(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
                         f"not {sampling}", ctx)
-    if sampling != "step" and ctx.get_parameter_source("frame_step") is not click.core.ParameterSource.DEFAULT:
+    elif sampling != "step" and step_given:
         raise bad_value(f"--frame-step applies to --sampling step, not {sampling}", ctx)
     if seconds is not None:
         rate = n_frames / seconds
     return ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
-                    clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate, eval_clips=eval_clips)
+                    clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate, eval_clips=eval_clips,
+                    draw=draw or "step")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -156,12 +170,17 @@ def check_file_format(file_format: str, compression: str) -> None:
 @click.option("--sampling", default=None, metavar="|".join(SAMPLINGS), type=click.Choice(SAMPLINGS),
               help="How a clip's frames are chosen: step (every --frame-step-th frame, the tutorial's), time "
                    "(every 1/--fps seconds, by each video's own frame rate) or segments (one frame from each of "
-                   "--n-frames equal parts of the whole video, TSN).  [default: step; time with --fps/--clip-seconds]")
+                   "--n-frames equal parts of the whole video, TSN); all stores every frame of each video (every "
+                   "--frame-step-th, or at --fps), unpadded, and readers draw --n-frames clips from it every epoch.  "
+                   "[default: step; time with --fps/--clip-seconds]")
 @click.option("--fps", default=None, metavar="F", callback=_positive_number_option,
               help="Time sampling: frames per second of the clip.")
 @click.option("--clip-seconds", default=None, metavar="S", callback=_positive_number_option,
               help="Time sampling: seconds one clip covers, each frame standing for S/N_FRAMES seconds (the "
                    "same as --fps N_FRAMES/S).")
+@click.option("--draw", default=None, metavar="|".join(DRAWS), type=click.Choice(DRAWS),
+              help="--sampling all: how readers draw each epoch's --n-frames clip from a stored video: step "
+                   "(consecutive stored frames) or segments (one from each of --n-frames parts, TSN).  [default: step]")
 @click.option("--eval-clips", default=None, metavar="K", type=click.IntRange(min=1),
               help="Clips per video of every split but train, spread uniformly over the video (multi-view "
                    "evaluation); train keeps --clips-per-video seeded random clips.")
@@ -198,7 +217,8 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   classes: tuple[str, ...] | None, splits: SplitRequest | None, split_by: str | None,
                   split_lists: str | None, fold: int | None, seed: int, n_frames: int,
                   frame_step: int, size: tuple[int, int], clips_per_video: int, sampling: str | None,
-                  fps: str | None, clip_seconds: str | None, eval_clips: int | None, encoding: str, quality: int,
+                  fps: str | None, clip_seconds: str | None, eval_clips: int | None, draw: str | None,
+                  encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
@@ -215,7 +235,10 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     selection = selection_from_options(num_classes, classes, splits, split_by, seed, split_lists, fold, manifest,
                                        group_pattern, path_template)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
-                                                     sampling, fps, clip_seconds, eval_clips), encoding, quality)
+                                                     sampling, fps, clip_seconds, eval_clips, draw), encoding, quality)
+    if settings.clip_spec.sampling == "all" and shards is None:
+        raise bad_value("--sampling all needs --shards N: --shards auto estimates clips of --n-frames frames, "
+                        "not whole videos", ctx)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     started = []

@@ -7,7 +7,10 @@ Readers start here (:func:`load_info`).  The clip spec is one value (``clip``: t
 refuses anything else with one clear error.  It writes the lowest version that describes the
 output: 3 for clips cut the tutorial's way (so those outputs keep their bytes), 4 when the clip
 spec uses segment sampling or evaluation clips, which an older reader must not misread, 5 when
-it uses time sampling, whose records store every frame's time (``frame_times``).
+it uses time sampling, whose records store every frame's time (``frame_times``), 6 when it uses
+``all`` sampling, whose records hold a variable-length sequence of frames (one "clip" of
+``num_frames`` frames, unpadded, with their times) from which readers draw clips of the clip
+spec's ``n_frames``.
 """
 from __future__ import annotations
 
@@ -29,11 +32,15 @@ FILE_FORMATS = ("tfrecord", "array_record")
 #: and records that store their video's timing (``source_fps``, ``source_frames``) when the clips
 #: depend on it.  Version 3: the clip spec nested as ``clip`` (with its seed), ``file_format``
 #: always present.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
+#: The version of outputs of ``all`` sampling: records of variable length, clips drawn when reading.
+WHOLE_VERSION = 6
 #: The version of outputs whose records store ``frame_times``: time sampling's.
 FRAME_TIMES_VERSION = 5
 #: The clip spec's fields that version 3 lacks; their ClipSpec defaults mean "as in version 3".
 _V4_CLIP_FIELDS = ("sampling", "fps", "eval_clips")
+#: The clip spec's fields that versions before 6 lack (``all`` sampling's read-time rule).
+_V6_CLIP_FIELDS = ("draw",)
 #: Earlier versions, read but no longer written: the clip spec's fields flat at the top level and
 #: no clip seed (the plan's ``seed`` cut the clips); 1 had TFRecord shards and no ``file_format``
 #: key, 2 had ArrayRecord shards and ``file_format``.
@@ -88,6 +95,11 @@ class DatasetInfo:
         return len(self.class_names)
 
     @property
+    def whole(self) -> bool:
+        """Whether records hold whole sequences (``all`` sampling) that readers draw clips from."""
+        return self.clip.sampling == "all"
+
+    @property
     def clip_shape(self) -> tuple[int, int, int, int]:
         """``(T, H, W, 3)``: the shape of one stored clip, as readers yield it and the model takes it."""
         return (self.clip.n_frames, self.clip.height, self.clip.width, 3)
@@ -98,21 +110,21 @@ class DatasetInfo:
             raise ValueError(f"this vidshard writes this clip spec as format_version {version}, "
                              f"not {self.format_version}")
         data = asdict(self)
-        if version == 3:
-            for name in _V4_CLIP_FIELDS:
+        if version < WHOLE_VERSION:
+            for name in _V6_CLIP_FIELDS + (_V4_CLIP_FIELDS if version == 3 else ()):
                 del data["clip"][name]
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetInfo":
-        """Read ``format_version`` 3, 4 or 5, or the flat layout of versions 1 and 2."""
+        """Read ``format_version`` 3 to 6, or the flat layout of versions 1 and 2."""
         data = dict(data)
         version = data.get("format_version")
         if version in _FLAT_VERSIONS:
             # Before the clip seed was recorded, the CLI cut clips with the plan's seed.
             data["clip"] = {name: data.pop(name) for name in _CLIP_FIELDS} | {"seed": data["seed"]}
             data.setdefault("file_format", "tfrecord")
-        elif version not in (3, 4, FORMAT_VERSION):
+        elif version not in (3, 4, FRAME_TIMES_VERSION, WHOLE_VERSION):
             known = ", ".join(map(str, range(1, FORMAT_VERSION + 1)))
             raise ShardFormatError(f"format_version {version} is not one this vidshard reads ({known}): "
                                    f"written by a newer vidshard?")
@@ -132,6 +144,8 @@ class DatasetInfo:
 
 def version_for(clip: ClipSpec) -> int:
     """The ``format_version`` an output cut with ``clip`` is written as (see the module docstring)."""
+    if clip.sampling == "all":
+        return WHOLE_VERSION
     if stores_frame_times(clip):
         return FRAME_TIMES_VERSION
     tutorial = ClipSpec()
@@ -140,8 +154,8 @@ def version_for(clip: ClipSpec) -> int:
 
 
 def stores_frame_times(clip: ClipSpec) -> bool:
-    """Whether records cut with ``clip`` store each frame's time: those of time sampling."""
-    return clip.sampling == "time"
+    """Whether records cut with ``clip`` store each frame's time: those of time and all sampling."""
+    return clip.sampling in ("time", "all")
 
 
 def load_info(data_dir: str) -> DatasetInfo:

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from vidshard.errors import ShardFormatError
 from vidshard.format.codec import decode_frame, encode_frame
 from vidshard.format.example_proto import Example
+from vidshard.sampling import PADDED, ClipSpec, draw_stored
 
 ENCODINGS = ("jpeg", "png", "raw")
 
@@ -176,6 +177,24 @@ class _Parsed:
             raise ShardFormatError(f"record holds {len(values)} values of {name!r}, expected 1")
         return values[0].decode("utf-8")
 
+    def decode_positions(self, positions: np.ndarray, out: np.ndarray) -> None:
+        """Decode the stored frames at ``positions`` of a one-clip record into ``out`` (uint8 ``[len, H, W, 3]``),
+        zeros where a position is -1: only those frames are decoded."""
+        if self.clips != 1:
+            raise ShardFormatError(f"holds {self.clips} clips, a whole sequence holds 1")
+        raw = np.frombuffer(self.frames[0], np.uint8).reshape(self.n_frames, self.h, self.w, 3) \
+            if self.encoding == "raw" else None
+        for i, position in enumerate(int(p) for p in positions):
+            if position == PADDED:
+                out[i] = 0
+            elif raw is not None:
+                out[i] = raw[position]
+            else:
+                frame = decode_frame(self.frames[position])
+                if frame.shape != (self.h, self.w, 3):
+                    raise ShardFormatError(f"frame {position} is {frame.shape}, expected {(self.h, self.w, 3)}")
+                out[i] = frame
+
     def decode_clip(self, clip: int, out: np.ndarray) -> None:
         """Decode stored clip ``clip`` into ``out`` (uint8 ``[T, H, W, 3]``)."""
         if not 0 <= clip < self.clips:
@@ -207,14 +226,26 @@ def parse_example(serialized: bytes, encoding: str) -> ClipRecord:
 
 
 def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: int | None = None,
-                    clip_draw: float = 0.0) -> int:
+                    clip_draw: float = 0.0, whole: ClipSpec | None = None) -> int:
     """Decode one clip of one Example into ``out`` (uint8 ``[T, H, W, 3]``, preallocated); return its label.
 
     The parse of :func:`parse_example` for readers that need one clip per epoch: only that clip's
     frames are decoded.  ``clip`` picks a stored clip; ``None`` picks ``int(clip_draw * num_clips)``
     (``clip_draw`` in [0, 1)).  A record whose clips are not ``out``'s shape raises ShardFormatError.
+
+    ``whole`` (the output's clip spec, ``all`` sampling) reads a record that holds a whole
+    sequence: :func:`vidshard.sampling.draw_stored` picks ``out``'s frames from it, keyed by
+    ``clip_draw`` (a fresh clip for every new draw) when ``clip`` is None, the centred evaluation
+    clip otherwise; only the drawn frames are decoded.
     """
     parsed = _Parsed(serialized, encoding)
+    if whole is not None:
+        if (parsed.h, parsed.w) != out.shape[1:3] or parsed.clips != 1 or parsed.n_frames < 1:
+            raise ShardFormatError(f"stores {parsed.clips} sequences of {(parsed.n_frames, parsed.h, parsed.w)} frames, "
+                                   f"dataset_info.json says one sequence of {tuple(out.shape[1:3])} frames")
+        key = None if clip is not None else int(clip_draw * 2**53)
+        parsed.decode_positions(draw_stored(parsed.text("video_id"), parsed.n_frames, whole, key), out)
+        return parsed.scalar("label")
     if (parsed.n_frames, parsed.h, parsed.w) != out.shape[:3] or parsed.clips < 1:
         raise ShardFormatError(f"stores {parsed.clips} clips of {(parsed.n_frames, parsed.h, parsed.w)} frames, "
                                f"dataset_info.json says clips of {tuple(out.shape[:3])}")

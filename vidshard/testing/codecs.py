@@ -60,11 +60,12 @@ def vfr_times(fast: int = 30, slow: int = 30) -> list[float]:
 
 def write_codec_video(path: str | os.PathLike, name: str, frames: int = 60, fps: int = 30,
                       width: int = 160, height: int = 120, times: Sequence[float] | None = None,
-                      audio: bool = False, seed: int = 0) -> Path:
+                      audio: bool = False, seed: int = 0, options: dict[str, str] | None = None) -> Path:
     """Write a motion video with case ``name``'s encoder; return its path (suffix as the case's).
 
     ``times`` (seconds, one per frame) makes a variable-rate stream (millisecond time base);
     without it frames are ``1 / fps`` apart.  ``audio`` adds a silent AAC track, interleaved.
+    ``options`` replace the case's encoder options of the same names (e.g. a longer GOP).
     """
     import av
 
@@ -79,7 +80,7 @@ def write_codec_video(path: str | os.PathLike, name: str, frames: int = 60, fps:
         stream.width, stream.height, stream.pix_fmt = width, height, case.pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
-        stream.options = dict(case.options)
+        stream.options = {**case.options, **(options or {})}
         sound = container.add_stream("aac", rate=44100) if audio else None
         for index, bgr in enumerate(motion_frames(0.7, spec, seed)):
             frame = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), format="rgb24")

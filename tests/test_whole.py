@@ -1,0 +1,274 @@
+"""Whole videos at a chosen rate (issue 23, item 6): ``--sampling all``, clips drawn when reading.
+
+Videos whose frames are numbered by their grey level are sharded through the CLI; every stored
+frame is identified by its level, so the tests check which source frames were stored and which
+ones each reader's clip holds, not only shapes.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vidshard.cli import main
+from vidshard.format.info import load_info
+from vidshard.numpy_reader import ShardReader
+from vidshard.sampling import ClipSpec, draw_stored, whole_indices
+from vidshard.testing.shards import read_records
+
+FRAMES = {"Jump": (90, 60), "Walk": (75, 45)}  #: frames of each class's two videos (25 fps)
+
+
+def _level(i: int) -> int:
+    return 10 + 2 * i
+
+
+@pytest.fixture(scope="module")
+def counters(tmp_path_factory):
+    root = tmp_path_factory.mktemp("whole") / "src"
+    for cls, lengths in FRAMES.items():
+        (root / cls).mkdir(parents=True)
+        for n, frames in enumerate(lengths):
+            writer = cv2.VideoWriter(str(root / cls / f"{cls.lower()}_{n}.avi"), cv2.VideoWriter_fourcc(*"MJPG"),
+                                     25.0, (64, 48))
+            for i in range(frames):
+                writer.write(np.full((48, 64, 3), _level(i), np.uint8))
+            writer.release()
+    capture = cv2.VideoCapture(str(root / "Jump" / "jump_0.avi"))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        _DECODED.append(float(frame.mean()))
+    return root
+
+
+_DECODED: list[float] = []  #: every frame's grey level as OpenCV decodes the longest video
+
+
+def _source_index(frame: np.ndarray) -> int:
+    """The source frame a stored frame shows, by its grey level (-1 for a zero-padded frame)."""
+    if not frame.any():
+        return -1
+    return int(np.abs(np.asarray(_DECODED) - frame[12:20, 12:20].mean()).argmin())
+
+
+def test_whole_indices_keep_every_kth_frame_or_the_frames_at_a_rate():
+    assert whole_indices(10, ClipSpec(sampling="all", frame_step=3)).tolist() == [0, 3, 6, 9]
+    assert whole_indices(100, ClipSpec(sampling="all", frame_step=2), window=(31, 38)).tolist() == [31, 33, 35, 37]
+    # 25 fps at 10 fps: the frame nearest every 0.1 s (0.5 ties go to the later frame).
+    at_10 = whole_indices(25, ClipSpec(sampling="all", frame_step=1, fps=10.0), source_fps=25.0)
+    assert at_10.tolist() == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23]
+    # Variable rate: by the frame times, never index / fps; above the source rate, each frame once.
+    times = np.array([0, 0.1, 0.2, 1.2, 2.2])
+    assert whole_indices(5, ClipSpec(sampling="all", frame_step=1, fps=1.0), 2.0, times).tolist() == [0, 3, 4]
+    assert whole_indices(5, ClipSpec(sampling="all", frame_step=1, fps=50.0), 2.0, times).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_draw_stored_is_seeded_fresh_per_key_and_centred_for_evaluation():
+    spec = ClipSpec(n_frames=4, sampling="all", frame_step=1)
+    draws = {tuple(draw_stored("v.avi", 30, spec, key).tolist()) for key in range(20)}
+    assert len(draws) > 5 and all(np.all(np.diff(d) == 1) and 0 <= d[0] <= 26 for d in draws)
+    assert draw_stored("v.avi", 30, spec, 7).tolist() == draw_stored("v.avi", 30, spec, 7).tolist()
+    assert draw_stored("v.avi", 30, spec, None).tolist() == [13, 14, 15, 16]  # the middle start of 27
+    assert draw_stored("v.avi", 2, spec, 3).tolist() == [0, 1, -1, -1]  # shorter than a clip: padded
+    tsn = ClipSpec(n_frames=4, sampling="all", frame_step=1, draw="segments")
+    draws = [draw_stored("v.avi", 40, tsn, key) for key in range(20)]
+    assert all([int(d) // 10 for d in draw] == [0, 1, 2, 3] for draw in draws)  # one from each tenth-of-40 part
+    assert len({tuple(d.tolist()) for d in draws}) > 5
+    assert draw_stored("v.avi", 40, tsn, None).tolist() == [5, 15, 25, 35]  # centred in each part
+
+
+def test_sampling_all_end_to_end_through_the_cli_the_numpy_and_tf_data_readers(counters, tmp_path):
+    out = tmp_path / "whole"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--frame-step", "3",
+                                       "--n-frames", "4", "--size", "32", "--splits", "train=0.5,test=0.5", "--shards", "1",
+                                       "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    info = load_info(str(out))
+    assert info.format_version == 6 and info.whole and "frame_times" in info.features
+    assert info.clip_shape == (4, 32, 32, 3)
+    lengths = {}
+    for split in ("train", "test"):
+        for record in read_records(out, split):
+            total = FRAMES[record.label_name][int(record.video_id[-5])]
+            # every third frame, unpadded, with its time; one sequence of its own length
+            assert record.frame_indices.tolist() == [list(range(0, total, 3))]
+            assert np.allclose(record.frame_times, record.frame_indices / 25.0, atol=1e-3)
+            assert record.source_frames == total and record.frames.shape[:2] == (1, len(range(0, total, 3)))
+            assert [_source_index(f) for f in record.frames[0]] == record.frame_indices[0].tolist()
+            lengths[record.video_id] = record.frames.shape[1]
+    assert len(set(lengths.values())) > 1  # variable length
+
+    def clip_sources(clip):
+        return [_source_index(frame) for frame in clip]
+
+    # NumPy reader: each clip is 4 consecutive stored frames; a new epoch draws new clips, the same seed the same.
+    reader = ShardReader(str(out), "train", batch_size=None, shuffle=False, seed=3, num_workers=0)
+    epochs = [[clip_sources(x) for x, _ in reader] for _ in range(4)]
+    for clips in epochs:
+        assert len(clips) == info.splits["train"].num_examples
+        assert all(np.all(np.diff(c) == 3) and c[0] % 3 == 0 for c in clips)
+    assert len({tuple(map(tuple, clips)) for clips in epochs}) > 1
+    again = ShardReader(str(out), "train", batch_size=None, shuffle=False, seed=3, num_workers=0)
+    assert [clip_sources(x) for x, _ in again] == epochs[0]
+    centred = [clip_sources(x) for x, _ in ShardReader(str(out), "test", batch_size=None, shuffle=False, clips="all")]
+    ids = [r.video_id for r in read_records(out, "test")]
+    for video_id, clip in zip(ids, centred):
+        stored = lengths[video_id]
+        assert clip[0] == 3 * ((stored - 4) // 2)  # the middle of the valid starts, every epoch
+
+    # tf.data: the same rules, drawn after the cache every epoch; evaluation clips equal the NumPy reader's.
+    from vidshard.reader import make_dataset
+
+    ds = make_dataset(str(out), "train", 2, shuffle=False, seed=5, cache=True)
+    tf_epochs = [[clip_sources(clip) for batch, _ in ds for clip in batch.numpy()] for _ in range(4)]
+    for clips in tf_epochs:
+        assert len(clips) == info.splits["train"].num_examples
+        assert all(np.all(np.diff(c) == 3) and c[0] % 3 == 0 for c in clips)
+    assert len({tuple(map(tuple, clips)) for clips in tf_epochs}) > 1
+    tf_centred = [clip_sources(clip) for batch, _ in make_dataset(str(out), "test", 2, shuffle=False, cache=False,
+                                                                  clips="all") for clip in batch.numpy()]
+    assert tf_centred == centred
+    numpy_frames = np.stack([x for x, _ in ShardReader(str(out), "test", batch_size=None, shuffle=False, clips="all")])
+    tf_frames = np.concatenate([b.numpy() for b, _ in make_dataset(str(out), "test", 2, shuffle=False, cache=False,
+                                                                   clips="all")])
+    assert np.array_equal(numpy_frames, tf_frames)  # the same pixels from both readers
+    assert CliRunner().invoke(main, ["inspect", str(out), "--verify"]).exit_code == 0
+
+
+def test_draw_segments_gives_tsn_clips_from_the_stored_sequence_every_epoch(counters, tmp_path):
+    out = tmp_path / "tsn"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--draw", "segments",
+                                       "--n-frames", "3", "--size", "32", "--splits", "train=1.0", "--shards", "1",
+                                       "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    info = load_info(str(out))
+    assert info.clip.draw == "segments" and info.format_version == 6
+    lengths = {r.video_id: r.frames.shape[1] for r in read_records(out, "train")}
+    ids = [r.video_id for r in read_records(out, "train")]
+    reader = ShardReader(str(out), "train", batch_size=None, shuffle=False, seed=1, num_workers=0)
+    epochs = [[[_source_index(f) for f in x] for x, _ in reader] for _ in range(3)]
+    for clips in epochs:
+        for video_id, clip in zip(ids, clips):
+            parts = [(i * lengths[video_id]) // 3 for i in range(4)]
+            assert all(parts[i] <= clip[i] < parts[i + 1] for i in range(3)), (video_id, clip)
+    assert len({tuple(map(tuple, clips)) for clips in epochs}) > 1
+
+
+def test_sampling_all_at_an_fps(counters, tmp_path):
+    out = tmp_path / "fps"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--fps", "10",
+                                       "--n-frames", "3", "--size", "32", "--splits", "train=1.0", "--shards", "1", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for record in read_records(out, "train"):
+        total = FRAMES[record.label_name][int(record.video_id[-5])]
+        expected = whole_indices(total, ClipSpec(sampling="all", frame_step=1, fps=10.0), source_fps=25.0)
+        assert record.frame_indices[0].tolist() == expected.tolist()
+        assert np.all(np.abs(np.diff(record.frame_times[0]) - 0.1) <= 0.02 + 1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sampling", "all", "--fps", "5", "--frame-step", "2"], "--sampling all stores every --frame-step-th frame or"),
+    (["--sampling", "all", "--clips-per-video", "2"], "--sampling all stores one sequence per video"),
+    (["--sampling", "all", "--clip-seconds", "2"], "--clip-seconds applies to --sampling time, not all"),
+    (["--sampling", "all"], "--sampling all needs --shards N"),
+    (["--draw", "segments"], "--draw applies to --sampling all, not step"),
+])
+def test_sampling_all_options_that_do_not_fit_are_usage_errors(counters, tmp_path, args, message):
+    """Click's usage error, exit status 2, as for every bad value: one Error: line after the usage."""
+    out = tmp_path / "never"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), *args])
+    errors = [line for line in result.stderr.strip().splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and errors[0].startswith(f"Error: {message}"), result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+#: Grain in a subprocess (a second framework): each epoch's clips as the mean grey level of each frame.
+GRAIN_SCRIPT = """
+import json, sys
+from vidshard.grain_data import make_dataset
+
+def levels(dataset):
+    return [[float(f[12:20, 12:20].mean()) if f.any() else -1.0 for f in e["frames"]] for e in dataset]
+
+out = sys.argv[1]
+print(json.dumps({"epochs": levels(make_dataset(out, "train", seed=4, shuffle=False, num_epochs=3)),
+                  "centred": levels(make_dataset(out, "train", shuffle=False, clips=0, num_epochs=1))}))
+"""
+
+
+def test_sampling_all_in_array_record_reads_in_grain_with_a_fresh_clip_per_epoch(counters, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("grain", reason="needs the grain extra: pip install 'vidshard[grain]'")
+    out = tmp_path / "ar"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--frame-step", "2",
+                                       "--n-frames", "5", "--size", "32", "--splits", "train=1.0", "--shards", "1", "--format",
+                                       "array_record", "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    proc = subprocess.run([sys.executable, "-c", GRAIN_SCRIPT, str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    decoded = np.asarray(_DECODED)
+
+    def sources(clip):
+        return [int(np.abs(decoded - level).argmin()) for level in clip]
+
+    epochs = [sources(clip) for clip in found["epochs"]]
+    assert len(epochs) == 3 * 4 and all(np.all(np.diff(c) == 2) and c[0] % 2 == 0 for c in epochs)
+    assert len({tuple(map(tuple, epochs[e * 4:(e + 1) * 4])) for e in range(3)}) > 1  # new clips per epoch
+    from vidshard.format.schema import parse_example
+    from vidshard.random_access import SplitSource
+
+    source = SplitSource(out, "train")
+    lengths = [parse_example(source[i], "jpeg").frames.shape[1] for i in range(len(source))]
+    assert [sources(c)[0] for c in found["centred"]] == [2 * ((n - 5) // 2) for n in lengths]
+
+
+#: TFDS in a subprocess (TensorFlow starts there): export, then every train example's frames and indices.
+TFDS_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow_datasets as tfds
+from vidshard.cli import main
+from vidshard.tfds_export import exact_decoders
+
+out, npz = sys.argv[1], sys.argv[2]
+main(["export-tfds", out], standalone_mode=False)
+builder = tfds.builder_from_directory(out + "/tfds")
+arrays = {}
+for i, example in enumerate(tfds.as_numpy(builder.as_dataset(split="train", shuffle_files=False,
+                                                             decoders=exact_decoders("jpeg")))):
+    arrays[f"{i}/frames"], arrays[f"{i}/indices"] = example["frames"], example["frame_indices"]
+    arrays[f"{i}/times"], arrays[f"{i}/id"] = example["frame_times"], np.array(example["video_id"])
+np.savez(npz, **arrays)
+"""
+
+
+def test_export_tfds_declares_sequences_of_their_own_length(counters, tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install 'vidshard[tfds]'")
+    out = tmp_path / "tfds_whole"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--frame-step", "4",
+                                       "--n-frames", "3", "--size", "24x32", "--splits", "train=1.0", "--shards", "1",
+                                       "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    npz = tmp_path / "tfds.npz"
+    proc = subprocess.run([sys.executable, "-c", TFDS_SCRIPT, str(out), str(npz)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(out, "train")
+    with np.load(npz) as arrays:
+        assert len(records) == 4 and {key.split("/")[0] for key in arrays} == {"0", "1", "2", "3"}
+        for i, record in enumerate(records):
+            assert str(arrays[f"{i}/id"].item().decode()) == record.video_id
+            np.testing.assert_array_equal(arrays[f"{i}/frames"], record.frames[0])  # the same pixels, own length
+            assert arrays[f"{i}/indices"].tolist() == record.frame_indices[0].tolist()
+            np.testing.assert_allclose(arrays[f"{i}/times"], record.frame_times[0], atol=1e-6)
