@@ -227,7 +227,7 @@ def test_time_sampled_outputs_with_frame_times_reach_every_reader(counters, tmp_
     (["--fps", "zero"], "Invalid value for '--fps': 'zero' is not a number"),
     (["--clip-seconds", "-2"], "Invalid value for '--clip-seconds': must be a positive number"),
     (["--eval-clips", "0"], "Invalid value for '--eval-clips': 0 is not in the range x>=1."),
-    (["--sampling", "tsn"], "Invalid value for '--sampling': 'tsn' is not one of 'step', 'time', 'segments'."),
+    (["--sampling", "tsn"], "Invalid value for '--sampling': 'tsn' is not one of 'step', 'time', 'segments', 'all'."),
 ])
 def test_sampling_options_that_do_not_fit_are_one_line_before_any_work(counters, tmp_path, args, message):
     out = tmp_path / "never"
