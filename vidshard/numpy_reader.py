@@ -30,6 +30,7 @@ import numpy as np
 
 from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import parse_clip_into
 from vidshard.format.shardfiles import iter_shard
@@ -204,7 +205,7 @@ class ShardReader:
             if self.part.keeps(first + index):
                 yield path, index, serialized
         if count != expected:
-            raise ShardFormatError(f"{path} holds {count} records but {os.path.join(self.data_dir, 'dataset_info.json')} says {expected}")
+            raise ShardFormatError(f"{path} holds {count} records but {storage.join(self.data_dir, 'dataset_info.json')} says {expected}")
 
     # -- decoding and batching --------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from vidshard.catalog import Catalog
 from vidshard.cli.selection import catalog_from_options, catalog_options, load_manifest
-from vidshard.sources import Member, open_source
+from vidshard.cli.store_options import object_store_options
+from vidshard.sources import Member, check_source, open_source
 
 
 def summarize(catalog: Catalog, source: str) -> dict:
@@ -82,7 +83,8 @@ def _list_members(source: str) -> list[Member]:
     for an http(s) source a tqdm status line on stderr says what is being waited for; it is
     cleared when done, and off when stderr is not a terminal, so stdout stays clean for ``--json``.
     """
-    remote = urllib.parse.urlsplit(source).scheme.lower() in ("http", "https")
+    remote = urllib.parse.urlsplit(source).scheme.lower() in ("http", "https", "s3", "gs")
+    check_source(source)
     with tqdm(desc=f"listing {source}", bar_format="{desc} [{elapsed}]", file=sys.stderr, leave=False,
               disable=None if remote else True):
         with open_source(source) as opened:
@@ -93,8 +95,10 @@ def _list_members(source: str) -> list[Member]:
 @click.argument("source")
 @catalog_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (with the unmatched names).")
+@object_store_options(beam_too=True)
 def list_command(source: str, manifest: str | None, group_pattern: str | None, as_json: bool) -> None:
-    """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, local zip or folder)."""
+    """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, s3:// or gs:// zip or prefix/,
+    local zip or folder)."""
     rows = load_manifest(manifest, group_pattern)
     summary = summarize(catalog_from_options(_list_members(source), rows, group_pattern), source)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

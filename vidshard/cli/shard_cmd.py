@@ -214,13 +214,16 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   fps: str | None, clip_seconds: str | None, eval_clips: int | None, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
-    """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
+    """Decode SOURCE (an http(s) zip URL, an s3:// or gs:// zip or prefix/, a local zip or folder) into TFRecord
+    shards in DATA_DIR (a local folder, s3:// or gs://)."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
-    from vidshard.sources import SourceOptions, open_source
+    from vidshard.sources import SourceOptions, check_source, open_source
+    from vidshard.sources.objectstore import use_beam_args
 
     beam_args = _checked_beam_args(ctx)
+    use_beam_args(beam_args)  # the --s3_* options serve the launcher's own checks and reads too
     check_file_format(file_format, compression)
     interrupted = check_output(source, data_dir, overwrite, resume)
     check_split_options(split_by, split_lists, fold)
@@ -229,6 +232,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                                                      sampling, fps, clip_seconds, eval_clips), encoding, quality)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
+    check_source(source)
     with open_source(source, source_options) as src:
         catalog = catalog_from_options(src.list_members(), manifest_rows, group_pattern)
     plan = plan_from_options(catalog, num_classes, classes, splits, split_by, seed, split_lists, fold)

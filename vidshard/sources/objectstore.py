@@ -1,0 +1,218 @@
+"""Videos in object storage: a zip at ``s3://bucket/path/archive.zip`` (or ``gs://``), read by ranged
+GETs and never downloaded whole, or ``s3://bucket/prefix/`` holding ``<class>/*.avi`` objects.
+
+Reads go through Beam's ``FileSystems`` (``apache_beam.io.aws.s3filesystem``, ``gcsfilesystem``):
+Beam hands the pipeline's options (``--s3_endpoint_url``, ``--s3_access_key_id``, ...) to every
+worker's ``FileSystems``, so the options given to ``vidshard shard`` reach the launcher and every
+worker alike, on any runner.  Beam's readers buffer 16 MiB per read; a zip is read through a
+:class:`io.BufferedReader` of :data:`ZIP_BUFFER` bytes over Beam's ranged stream instead, so a
+member costs about its own size in bytes fetched, not 16 MiB.
+
+One check is made without Beam: :func:`check_access`, called by the launcher and ``vidshard list``
+before any work, asks the store once for the URI with :mod:`vidshard.format.storage` (boto3 / google-cloud-storage).  Beam's S3 layer
+retries a refused connection or a missing bucket for minutes (7 retries from 5 s, doubling) and
+then names neither; a check before any work must answer in one line, naming the URI.
+
+Faults while reading (a 503 SlowDown, a dropped connection) are retried by the store clients and
+then, boundedly, by :func:`vidshard.sources.http.retrying` around each member read; what still
+fails is one :class:`~vidshard.errors.MemberReadError` for that video, recorded by the job.
+"""
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+import zlib
+from typing import Any, Mapping
+
+from vidshard.errors import MemberReadError, SourceError
+from vidshard.format import storage
+from vidshard.sources.archive import CORRUPT_MEMBER, ZipSource, open_failure
+from vidshard.sources.base import Member, SourceOptions, VideoSource, is_video_name, one_line
+from vidshard.sources.http import Exhausted, RemoteFailure, retrying
+
+#: Read buffer for a zip in object storage: each ranged GET of the central directory or of a
+#: member's header is at least this long (a member's data is read in one GET of its own size).
+ZIP_BUFFER = 64 << 10
+
+
+def use_options(options: Mapping[str, Any]) -> None:
+    """Use the S3 options (Beam's names; None = unset) in this process: Beam's ``FileSystems`` and the readers'."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    given = {name: value for name, value in options.items() if value not in (None, False)}
+    FileSystems.set_options(PipelineOptions.from_dictionary(given))
+    storage.configure(**{name: value for name, value in options.items() if name in storage.S3_OPTIONS})
+
+
+def use_beam_args(beam_args: list[str]) -> None:
+    """Use the S3 options among ``vidshard shard``'s Beam options in the launcher too (see :func:`use_options`)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, S3Options
+
+    s3 = PipelineOptions(list(beam_args)).view_as(S3Options)
+    use_options({name: getattr(s3, name) for name in storage.S3_OPTIONS})
+
+
+def check_access(uri: str) -> None:
+    """Ask the store for ``uri`` once, before any work (the launcher and ``vidshard list`` do; workers do not).
+
+    A URI ending in ``/`` must be a prefix with objects under it, any other one an object (a zip).
+    A missing bucket, object or prefix, refused credentials and an endpoint nobody answers are a
+    SourceError of one line naming the URI.
+    """
+    try:
+        if uri.endswith("/"):
+            if storage.list_names(uri):
+                return
+            raise SourceError(f"source not found: no objects under {uri}")
+        if storage.exists(uri):
+            return
+        if storage.list_names(uri):
+            raise SourceError(f"source {uri} is a prefix, not an object: write {uri}/ to read the videos under it")
+    except storage.StorageError as exc:
+        raise SourceError(str(exc)) from None
+    raise SourceError(f"source not found: {uri}: no such object")
+
+
+def open_object_source(uri: str, options: SourceOptions) -> VideoSource:
+    """``uri`` ending in ``/``: the video objects under that prefix; otherwise a zip object (ranged reads)."""
+    if uri.endswith("/"):
+        return ObjectFolderSource(uri, options)
+    return ObjectZipSource(uri, options)
+
+
+def _transient(action: Any) -> Any:
+    """Run a store read; anything but a zip's own fault is worth another try (the clients retried already)."""
+    def run() -> Any:
+        try:
+            return action()
+        except (MemberReadError, zipfile.BadZipFile, zlib.error):
+            raise
+        except Exception as exc:  # noqa: BLE001 - Beam, boto3 and google errors share no base class
+            raise RemoteFailure(one_line(exc), transient=True) from exc
+    return run
+
+
+class ObjectZipSource(ZipSource):
+    """A zip object read by ranged GETs through Beam's ``FileSystems`` (see the module doc)."""
+
+    def __init__(self, uri: str, options: SourceOptions) -> None:
+        super().__init__(uri, options)
+        self._lock = threading.Lock()
+        self._archive: zipfile.ZipFile | None = None
+        try:
+            archive = retrying(_transient(self._open_archive), options, self._drop_archive,
+                               permanent=(zipfile.BadZipFile,))
+        except (Exhausted, RemoteFailure) as exc:
+            raise SourceError(f"cannot open {uri}: {exc}") from exc
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+            raise open_failure(uri, exc) from exc
+        self._index(archive.infolist())
+
+    def _open_archive(self) -> zipfile.ZipFile:
+        if self._archive is None:
+            from apache_beam.io.filesystem import CompressionTypes
+            from apache_beam.io.filesystems import FileSystems
+
+            handle = FileSystems.open(self.uri, compression_type=CompressionTypes.UNCOMPRESSED)
+            # Beam's S3 reader is a 16 MiB BufferedReader over a ranged stream: keep the stream, small buffer
+            # (detached, so that the dropped reader does not close it).
+            if isinstance(handle, io.BufferedReader):
+                handle = io.BufferedReader(handle.detach(), ZIP_BUFFER)
+            self._archive = zipfile.ZipFile(handle)
+        return self._archive
+
+    def _drop_archive(self) -> None:
+        """Forget the archive after a fault: the stream's position may be stale."""
+        if self._archive is not None:
+            try:
+                self._archive.close()
+            except Exception:  # noqa: BLE001 - closing a broken stream may fail; it is gone anyway
+                pass
+            self._archive = None
+
+    def read(self, name: str) -> bytes:
+        info = self._checked_info(name)
+        with self._lock:
+            try:
+                return retrying(_transient(lambda: self._read_capped(self._open_archive(), info)),
+                                self.options, self._drop_archive)
+            except MemberReadError:
+                raise
+            except (Exhausted, RemoteFailure) as exc:
+                raise MemberReadError(f"{name}: {exc}") from exc
+            except CORRUPT_MEMBER as exc:
+                raise MemberReadError(f"{name}: corrupt member ({one_line(exc)})") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_archive()
+
+
+class ObjectFolderSource(VideoSource):
+    """Video objects under a prefix (``<class>/*.avi``, ``<split>/<class>/*.avi`` or flat); names are
+    the keys relative to the prefix, listed and read through Beam's ``FileSystems``."""
+
+    def __init__(self, uri: str, options: SourceOptions) -> None:
+        super().__init__(uri, options)
+        self._sizes: dict[str, int] | None = None
+
+    def _listing(self) -> dict[str, int]:
+        if self._sizes is None:
+            from apache_beam.io.filesystems import FileSystems
+
+            try:
+                found = FileSystems.match([self.uri + "**"])[0].metadata_list
+            except Exception as exc:  # noqa: BLE001 - BeamIOError wraps the store's error
+                raise SourceError(f"cannot list {self.uri}: {one_line(exc)}") from None
+            self._sizes = {meta.path[len(self.uri):]: meta.size_in_bytes for meta in found
+                           if meta.path.startswith(self.uri)}
+        return self._sizes
+
+    def list_members(self) -> list[Member]:
+        members = [Member(name, size) for name, size in sorted(self._listing().items()) if is_video_name(name)]
+        if not members:
+            raise self._no_videos()
+        return members
+
+    def read(self, name: str) -> bytes:
+        if not is_video_name(name) or name.startswith("/") or ".." in name.split("/"):
+            raise MemberReadError(f"{name}: not a video member name of this prefix")
+        cap = self.options.max_member_bytes
+        listed = self._listing().get(name)
+        if listed is not None and listed > cap:
+            raise self._too_big(name, f"size {listed} bytes")
+
+        def fetch() -> bytes:
+            from apache_beam.io.filesystem import CompressionTypes
+            from apache_beam.io.filesystems import FileSystems
+
+            with FileSystems.open(self.uri + name, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+                return fh.read(cap + 1)
+        try:
+            data = retrying(_transient(fetch), self.options, lambda: None)
+        except (Exhausted, RemoteFailure) as exc:
+            raise MemberReadError(f"{name}: {exc}") from exc
+        if len(data) > cap:
+            raise self._too_big(name, f"actual size over {cap} bytes")
+        return data
+
+
+def _overlap(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def check_output_location(source: str, data_dir: str) -> None:
+    """Before any work: an output in object storage must be reachable (bucket, credentials, endpoint),
+    and a source and output in object storage must not overlap (``--overwrite`` would delete the
+    source, or the output would be listed as part of the source).  Local paths are left to the launcher."""
+    if not storage.is_remote(data_dir):
+        return
+    if storage.is_remote(source) and _overlap(source, data_dir):
+        raise SourceError(f"source {source} and output {data_dir} overlap; choose an output outside the source")
+    try:
+        storage.list_names(data_dir)
+    except storage.StorageError as exc:
+        raise SourceError(f"output {exc}") from None
