@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import urllib.parse
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from vidshard.errors import ShardFormatError
 
@@ -137,7 +137,7 @@ def _failure(uri: str, exc: BaseException) -> StorageError:
     if isinstance(response, dict):  # botocore ClientError
         code = response.get("Error", {}).get("Code", "")
     reason = " ".join(str(exc).split()) or type(exc).__name__
-    if code in ("NoSuchBucket",) or "NoSuchBucket" in reason:
+    if code == "NoSuchBucket" or "NoSuchBucket" in reason or "HeadBucket operation: Not Found" in reason:
         return StorageError(f"{uri}: bucket {_split(uri)[0]} does not exist")
     if code in ("NoSuchKey", "404", "NotFound") or type(exc).__name__ == "NotFound":
         return StorageError(f"{uri}: no such object")
@@ -164,7 +164,14 @@ def size(uri: str) -> int:
         return os.path.getsize(uri)
     bucket, key = _split(uri)
     if scheme_of(uri) == "s3":
-        return _call(uri, lambda: _client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"])
+        def s3_size() -> int:
+            try:
+                return _client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
+            except Exception as exc:  # noqa: BLE001 - a HEAD's 404 has no body: ask whether the bucket is there
+                if _failure(uri, exc).args[0].endswith(": no such object"):
+                    _client("s3").head_bucket(Bucket=bucket)
+                raise
+        return _call(uri, s3_size)
 
     def gcs_size() -> int:
         blob = _client("gs").bucket(bucket).get_blob(key)
@@ -223,13 +230,15 @@ def _get_range(uri: str, start: int, end: int) -> bytes:
     raise AssertionError("unreachable")
 
 
-class _RangedObject(io.RawIOBase):
-    """A seekable, read-only view of one object; every read is one ranged GET."""
+class RangedFile(io.RawIOBase):
+    """A seekable, read-only view of one object of ``length`` bytes; every read is one call of
+    ``get_range(uri, start, end)`` (a bounded ranged GET: ``Range: bytes=start-(end-1)``)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, length: int, get_range: Callable[[str, int, int], bytes]) -> None:
         super().__init__()
         self.name = uri
-        self._size = size(uri)
+        self._size = length
+        self._get_range = get_range
         self._position = 0
 
     def readable(self) -> bool:
@@ -250,7 +259,7 @@ class _RangedObject(io.RawIOBase):
         end = min(self._position + len(buffer), self._size)
         if end <= self._position:
             return 0
-        data = _get_range(self.name, self._position, end)
+        data = self._get_range(self.name, self._position, end)
         buffer[:len(data)] = data
         self._position += len(data)
         return len(data)
@@ -262,7 +271,7 @@ def open_read(path: str | os.PathLike, chunk: int = READ_CHUNK) -> BinaryIO:
     check_scheme(path)
     if not is_remote(path):
         return open(path, "rb")
-    return io.BufferedReader(_RangedObject(path), buffer_size=chunk)
+    return io.BufferedReader(RangedFile(path, size(path), _get_range), buffer_size=chunk)
 
 
 def read_text(path: str | os.PathLike) -> str:

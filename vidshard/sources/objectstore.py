@@ -4,9 +4,10 @@ GETs and never downloaded whole, or ``s3://bucket/prefix/`` holding ``<class>/*.
 Reads go through Beam's ``FileSystems`` (``apache_beam.io.aws.s3filesystem``, ``gcsfilesystem``):
 Beam hands the pipeline's options (``--s3_endpoint_url``, ``--s3_access_key_id``, ...) to every
 worker's ``FileSystems``, so the options given to ``vidshard shard`` reach the launcher and every
-worker alike, on any runner.  Beam's readers buffer 16 MiB per read; a zip is read through a
-:class:`io.BufferedReader` of :data:`ZIP_BUFFER` bytes over Beam's ranged stream instead, so a
-member costs about its own size in bytes fetched, not 16 MiB.
+worker alike, on any runner.  A zip is read by bounded ranged GETs through the client Beam's
+filesystem holds, behind a :class:`io.BufferedReader` of :data:`ZIP_BUFFER` bytes, so a member
+costs about its own size in bytes fetched (see :func:`_bounded_get_range` for why not
+``FileSystems.open``).
 
 One check is made without Beam: :func:`check_access`, called by the launcher and ``vidshard list``
 before any work, asks the store once for the URI with :mod:`vidshard.format.storage` (boto3 / google-cloud-storage).  Beam's S3 layer
@@ -23,7 +24,7 @@ import io
 import threading
 import zipfile
 import zlib
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from vidshard.errors import MemberReadError, SourceError
 from vidshard.format import storage
@@ -31,9 +32,9 @@ from vidshard.sources.archive import CORRUPT_MEMBER, ZipSource, open_failure
 from vidshard.sources.base import Member, SourceOptions, VideoSource, is_video_name, one_line
 from vidshard.sources.http import Exhausted, RemoteFailure, retrying
 
-#: Read buffer for a zip in object storage: each ranged GET of the central directory or of a
+#: Read buffer for a zip in object storage: each ranged GET of the end of the central directory or of a
 #: member's header is at least this long (a member's data is read in one GET of its own size).
-ZIP_BUFFER = 64 << 10
+ZIP_BUFFER = 8 << 10
 
 
 def use_options(options: Mapping[str, Any]) -> None:
@@ -51,7 +52,9 @@ def use_beam_args(beam_args: list[str]) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
     s3 = PipelineOptions(list(beam_args)).view_as(S3Options)
-    use_options({name: getattr(s3, name) for name in storage.S3_OPTIONS})
+    given = {name: getattr(s3, name) for name in storage.S3_OPTIONS}
+    if any(value not in (None, False) for value in given.values()):  # none given: leave the process's as they are
+        use_options(given)
 
 
 def check_access(uri: str) -> None:
@@ -80,6 +83,33 @@ def open_object_source(uri: str, options: SourceOptions) -> VideoSource:
     if uri.endswith("/"):
         return ObjectFolderSource(uri, options)
     return ObjectZipSource(uri, options)
+
+
+def _bounded_get_range(uri: str) -> Callable[[str, int, int], bytes]:
+    """``get_range(uri, start, end)`` through the client Beam's filesystem for ``uri`` holds.
+
+    Why not ``FileSystems.open``: Beam's S3 reader asks for open-ended ranges (``bytes=start-``)
+    and hangs up once it has read enough, so the store sends (and bills) up to the rest of the
+    file for every member; its GCS reader fetches 16 MiB per read.  A zip member needs exactly
+    its bytes: bounded ranges, with the client Beam built from the pipeline's options (on every
+    worker), reached through the filesystem's ``_options`` (Beam has no public accessor).
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    filesystem = FileSystems.get_filesystem(uri)
+    bucket, key = uri.split("://", 1)[1].split("/", 1)
+    if filesystem.scheme() == "s3":
+        from apache_beam.io.aws import s3io
+
+        client = s3io.S3IO(options=filesystem._options).client.client
+
+        def s3_range(_uri: str, start: int, end: int) -> bytes:
+            return client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"].read()
+        return s3_range
+    from apache_beam.io.gcp import gcsio
+
+    blob = gcsio.GcsIO(pipeline_options=filesystem._options).client.bucket(bucket).blob(key)
+    return lambda _uri, start, end: blob.download_as_bytes(start=start, end=end - 1)
 
 
 def _transient(action: Any) -> Any:
@@ -112,15 +142,11 @@ class ObjectZipSource(ZipSource):
 
     def _open_archive(self) -> zipfile.ZipFile:
         if self._archive is None:
-            from apache_beam.io.filesystem import CompressionTypes
             from apache_beam.io.filesystems import FileSystems
 
-            handle = FileSystems.open(self.uri, compression_type=CompressionTypes.UNCOMPRESSED)
-            # Beam's S3 reader is a 16 MiB BufferedReader over a ranged stream: keep the stream, small buffer
-            # (detached, so that the dropped reader does not close it).
-            if isinstance(handle, io.BufferedReader):
-                handle = io.BufferedReader(handle.detach(), ZIP_BUFFER)
-            self._archive = zipfile.ZipFile(handle)
+            length = FileSystems.match([self.uri])[0].metadata_list[0].size_in_bytes
+            self._archive = zipfile.ZipFile(io.BufferedReader(
+                storage.RangedFile(self.uri, length, _bounded_get_range(self.uri)), ZIP_BUFFER))
         return self._archive
 
     def _drop_archive(self) -> None:

@@ -16,6 +16,7 @@ only (plus the servers' own packages, started as subprocesses).
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -59,8 +60,9 @@ class _Subprocess:
 
     what = "server"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, environment: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
+        self._environment = dict(environment or {})
         self._proc: subprocess.Popen | None = None
 
     def _command(self) -> list[str]:
@@ -72,7 +74,7 @@ class _Subprocess:
 
     def start(self) -> "_Subprocess":
         self._proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+                                      stderr=subprocess.DEVNULL, env={**os.environ, **self._environment})
         _wait_for_port(self.port, self._proc, self.what)
         return self
 
@@ -94,7 +96,11 @@ class _Subprocess:
 
 
 class MotoServer(_Subprocess):
-    """moto's S3 server (``python -m moto.server``) on 127.0.0.1; buckets live in its memory."""
+    """moto's S3 server (``python -m moto.server``) on 127.0.0.1; buckets live in its memory.
+
+    It accepts any credentials; ``environment={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}`` makes it check
+    them as S3 does (keys it does not know are refused with ``InvalidAccessKeyId``).
+    """
 
     what = "moto's S3 server"
 
