@@ -50,6 +50,9 @@ setup(
         "tfds": ["tensorflow-datasets>=4.9,<5"],
         # `vidshard shard --format array_record`, and random access: Grain, map-style PyTorch.
         "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
+        # s3:// and gs:// sources and outputs: Beam's S3 (boto3) and GCS filesystems; the local servers the tests start.
+        "s3": ["apache-beam[aws]>=2.60,<3", "moto[server]>=5,<6"],
+        "gcs": ["apache-beam[gcp]>=2.60,<3", "gcp-storage-emulator>=2024.8"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

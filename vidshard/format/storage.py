@@ -35,11 +35,15 @@ READ_CHUNK = 4 << 20
 #: Beam's S3 option names that :func:`configure` takes.
 S3_OPTIONS = ("s3_endpoint_url", "s3_access_key_id", "s3_secret_access_key", "s3_session_token",
               "s3_region_name", "s3_verify", "s3_disable_ssl")
+#: Attempts of one request (botocore's "standard" retries: throttling, 5xx, dropped connections), and
+#: of the one-off checks made before any work, which must answer soon when nobody listens.
+ATTEMPTS = 10
+CHECK_ATTEMPTS = 3
 #: Attempts at one ranged read cut short mid-body (botocore retries failed requests itself).
 _BODY_ATTEMPTS = 4
 
 _options: dict[str, Any] = {}
-_clients: dict[tuple[str, int], Any] = {}
+_clients: dict[tuple[str, int, int], Any] = {}
 _lock = threading.Lock()
 
 
@@ -94,16 +98,16 @@ def _split(uri: str) -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
-def _client(scheme: str) -> Any:
-    """One client per scheme and process (a forked DataLoader worker makes its own)."""
-    key = (scheme, os.getpid())
+def _client(scheme: str, attempts: int = ATTEMPTS) -> Any:
+    """One client per scheme, retry budget and process (a forked DataLoader worker makes its own)."""
+    key = (scheme, attempts, os.getpid())
     with _lock:
         if key not in _clients:
-            _clients[key] = _s3_client() if scheme == "s3" else _gcs_client()
+            _clients[key] = _s3_client(attempts) if scheme == "s3" else _gcs_client()
         return _clients[key]
 
 
-def _s3_client() -> Any:
+def _s3_client(attempts: int) -> Any:
     try:
         import boto3
         from botocore.config import Config
@@ -116,7 +120,7 @@ def _s3_client() -> Any:
         aws_session_token=_options.get("s3_session_token"), region_name=_options.get("s3_region_name"),
         use_ssl=not _options.get("s3_disable_ssl", False), verify=None if verify is None else verify,
         # "standard" retries throttling (503 SlowDown), 5xx and dropped connections with backoff.
-        config=Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60))
+        config=Config(retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=10, read_timeout=60))
 
 
 def _gcs_client() -> Any:
@@ -158,18 +162,18 @@ def _call(uri: str, action: Any) -> Any:
         raise _failure(uri, exc) from None
 
 
-def size(uri: str) -> int:
-    """Size in bytes of one object (or local file)."""
+def size(uri: str, attempts: int = ATTEMPTS) -> int:
+    """Size in bytes of one object (or local file); ``attempts`` per request (S3)."""
     if not is_remote(uri):
         return os.path.getsize(uri)
     bucket, key = _split(uri)
     if scheme_of(uri) == "s3":
         def s3_size() -> int:
             try:
-                return _client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
+                return _client("s3", attempts).head_object(Bucket=bucket, Key=key)["ContentLength"]
             except Exception as exc:  # noqa: BLE001 - a HEAD's 404 has no body: ask whether the bucket is there
                 if _failure(uri, exc).args[0].endswith(": no such object"):
-                    _client("s3").head_bucket(Bucket=bucket)
+                    _client("s3", attempts).head_bucket(Bucket=bucket)
                 raise
         return _call(uri, s3_size)
 
@@ -181,12 +185,12 @@ def size(uri: str) -> int:
     return _call(uri, gcs_size)
 
 
-def exists(uri: str) -> bool:
+def exists(uri: str, attempts: int = ATTEMPTS) -> bool:
     """Whether one object (or local file) exists; a missing bucket or denied access is an error."""
     if not is_remote(uri):
         return os.path.isfile(uri)
     try:
-        size(uri)
+        size(uri, attempts)
     except StorageError as exc:
         if str(exc).endswith(": no such object"):
             return False
@@ -194,13 +198,13 @@ def exists(uri: str) -> bool:
     return True
 
 
-def list_names(prefix_uri: str) -> list[str]:
+def list_names(prefix_uri: str, attempts: int = ATTEMPTS) -> list[str]:
     """Names (relative to ``prefix_uri``) of every object under it; [] when there are none."""
     bucket, key = _split(prefix_uri)
     key = key.rstrip("/") + "/" if key else ""
     if scheme_of(prefix_uri) == "s3":
         def s3_list() -> list[str]:
-            pages = _client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+            pages = _client("s3", attempts).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
             return [item["Key"][len(key):] for page in pages for item in page.get("Contents", [])]
         return _call(prefix_uri, s3_list)
     return _call(prefix_uri, lambda: [blob.name[len(key):] for blob in _client("gs").list_blobs(bucket, prefix=key)])

@@ -21,6 +21,7 @@ fails is one :class:`~vidshard.errors.MemberReadError` for that video, recorded 
 from __future__ import annotations
 
 import io
+import os
 import threading
 import zipfile
 import zlib
@@ -32,6 +33,8 @@ from vidshard.sources.archive import CORRUPT_MEMBER, ZipSource, open_failure
 from vidshard.sources.base import Member, SourceOptions, VideoSource, is_video_name, one_line
 from vidshard.sources.http import Exhausted, RemoteFailure, retrying
 
+#: Attempts of every S3 request (botocore's ``AWS_MAX_ATTEMPTS``) unless the environment says otherwise.
+S3_MAX_ATTEMPTS = 10
 #: Read buffer for a zip in object storage: each ranged GET of the end of the central directory or of a
 #: member's header is at least this long (a member's data is read in one GET of its own size).
 ZIP_BUFFER = 8 << 10
@@ -44,6 +47,12 @@ def use_options(options: Mapping[str, Any]) -> None:
 
     given = {name: value for name, value in options.items() if value not in (None, False)}
     FileSystems.set_options(PipelineOptions.from_dictionary(given))
+    # Beam's S3 client takes botocore's retry settings from the environment (it has no option for
+    # them), and starts a multipart upload with no retry of its own: 3 attempts (botocore's
+    # default) do not outlast a throttling store.  Local workers inherit these; set them on a
+    # cluster's workers too.  A user's own settings win.
+    os.environ.setdefault("AWS_RETRY_MODE", "standard")
+    os.environ.setdefault("AWS_MAX_ATTEMPTS", str(S3_MAX_ATTEMPTS))
     storage.configure(**{name: value for name, value in options.items() if name in storage.S3_OPTIONS})
 
 
@@ -66,12 +75,12 @@ def check_access(uri: str) -> None:
     """
     try:
         if uri.endswith("/"):
-            if storage.list_names(uri):
+            if storage.list_names(uri, storage.CHECK_ATTEMPTS):
                 return
             raise SourceError(f"source not found: no objects under {uri}")
-        if storage.exists(uri):
+        if storage.exists(uri, storage.CHECK_ATTEMPTS):
             return
-        if storage.list_names(uri):
+        if storage.list_names(uri, storage.CHECK_ATTEMPTS):
             raise SourceError(f"source {uri} is a prefix, not an object: write {uri}/ to read the videos under it")
     except storage.StorageError as exc:
         raise SourceError(str(exc)) from None
@@ -239,6 +248,6 @@ def check_output_location(source: str, data_dir: str) -> None:
     if storage.is_remote(source) and _overlap(source, data_dir):
         raise SourceError(f"source {source} and output {data_dir} overlap; choose an output outside the source")
     try:
-        storage.list_names(data_dir)
+        storage.list_names(data_dir, storage.CHECK_ATTEMPTS)
     except storage.StorageError as exc:
         raise SourceError(f"output {exc}") from None
