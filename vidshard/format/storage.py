@@ -180,6 +180,8 @@ def size(uri: str, attempts: int = ATTEMPTS) -> int:
     def gcs_size() -> int:
         blob = _client("gs").bucket(bucket).get_blob(key)
         if blob is None:
+            if _client("gs").lookup_bucket(bucket) is None:
+                raise StorageError(f"{uri}: bucket {bucket} does not exist")
             raise StorageError(f"{uri}: no such object")
         return blob.size
     return _call(uri, gcs_size)
@@ -208,6 +210,15 @@ def list_names(prefix_uri: str, attempts: int = ATTEMPTS) -> list[str]:
             return [item["Key"][len(key):] for page in pages for item in page.get("Contents", [])]
         return _call(prefix_uri, s3_list)
     return _call(prefix_uri, lambda: [blob.name[len(key):] for blob in _client("gs").list_blobs(bucket, prefix=key)])
+
+
+def check_bucket(uri: str) -> None:
+    """Raise StorageError unless the bucket of ``uri`` exists and the credentials may use it."""
+    bucket, _ = _split(uri)
+    if scheme_of(uri) == "s3":
+        _call(uri, lambda: _client("s3", CHECK_ATTEMPTS).head_bucket(Bucket=bucket))
+    elif _call(uri, lambda: _client("gs").lookup_bucket(bucket)) is None:
+        raise StorageError(f"{uri}: bucket {bucket} does not exist")
 
 
 def _get_range(uri: str, start: int, end: int) -> bytes:

@@ -101,7 +101,7 @@ def _bounded_get_range(uri: str) -> Callable[[str, int, int], bytes]:
     and hangs up once it has read enough, so the store sends (and bills) up to the rest of the
     file for every member; its GCS reader fetches 16 MiB per read.  A zip member needs exactly
     its bytes: bounded ranges, with the client Beam built from the pipeline's options (on every
-    worker), reached through the filesystem's ``_options`` (Beam has no public accessor).
+    worker), reached through the filesystem's options attribute (Beam has no public accessor).
     """
     from apache_beam.io.filesystems import FileSystems
 
@@ -117,7 +117,7 @@ def _bounded_get_range(uri: str) -> Callable[[str, int, int], bytes]:
         return s3_range
     from apache_beam.io.gcp import gcsio
 
-    blob = gcsio.GcsIO(pipeline_options=filesystem._options).client.bucket(bucket).blob(key)
+    blob = gcsio.GcsIO(pipeline_options=filesystem._pipeline_options).client.bucket(bucket).blob(key)
     return lambda _uri, start, end: blob.download_as_bytes(start=start, end=end - 1)
 
 
@@ -248,6 +248,6 @@ def check_output_location(source: str, data_dir: str) -> None:
     if storage.is_remote(source) and _overlap(source, data_dir):
         raise SourceError(f"source {source} and output {data_dir} overlap; choose an output outside the source")
     try:
-        storage.list_names(data_dir, storage.CHECK_ATTEMPTS)
+        storage.check_bucket(data_dir)
     except storage.StorageError as exc:
         raise SourceError(f"output {exc}") from None
