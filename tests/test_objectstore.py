@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("boto3", reason="object-storage tests need the s3 extra: pip install -e '.[s3]'")
 pytest.importorskip("moto.server", reason="object-storage tests need the s3 extra: pip install -e '.[s3]'")
@@ -26,7 +25,6 @@ pytest.importorskip("moto.server", reason="object-storage tests need the s3 extr
 import boto3  # noqa: E402
 
 from vidshard import staging  # noqa: E402
-from vidshard.cli import main  # noqa: E402
 from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import arrayrecord, storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402
@@ -102,8 +100,8 @@ def source(server, tmp_path_factory, tiny_spec):
 def local_reference(source, tmp_path_factory):
     zip_path, _ = source
     out = tmp_path_factory.mktemp("s3ref") / "out"
-    result = CliRunner().invoke(main, ["shard", str(zip_path), str(out), *OPTIONS])
-    assert result.exit_code == 0, result.output
+    result = vidshard("shard", str(zip_path), str(out), *OPTIONS)
+    assert result.returncode == 0, result.stderr
     return out
 
 
@@ -184,7 +182,7 @@ def test_a_prefix_of_class_folders_shards_like_the_zip(server, source, tmp_path)
         (local_folder / key).parent.mkdir(parents=True, exist_ok=True)
         (local_folder / key).write_bytes(data)
     local = tmp_path / "local"
-    assert CliRunner().invoke(main, ["shard", str(local_folder), str(local), *OPTIONS]).exit_code == 0
+    assert vidshard("shard", str(local_folder), str(local), *OPTIONS).returncode == 0
     result = vidshard("shard", f"s3://{BUCKET}/folders/", f"s3://{BUCKET}/from-folders", *OPTIONS,
                       *s3_options(proxy.endpoint))
     assert result.returncode == 0, result.stderr
@@ -256,7 +254,7 @@ def test_faults_lose_nothing_and_write_nothing_twice(server, source, local_refer
     proxy.set_faults(faults)
     try:
         result = vidshard("shard", f"s3://{BUCKET}/in/sample.zip", f"s3://{BUCKET}/{prefix.rstrip('/')}", *OPTIONS,
-                          *RUNNER, *s3_options(proxy.endpoint))
+                          *s3_options(proxy.endpoint))  # in process: the workers' options are tested above
         log = proxy.log
     finally:
         proxy.set_faults(Faults())
@@ -280,7 +278,8 @@ def test_resume_after_sigkill_on_s3_writes_the_bytes_of_an_uninterrupted_run(ser
                "--encoding", "png", "--shards", "3", "--direct_running_mode=multi_processing",
                "--direct_num_workers=1", *s3_options(proxy.endpoint)]
     full = tmp_path / "full"
-    assert CliRunner().invoke(main, ["shard", str(zip_path), str(full), *options[:-4]]).exit_code == 0
+    # In a process of its own: a pipeline run here would set this process's Beam options (without S3's).
+    assert vidshard("shard", str(zip_path), str(full), *options[:-4]).returncode == 0
     target = f"s3://{BUCKET}/killed"
     proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", f"s3://{BUCKET}/in/thirty.zip",
                              target, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
