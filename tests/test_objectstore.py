@@ -7,6 +7,7 @@ Needs ``pip install -e ".[s3]"`` (boto3 through apache-beam[aws], and moto's ser
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -314,6 +315,8 @@ def test_bad_object_storage_input_is_one_line_before_any_work(server, tmp_path):
         (["inspect", "s3://no-such-bucket/out", *endpoint], ["s3://no-such-bucket/out", "bucket no-such-bucket"]),
         (["inspect", f"s3://{BUCKET}/in", *endpoint], [f"s3://{BUCKET}/in has no dataset_info.json"]),
     ]
+    if importlib.util.find_spec("tensorflow_datasets") is not None:  # not done yet: refused in one line
+        cases.append((["export-tfds", f"s3://{BUCKET}/out", *endpoint], ["export-tfds writes beside a local output"]))
     for args, fragments in cases:
         assert_one_line_error(vidshard(*args), *fragments)
     assert not objects(client, "never/") and not objects(client, "folders/out")
