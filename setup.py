@@ -63,6 +63,9 @@ setup(
         # pandas of its dataframe extra (<2.4).  tests/test_notebook.py runs docs/quickstart.ipynb.
         "notebook": ["apache-beam[dataframe]>=2.60,<3", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
                      "ipywidgets>=8"],
+        # s3:// and gs:// sources and outputs: Beam's S3 (boto3) and GCS filesystems; the local servers the tests start.
+        "s3": ["apache-beam[aws]>=2.60,<3", "moto[server]>=5,<6"],
+        "gcs": ["apache-beam[gcp]>=2.60,<3", "gcp-storage-emulator>=2024.8"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

@@ -22,7 +22,8 @@ from vidshard.format.tfrecord import COMPRESSIONS
 from vidshard.pipelines.launch import ShardRequest, ShardResult, check_output, clear_output, run_job
 from vidshard.pipelines.transforms import EncodeSettings
 from vidshard.planning import Selection, catalog_of, plan, read_rows
-from vidshard.sources import SourceOptions, open_source
+from vidshard.sources import SourceOptions, check_source, open_source
+from vidshard.sources.objectstore import use_beam_args
 from vidshard.staging import writer_lock
 
 #: ``on_start(plan, reused, interrupted)``: called once, just before the pipeline starts, with the
@@ -67,10 +68,12 @@ def shard(source: str, data_dir: str, selection: Selection, settings: EncodeSett
     The output's one-writer lock is held from before ``overwrite`` clears it until the run ends.
     """
     source_options = source_options or SourceOptions()
+    use_beam_args(list(beam_args))  # the --s3_* options serve the launcher's own checks and reads too
     check_settings(settings, compression, file_format, shards)
     interrupted = check_output(source, data_dir, overwrite, resume)
     selection.check()
     rows = read_rows(selection, source)
+    check_source(source)  # s3:// and gs://: asked once, one line if the store refuses
     with open_source(source, source_options) as src:
         catalog = catalog_of(src.list_members(), rows, selection.group_pattern)
     planned = plan(catalog, selection)

@@ -47,7 +47,7 @@ from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import EncodeSettings, ShardSlot, ShardVideos, WorkItem
-from vidshard.sources import SourceOptions
+from vidshard.sources import SourceOptions, check_output_location
 from vidshard.version import __version__
 
 
@@ -304,6 +304,7 @@ def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = Fal
     """
     if resume and overwrite:
         raise VidshardError("`resume` keeps what an interrupted run staged, `overwrite` deletes it: pass one of them")
+    check_output_location(source, data_dir)  # object storage: reachable, and not overlapping the source
     out_path, source_path = _local_path(data_dir), _local_path(source)
     if out_path and source_path:
         if os.path.isdir(source_path) and _within(out_path, source_path):

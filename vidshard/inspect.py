@@ -1,4 +1,4 @@
-"""Summarise and verify a shard directory against its ``dataset_info.json``.
+"""Summarise and verify a shard directory (a local folder, ``s3://`` or ``gs://``) against its ``dataset_info.json``.
 
 :func:`summarize` reads only ``dataset_info.json`` and file sizes (instant on any size of
 dataset); :func:`verify` reads every record of every shard, checking both CRCs, parsing each
@@ -7,6 +7,7 @@ as one line each, naming the file and record, so the CLI can print them and exit
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
 import os
@@ -14,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 from vidshard.format.info import ERRORS_FILE, DatasetInfo, load_info
 from vidshard.format.schema import parse_example
 from vidshard.format.shardfiles import iter_shard
@@ -40,10 +42,10 @@ class Summary:
 
     def problems(self) -> list[str]:
         """Missing shard files and an errors.jsonl that disagrees with ``num_failed``."""
-        lines = [f"{os.path.join(self.data_dir, shard.name)}: missing"
+        lines = [f"{storage.join(self.data_dir, shard.name)}: missing"
                  for shards in self.shards.values() for shard in shards if shard.size is None]
         if self.failed_by_stage is None:
-            lines.append(f"{os.path.join(self.data_dir, ERRORS_FILE)}: missing")
+            lines.append(f"{storage.join(self.data_dir, ERRORS_FILE)}: missing")
         elif sum(self.failed_by_stage.values()) != self.info.num_failed:
             lines.append(f"{ERRORS_FILE} lists {sum(self.failed_by_stage.values())} videos, dataset_info.json "
                          f"says {self.info.num_failed} failed")
@@ -58,16 +60,16 @@ def summarize(data_dir: str) -> Summary:
         files = []
         _, paths = split_files(data_dir, split, info, check_files=False)  # missing files are problems, below
         for name, path, examples in zip(split_info.shards, paths, split_info.shard_lengths):
-            files.append(ShardFile(name, examples, os.path.getsize(path) if os.path.isfile(path) else None))
+            files.append(ShardFile(name, examples, storage.size(path) if storage.exists(path) else None))
         shards[split] = files
-    errors_path = os.path.join(data_dir, ERRORS_FILE)
+    errors_path = storage.join(data_dir, ERRORS_FILE)
     failed = None
-    if os.path.isfile(errors_path):
-        with open(errors_path, encoding="utf-8") as fh:
-            try:
-                failed = dict(Counter(json.loads(line)["stage"] for line in fh if line.strip()))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ShardFormatError(f"{errors_path} is not a valid errors.jsonl: {exc}") from None
+    if storage.exists(errors_path):
+        try:
+            lines = storage.read_text(errors_path).splitlines()
+            failed = dict(Counter(json.loads(line)["stage"] for line in lines if line.strip()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ShardFormatError(f"{errors_path} is not a valid errors.jsonl: {exc}") from None
     return Summary(data_dir, info, shards, failed)
 
 
@@ -137,6 +139,14 @@ def _check_record(serialized: bytes, where: str, info: DatasetInfo, split: str
     return problems, record.video_id, record.label_name
 
 
+def _shard_files(data_dir: str, split: str) -> list[str]:
+    """Every file named like a shard of ``split`` (``{split}-*-of-*``) directly in the output, sorted."""
+    if not storage.is_remote(data_dir):
+        return sorted(glob.glob(os.path.join(glob.escape(data_dir), f"{glob.escape(split)}-*-of-*")))
+    names = [name for name in storage.list_names(data_dir) if "/" not in name]
+    return [storage.join(data_dir, name) for name in sorted(fnmatch.filter(names, f"{split}-*-of-*"))]
+
+
 def verify(data_dir: str) -> list[str]:
     """Read and check every record; return one line per problem (empty when all is well)."""
     summary = summarize(data_dir)
@@ -150,7 +160,7 @@ def verify(data_dir: str) -> list[str]:
             if shard.size is None:
                 readable = False
                 continue
-            path = os.path.join(data_dir, shard.name)
+            path = storage.join(data_dir, shard.name)
             count = 0
             try:
                 for index, serialized in enumerate(iter_shard(path, info)):
@@ -178,7 +188,7 @@ def verify(data_dir: str) -> list[str]:
             problems.append(f"split {split}: records per class {dict(classes)} differ from dataset_info.json "
                             f"{expected_classes}")
         listed = {shard.name for shard in files}
-        for path in sorted(glob.glob(os.path.join(glob.escape(data_dir), f"{glob.escape(split)}-*-of-*"))):
+        for path in _shard_files(data_dir, split):
             if os.path.basename(path) not in listed:
                 problems.append(f"{path}: shard file not listed in dataset_info.json")
     return problems

@@ -18,7 +18,6 @@ The work is split in two stages so that the order of examples never depends on t
 from __future__ import annotations
 
 import itertools
-import os
 import queue
 import threading
 from collections import deque
@@ -30,6 +29,7 @@ import numpy as np
 
 from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import parse_clip_into
 from vidshard.format.shardfiles import iter_shard
@@ -211,7 +211,7 @@ class ShardReader:
             if count == segment.stop < segment.length:
                 return
         if count != segment.length:
-            raise ShardFormatError(f"{path} holds {count} records but {os.path.join(self.data_dir, 'dataset_info.json')} "
+            raise ShardFormatError(f"{path} holds {count} records but {storage.join(self.data_dir, 'dataset_info.json')} "
                                    f"says {segment.length}")
 
     # -- decoding and batching --------------------------------------------------------------

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import tf_feature_spec
 from vidshard.format.splits import split_files
@@ -213,6 +214,9 @@ def make_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     data_dir = os.fspath(data_dir)
+    if storage.scheme_of(data_dir) == "s3":  # TensorFlow dropped its S3 filesystem (tensorflow-io has it)
+        raise ShardFormatError(f"{data_dir}: tf.data does not read s3://; read it with the TF-free reader, "
+                               "vidshard.numpy_reader.ShardReader (vidshard train --backend jax|torch), or use gs://")
     info = load_info(data_dir)
     if info.file_format != "tfrecord":
         raise ShardFormatError(f"{data_dir} holds {info.file_format} shards, which tf.data does not read: use "

@@ -82,10 +82,18 @@ def write_shard(data_dir: str, name: str, records: Iterable[bytes], compression:
         FileSystems.rename([tmp], [final])
         return count, file_size(final)
     count = 0
-    with FileSystems.create(tmp, compression_type=_COMPRESSION_TYPES[compression]) as fh:
-        for record in records:
-            fh.write(frame(record))
-            count += 1
+    records = iter(records)
+    first = next(records, None)
+    if first is None and compression == "none":
+        _create_empty(tmp)
+    else:
+        with FileSystems.create(tmp, compression_type=_COMPRESSION_TYPES[compression]) as fh:
+            for record in ([] if first is None else [first]):
+                fh.write(frame(record))
+                count += 1
+            for record in records:
+                fh.write(frame(record))
+                count += 1
     FileSystems.rename([tmp], [final])
     return count, file_size(final)
 
@@ -110,10 +118,31 @@ def write_text(data_dir: str, name: str, text: str) -> str:
     """Write a small text file (``errors.jsonl``, a run summary) atomically; return its path."""
     final = FileSystems.join(data_dir, name)
     tmp = tmp_path(data_dir, name)
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(text.encode("utf-8"))
+    if not text:
+        _create_empty(tmp)
+    else:
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            fh.write(text.encode("utf-8"))
     FileSystems.rename([tmp], [final])
     return final
+
+
+def _create_empty(path: str) -> None:
+    """Write an empty file (an empty shard, an empty errors.jsonl).
+
+    Beam's S3 writer cannot: it always makes a multipart upload, and S3 refuses to complete one
+    without parts (MalformedXML).  There, the object is put directly with the boto3 client Beam's
+    S3 filesystem holds, built from the same pipeline options.
+    """
+    filesystem = FileSystems.get_filesystem(path)
+    if filesystem.scheme() != "s3":
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED):
+            pass
+        return
+    from apache_beam.io.aws import s3io
+
+    bucket, key = s3io.parse_s3_path(path)
+    s3io.S3IO(options=filesystem._options).client.client.put_object(Bucket=bucket, Key=key, Body=b"")
 
 
 def read_text(path: str) -> str:

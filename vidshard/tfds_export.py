@@ -37,6 +37,7 @@ import os
 import numpy as np
 
 from vidshard.errors import VidshardError
+from vidshard.format import storage
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.splits import split_files
 
@@ -123,6 +124,11 @@ def export_tfds(data_dir: str, to: str | None = None) -> str:
     gzip-compressed outputs, which TFDS cannot read, and an existing ``to`` that holds anything
     but an earlier export.
     """
+    if storage.is_remote(data_dir) or (to is not None and storage.is_remote(to)):
+        # Not done yet: the metadata's relative shard paths and the folder checks are local-only here.
+        raise VidshardError(f"{to if to is not None and storage.is_remote(to) else data_dir}: export-tfds writes "
+                            "beside a local output only; read an output in object storage with "
+                            "vidshard.numpy_reader.ShardReader, or copy it to a local folder first")
     info = load_info(data_dir)
     if info.compression != "none":
         raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "

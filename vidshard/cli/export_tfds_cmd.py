@@ -5,13 +5,14 @@ import os
 
 import click
 
-from vidshard.cli_params import EXISTING_DIR
+from vidshard.cli.store_options import DATA_DIR, object_store_options
 from vidshard.errors import VidshardError
 from vidshard.format.info import load_info
 
 
 @click.command("export-tfds")
-@click.argument("data_dir", type=EXISTING_DIR)
+@click.argument("data_dir", type=DATA_DIR)
+@object_store_options()
 @click.option("--to", "to", default=None, metavar="DIR",
               help="Folder for TFDS's dataset_info.json and features.json  [default: DATA_DIR/tfds]")
 def export_tfds_command(data_dir: str, to: str | None) -> None:

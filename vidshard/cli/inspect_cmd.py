@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import click
 
-from vidshard.cli_params import EXISTING_DIR
+from vidshard.cli.store_options import DATA_DIR, object_store_options
 from vidshard.inspect import format_summary, summarize, verify
 
 
 @click.command("inspect")
-@click.argument("data_dir", type=EXISTING_DIR)
+@click.argument("data_dir", type=DATA_DIR)
+@object_store_options()
 @click.option("--verify", "check", is_flag=True,
               help="Read every record (CRC checks), parse it and compare counts and shapes with dataset_info.json.")
 def inspect_command(data_dir: str, check: bool) -> None:

@@ -14,8 +14,9 @@ from tqdm import tqdm
 
 from vidshard.catalog import Catalog
 from vidshard.cli.selection import catalog_options
+from vidshard.cli.store_options import object_store_options
 from vidshard.planning import Selection, catalog_of, read_rows
-from vidshard.sources import Member, open_source
+from vidshard.sources import Member, check_source, open_source
 
 
 def summarize(catalog: Catalog, source: str) -> dict:
@@ -83,7 +84,8 @@ def _list_members(source: str) -> list[Member]:
     for an http(s) source a tqdm status line on stderr says what is being waited for; it is
     cleared when done, and off when stderr is not a terminal, so stdout stays clean for ``--json``.
     """
-    remote = urllib.parse.urlsplit(source).scheme.lower() in ("http", "https")
+    remote = urllib.parse.urlsplit(source).scheme.lower() in ("http", "https", "s3", "gs")
+    check_source(source)
     with tqdm(desc=f"listing {source}", bar_format="{desc} [{elapsed}]", file=sys.stderr, leave=False,
               disable=None if remote else True):
         with open_source(source) as opened:
@@ -94,9 +96,11 @@ def _list_members(source: str) -> list[Member]:
 @click.argument("source")
 @catalog_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (with the unmatched names).")
+@object_store_options(beam_too=True)
 def list_command(source: str, manifest: str | None, path_template: str | None, group_pattern: str | None,
                  as_json: bool) -> None:
-    """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, local zip or folder)."""
+    """Count the videos, groups and bytes per class in SOURCE (http(s) zip URL, s3:// or gs:// zip or prefix/,
+    local zip or folder)."""
     rows = read_rows(Selection(manifest=manifest, path_template=path_template), source)
     summary = summarize(catalog_of(_list_members(source), rows, group_pattern), source)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import click
 
-from vidshard.cli_params import EXISTING_DIR
+from vidshard.cli.store_options import DATA_DIR, object_store_options
 
 
 @click.command("preview")
-@click.argument("data_dir", type=EXISTING_DIR)
+@click.argument("data_dir", type=DATA_DIR)
+@object_store_options()
 @click.option("--split", default="train", show_default=True, help="Split to read from.")
 @click.option("--index", default=0, show_default=True, type=int, help="Example number within the split (shard order).")
 @click.option("--clip", default=0, show_default=True, type=int, help="Which of the example's clips.")

@@ -221,7 +221,8 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
-    """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
+    """Decode SOURCE (an http(s) zip URL, an s3:// or gs:// zip or prefix/, a local zip or folder) into TFRecord
+    shards in DATA_DIR (a local folder, s3:// or gs://)."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.cli.interrupts import owns_the_process
     from vidshard.pipelines.interrupt import exit_with_line

@@ -16,6 +16,7 @@ import os
 from typing import Any, Iterable, Iterator
 
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 
 #: Writer options: one record per chunk (random access reads one record, not a group).
 WRITER_OPTIONS = "group_size:1"
@@ -55,6 +56,9 @@ def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
 def open_reader(path: str | os.PathLike, random_access: bool = False) -> Any:
     """An open ``ArrayRecordReader``; a missing, empty, truncated or foreign file raises ShardFormatError."""
     path = os.fspath(path)
+    if storage.is_remote(path):
+        raise ShardFormatError(f"{path}: ArrayRecord's reader (C++) reads local files only; copy the output to a "
+                               "local disk, or shard with --format tfrecord to read it in place")
     if not os.path.isfile(path):
         raise ShardFormatError(f"{path}: no such file")
     try:

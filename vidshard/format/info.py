@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 from vidshard.format.schema import features_of
 from vidshard.sampling import ClipSpec
 
@@ -159,13 +160,13 @@ def stores_frame_times(clip: ClipSpec) -> bool:
 
 
 def load_info(data_dir: str) -> DatasetInfo:
-    """Read ``dataset_info.json`` of a shard directory, with a clear error when it is missing or bad."""
-    path = os.path.join(data_dir, INFO_FILE)
-    if not os.path.exists(path):
+    """Read ``dataset_info.json`` of a shard directory (local, ``s3://`` or ``gs://``), with a clear error
+    when it is missing or bad."""
+    path = storage.join(data_dir, INFO_FILE)
+    if not storage.exists(path):
         raise ShardFormatError(f"{data_dir} has no {INFO_FILE}: not a vidshard output, or its run did not finish")
     try:
-        with open(path, encoding="utf-8") as fh:
-            return DatasetInfo.from_dict(json.load(fh))
+        return DatasetInfo.from_dict(json.loads(storage.read_text(path)))
     except ShardFormatError as exc:
         raise ShardFormatError(f"{path}: {exc}") from None
     except (ValueError, TypeError, KeyError) as exc:

@@ -25,6 +25,7 @@ from typing import BinaryIO, Iterator
 import google_crc32c
 
 from vidshard.errors import ShardFormatError
+from vidshard.format import storage
 
 COMPRESSIONS = ("none", "gzip")
 _HEADER = struct.Struct("<QI")
@@ -60,11 +61,12 @@ def iter_records(path: str | os.PathLike, compression: str = "none", verify: boo
     """
     check_compression(compression)
     path = os.fspath(path)
-    with open(path, "rb") as raw:
+    with storage.open_read(path) as raw:  # a local file, or an object read by ranged GETs (streaming)
         # Both streams return short reads only at the end of the data, which is how truncation shows.
         stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
         # Known for uncompressed files: a length beyond the end is truncation, not a huge read.
-        size = os.fstat(raw.fileno()).st_size if compression == "none" else None
+        size = raw.seek(0, os.SEEK_END) if compression == "none" else None
+        raw.seek(0)
         index, offset = 0, 0
 
         def fail(reason: str) -> ShardFormatError:

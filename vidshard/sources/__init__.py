@@ -9,6 +9,8 @@ extracted to disk.  :func:`open_source` picks the kind from the URI:
   with backoff, in two layers (:mod:`.http`): urllib3's ``Retry`` on the session retries
   connection errors, timeouts and 500/502/503/504 before any body byte arrives; a bounded loop
   around each read retries what urllib3 cannot see (a connection dropped mid-body, a short body).
+* ``s3://bucket/archive.zip``, ``gs://...`` -> a zip read by ranged GETs; ``s3://bucket/prefix/`` -> the
+  video objects under it (:mod:`.objectstore`, through Beam's ``FileSystems``);
 * an existing local file -> :class:`LocalZipSource` (:mod:`.archive`, :mod:`zipfile`);
 * an existing local ``.csv``, ``.jsonl`` or ``.parquet`` file -> :class:`UrlListSource` (:mod:`.urls`:
   a URL list, one ``http(s)://`` video per row, each fetched whole by a streaming GET);
@@ -28,6 +30,7 @@ import urllib.parse
 from pathlib import Path
 
 from vidshard.errors import SourceError
+from vidshard.format import storage
 from vidshard.sources.archive import LocalZipSource
 from vidshard.sources.base import (
     DEFAULT_MAX_MEMBER_BYTES,
@@ -39,6 +42,7 @@ from vidshard.sources.base import (
 )
 from vidshard.sources.folder import FolderSource
 from vidshard.sources.http import RETRY_STATUSES
+from vidshard.sources.objectstore import check_access, check_output_location, open_object_source, use_options
 from vidshard.sources.remote import RemoteZipSource
 from vidshard.sources.urls import UrlListSource
 from vidshard.tables import is_table
@@ -54,20 +58,31 @@ __all__ = [
     "SourceOptions",
     "UrlListSource",
     "VideoSource",
+    "check_output_location",
+    "check_source",
     "is_video_name",
     "open_source",
+    "use_options",
 ]
 
 
+def check_source(uri: str | os.PathLike) -> None:
+    """Before any work, ask an object store once for an ``s3://`` or ``gs://`` source (one line if it fails)."""
+    if storage.is_remote(uri):
+        check_access(os.fspath(uri))
+
+
 def open_source(uri: str | os.PathLike, options: SourceOptions = SourceOptions()) -> VideoSource:
-    """Open ``uri`` (an http(s) URL of a zip, a local zip, or a local folder) as a VideoSource."""
+    """Open ``uri`` (an http(s) URL of a zip, an s3:// or gs:// zip or prefix, a local zip or folder) as a VideoSource."""
     uri = os.fspath(uri)
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https"):
         return RemoteZipSource(uri, options)
+    if scheme in storage.SCHEMES:  # s3://, gs://: a zip object or a prefix of video objects
+        return open_object_source(uri, options)
     if scheme:
         raise SourceError(
-            f"unsupported source {uri!r}: only http://, https:// URLs and local paths are accepted"
+            f"unsupported source {uri!r}: only http://, https://, s3://, gs:// URLs and local paths are accepted"
         )
     path = Path(uri).expanduser()
     if path.is_dir():
