@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vidshard.errors import ShardFormatError
-from vidshard.format.info import FORMAT_VERSION, INFO_FILE, DatasetInfo, load_info
+from vidshard.format.info import INFO_FILE, DatasetInfo, load_info
 from vidshard.format.schema import FEATURES, ClipRecord, encode_example, parse_clip_into, parse_example
 from vidshard.format.splits import split_files
 from vidshard.sampling import ClipSpec

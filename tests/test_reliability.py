@@ -161,7 +161,6 @@ from test_interrupts import DELAY, LINE, OPTIONS as SLOW_OPTIONS, assert_one_lin
 from test_interrupts import wait_until_staged  # noqa: E402
 
 import re  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402

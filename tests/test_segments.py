@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 av = pytest.importorskip("av")
 
-from vidshard.catalog import parse_splits, plan_fixed_splits, plan_splits  # noqa: E402
+from vidshard.catalog import parse_splits, plan_splits  # noqa: E402
 from vidshard.cli import main  # noqa: E402
 from vidshard.decode import resize_with_pad  # noqa: E402
 from vidshard.errors import CatalogError  # noqa: E402

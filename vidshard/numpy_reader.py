@@ -18,6 +18,7 @@ The work is split in two stages so that the order of examples never depends on t
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 from collections import deque
