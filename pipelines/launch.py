@@ -36,6 +36,7 @@ from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.format import naming
 from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
+from vidshard.pipelines import jobserver
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
@@ -214,6 +215,8 @@ def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = (),
             raise CommandLineError(f"No such option: {name}", name, _close_options(parser, name, own_options))
     if leftover:
         raise CommandLineError(f"Got unexpected extra argument ({leftover[0]})")
+    # Spark and Flink: Java, the cluster, its version and the job-server jar, before any work.
+    jobserver.check_runner_environment([*beam_args, *unchecked])
 
 
 #: Up to this many videos to process, the default DirectRunner runs the job in this process
@@ -235,7 +238,7 @@ def pipeline_options(beam_args: Sequence[str], videos: int | None = None) -> Pip
     everything workers run is in the installed package.  ``--runner DaskRunner`` stands for
     Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
     """
-    options = PipelineOptions(list(beam_args))
+    options = PipelineOptions(jobserver.job_server_args(beam_args))  # Spark, Flink: an assembled job server
     standard = options.view_as(StandardOptions)
     standard.runner = RUNNER_PATHS.get(standard.runner, standard.runner)
     if standard.runner == RUNNER_PATHS["DaskRunner"] and importlib.util.find_spec("distributed") is None:

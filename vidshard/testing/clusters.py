@@ -1,0 +1,247 @@
+"""Local Spark and Flink clusters on 127.0.0.1, and the Beam job servers they need: written once.
+
+The tests, the benchmark and docs/runners.md all start clusters through this module, so what a
+user types is what was tested::
+
+    python -m vidshard.testing.clusters jar spark             # Beam's Spark job server into Beam's jar cache
+    python -m vidshard.testing.clusters start spark DIR       # master + 2 workers + SDK worker pool
+    python -m vidshard.testing.clusters stop DIR
+
+A cluster is a set of separate processes, each in its own process group (so that a killed one
+takes its children, e.g. a Spark worker's executors, with it), logging into ``DIR``; ``start``
+returns once the cluster has registered every worker, and prints the Beam options that run a job
+on it.  The SDK workers run in a worker pool (``python -m vidshard.pipelines.worker_pool``, Beam's
+pool made safe for several executors), the ``--environment_type EXTERNAL`` of a machine without
+Docker; it must run the same vidshard and Beam as the launcher.
+
+Spark comes from pyspark's wheel (``bin/spark-class``, its ``jars/``), with ``SPARK_LOCAL_IP``
+127.0.0.1 so that nothing listens beyond loopback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from vidshard.errors import VidshardError
+from vidshard.pipelines import jobserver
+
+#: The file in a cluster's folder that ``stop`` reads: every process's id, and the cluster's addresses.
+STATE_FILE = "cluster.json"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(check, what: str, processes: Sequence[subprocess.Popen], timeout: float, logs: Sequence[Path]) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        dead = [proc for proc in processes if proc.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            tail = "".join(log.read_text(errors="replace")[-1500:] for log in logs if log.exists())
+            why = f"a process exited with status {dead[0].returncode}" if dead else f"not within {timeout:.0f} s"
+            raise VidshardError(f"{what}: {why}; logs: {', '.join(map(str, logs))}\n{tail}")
+        time.sleep(0.3)
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Cluster:
+    """Processes started for one cluster, their logs, and how to reach it."""
+
+    folder: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    beam_args: list[str] = field(default_factory=list)
+    info: dict[str, object] = field(default_factory=dict)
+
+    def _spawn(self, name: str, command: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "ab")
+        proc = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True, cwd=self.folder)
+        log.close()
+        self.processes[name] = proc
+        self._save()
+        return proc
+
+    def _save(self) -> None:
+        state = {"pids": {name: proc.pid for name, proc in self.processes.items()},
+                 "beam_args": self.beam_args, **self.info}
+        (self.folder / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process and its process group (a worker and the executors it started)."""
+        proc = self.processes[name]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def stop(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL after 10 s), workers first."""
+        for name in reversed(list(self.processes)):
+            _stop_group(self.processes[name].pid)
+        for proc in self.processes.values():
+            proc.wait()
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop_group(pid: int, grace: float = 10.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def start_worker_pool(cluster: Cluster, port: int | None = None, timeout: float = 120) -> list[str]:
+    """An SDK worker pool (:mod:`vidshard.pipelines.worker_pool`), a separate process: the Beam options for it."""
+    port = port or free_port()
+    proc = cluster._spawn("sdk-worker-pool", [sys.executable, "-m", "vidshard.pipelines.worker_pool",
+                                              f"--service_port={port}"])
+    _wait_for(lambda: _answers(port), "Beam's SDK worker pool did not start", [proc], timeout,
+              [cluster.folder / "sdk-worker-pool.log"])
+    return ["--environment_type=EXTERNAL", f"--environment_config=localhost:{port}"]
+
+
+def spark_home() -> str:
+    """pyspark's own Spark (``bin/spark-class``, ``jars/``)."""
+    try:
+        import pyspark
+    except ImportError:
+        raise VidshardError("a Spark cluster starts from pyspark's Spark, which is not installed: "
+                            "pip install 'vidshard[spark]'") from None
+    return os.path.dirname(pyspark.__file__)
+
+
+def _spark_workers_alive(webui_port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{webui_port}/json/", timeout=2) as answer:
+            return sum(1 for worker in json.load(answer)["workers"] if worker["state"] == "ALIVE")
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def start_spark(folder: str | os.PathLike, workers: int = 2, cores: int = 1, memory: str = "1g",
+                worker_pool: bool = True, timeout: float = 180) -> Cluster:
+    """A Spark standalone master and ``workers`` workers, separate processes on 127.0.0.1, plus a worker pool.
+
+    Each worker offers ``cores`` cores and ``memory``, and works in ``folder/worker-N`` (its
+    executors' logs are there: ``app-*/EXECUTOR/stderr``).  Returns once every worker is ALIVE
+    on the master; ``cluster.beam_args`` then holds ``--runner SparkRunner`` and the master's URL.
+    """
+    home = spark_home()
+    root = Path(folder).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(root)
+    port, webui = free_port(), free_port()
+    env = {"SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(root),
+           "SPARK_NO_DAEMONIZE": "1"}
+    spark_class = os.path.join(home, "bin", "spark-class")
+    try:
+        master = cluster._spawn("spark-master", [spark_class, "org.apache.spark.deploy.master.Master",
+                                                 "--host", "127.0.0.1", "--port", str(port),
+                                                 "--webui-port", str(webui)], env)
+        _wait_for(lambda: _spark_workers_alive(webui) >= 0 and _answers(port) and _answers(webui),
+                  "the Spark master did not start", [master], timeout, [root / "spark-master.log"])
+        url = f"spark://127.0.0.1:{port}"
+        for index in range(workers):
+            work = root / f"worker-{index}"
+            work.mkdir(exist_ok=True)
+            cluster._spawn(f"spark-worker-{index}", [
+                spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", str(cores),
+                "--memory", memory, "--work-dir", str(work), "--webui-port", str(free_port()), url], env)
+        _wait_for(lambda: _spark_workers_alive(webui) == workers, f"{workers} Spark worker(s) did not register",
+                  list(cluster.processes.values()), timeout,
+                  [root / f"spark-worker-{index}.log" for index in range(workers)])
+        cluster.beam_args = ["--runner=SparkRunner", f"--spark_master_url={url}"]
+        if worker_pool:
+            cluster.beam_args += start_worker_pool(cluster)
+        cluster.info = {"kind": "spark", "master_url": url, "webui": f"http://127.0.0.1:{webui}",
+                        "workers": [str(root / f"worker-{index}") for index in range(workers)]}
+        cluster._save()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def executor_logs(worker_dir: str | os.PathLike) -> list[Path]:
+    """The stderr logs of every executor a Spark worker ran (``WORK/app-*/N/stderr``)."""
+    return sorted(Path(worker_dir).glob("app-*/*/stderr"))
+
+
+def stop(folder: str | os.PathLike) -> None:
+    """Stop the cluster whose state ``start`` wrote into ``folder``."""
+    state = json.loads((Path(folder) / STATE_FILE).read_text())
+    for pid in reversed(list(state["pids"].values())):
+        _stop_group(pid)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vidshard.testing.clusters {jar,start,stop}``: see the module doc."""
+    parser = argparse.ArgumentParser(prog="python -m vidshard.testing.clusters", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    jar = commands.add_parser("jar", help="assemble Beam's job server for a runner into Beam's jar cache (Maven)")
+    jar.add_argument("runner", choices=["spark", "flink"])
+    jar.add_argument("--flink-version", default="1.19")
+    start = commands.add_parser("start", help="start a local cluster; its processes log into DIR")
+    start.add_argument("kind", choices=["spark"])
+    start.add_argument("dir")
+    start.add_argument("--workers", type=int, default=2)
+    stop_cmd = commands.add_parser("stop", help="stop the cluster started in DIR")
+    stop_cmd.add_argument("dir")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "jar":
+            server = jobserver.spark_job_server() if args.runner == "spark" else \
+                jobserver.flink_job_server(args.flink_version)
+            print(jobserver.assemble(server, log=lambda line: print(line, file=sys.stderr)))
+        elif args.command == "start":
+            cluster = start_spark(args.dir, workers=args.workers)
+            print(" ".join(cluster.beam_args))
+        else:
+            stop(args.dir)
+    except VidshardError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
