@@ -50,6 +50,14 @@ setup(
         "tfds": ["tensorflow-datasets>=4.9,<5"],
         # `vidshard shard --format array_record`, and random access: Grain, map-style PyTorch.
         "grain": ["array-record>=0.8.6,<1", "grain>=0.2.18,<0.3"],
+        # Beam's SparkRunner on a Spark standalone cluster (vidshard.testing.clusters starts one from
+        # pyspark's own Spark).  Spark 3 only: Beam's Spark runner is beam-runners-spark-3.  Its
+        # job server is assembled from Beam 2.62.0's runner modules (the newest release whose modules
+        # Maven Central serves here; no release's shaded *-job-server jar is served), see
+        # vidshard/pipelines/jobserver.py; it runs the pipelines of this apache-beam.
+        "spark": ["pyspark>=3.5,<4"],
+        # `vidshard shard ... --runner DataflowRunner` (--dry_run True translates without a project).
+        "gcp": ["apache-beam[gcp]>=2.60,<3"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

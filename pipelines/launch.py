@@ -36,7 +36,7 @@ from vidshard.catalog import SplitPlan
 from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.format import naming
 from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
-from vidshard.pipelines import jobserver
+from vidshard.pipelines import dataflow, jobserver
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
@@ -69,6 +69,8 @@ class ShardResult:
     errors_path: str
     bytes_fetched: int  #: source bytes read by this run's workers
     reused: int = 0  #: videos whose staged examples an interrupted run left (``--resume``)
+    dry_run: bool = False  #: Dataflow ``--dry_run``: translated, nothing submitted or written
+    job_file: str | None = None  #: where a dry run wrote the Dataflow job (``--dataflow_job_file``)
 
     @property
     def clips_per_second(self) -> float:
@@ -81,6 +83,12 @@ class ShardResult:
 
     def summary(self, data_dir: str) -> list[str]:
         """The lines that report the job: one per split, the totals, and where ``dataset_info.json`` is."""
+        if self.dry_run:
+            planned = sum(self.written.values())
+            return [f"Dry run: DataflowRunner translated the job for {planned} videos and submitted nothing; "
+                    f"nothing was written to {data_dir}",
+                    f"Dataflow job written to {self.job_file}" if self.job_file
+                    else "Pass --dataflow_job_file FILE to write the job"]
         lines = [f"{split}: {written} videos written in {len(self.info.splits[split].shards)} shard(s), "
                  f"{self.failed[split]} failed" for split, written in self.written.items()]
         failed = sum(self.failed.values())
@@ -271,14 +279,19 @@ def _within(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = False) -> bool:
+def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = False,
+                 beam_args: Sequence[str] = ()) -> bool:
     """Refuse an output that overlaps a local source, or that is not empty without ``--overwrite``.
 
     Output inside a source folder would be listed as part of the source on the next run; a source
     inside the output would be deleted by ``--overwrite``.  With ``resume`` the output must be
     absent, empty (nothing to resume: the run starts from zero) or hold an interrupted run.
     Returns whether it holds an interrupted run (a staging folder and no ``dataset_info.json``).
+    A Dataflow dry run (``beam_args``) writes nothing there, so the output is not even listed.
     """
+    if dataflow.is_dry_run(beam_args):
+        dataflow.check_dry_run_output(overwrite, resume)
+        return False
     if resume and overwrite:
         raise VidshardError("`resume` keeps what an interrupted run staged, `overwrite` deletes it: pass one of them")
     out_path, source_path = _local_path(data_dir), _local_path(source)
@@ -426,6 +439,19 @@ def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[li
     return summaries, errors
 
 
+def _dry_run(request: ShardRequest, beam_args: Sequence[str], items: Sequence[WorkItem],
+             slots: Sequence[ShardSlot], started: float) -> ShardResult:
+    """Translate the job for Dataflow and write it (:mod:`vidshard.pipelines.dataflow`); DATA_DIR is not touched."""
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args, videos=len(items)))
+    _ = pipeline | "ShardVideos" >> ShardVideos(
+        items, slots, request.data_dir, request.source, request.source_options, request.settings, request.compression)
+    job_file = dataflow.write_job(pipeline.run(), beam_args)
+    planned = Counter(item.split for item in items)
+    return ShardResult(info=build_info(request, [], []), written={split: planned[split] for split in request.plan.split_names},
+                       failed={split: 0 for split in request.plan.split_names}, seconds=time.perf_counter() - started,
+                       errors_path="", bytes_fetched=0, dry_run=True, job_file=job_file)
+
+
 def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False,
             resume: bool = False, on_start: Callable[[int], None] | None = None) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
@@ -441,6 +467,8 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     # with the job's size and the Dask defaults.
     runner = pipeline_options(beam_args).view_as(StandardOptions).runner
     items, slots = plan_layout(request)
+    if dataflow.is_dry_run(beam_args):
+        return _dry_run(request, beam_args, items, slots, started)
     wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
                              request.compression, request.shards, items, slots)
     todo, reused = items, []

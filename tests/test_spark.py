@@ -123,6 +123,7 @@ def test_spark_cluster_writes_the_direct_runners_bytes(job_server_jar, served, e
     assert sorted(video for videos in taken.values() for video in videos) == sorted(_fetches_per_video(zip_path, log))
 
 
+@pytest.mark.slow
 def test_a_killed_spark_worker_never_leaves_an_output_marked_complete(job_server_jar, served, expected,
                                                                       loopback, tmp_path):
     """SIGKILL one worker (and its executor) once videos are being staged: same bytes, or one line and no info file."""

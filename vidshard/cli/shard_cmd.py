@@ -222,7 +222,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
 
     beam_args = _checked_beam_args(ctx)
     check_file_format(file_format, compression)
-    interrupted = check_output(source, data_dir, overwrite, resume)
+    interrupted = check_output(source, data_dir, overwrite, resume, beam_args)
     check_split_options(split_by, split_lists, fold)
     manifest_rows = load_manifest(manifest, group_pattern)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
