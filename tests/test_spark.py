@@ -10,17 +10,13 @@ ran which part of the job.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import zipfile
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pyspark", reason="the Spark tests need pyspark: pip install -e '.[spark]'")
@@ -33,12 +29,11 @@ from vidshard.format.info import INFO_FILE  # noqa: E402
 from vidshard.pipelines import jobserver  # noqa: E402
 from vidshard.testing import clusters  # noqa: E402
 from vidshard.testing.rangeserver import RangeServer  # noqa: E402
-from vidshard.testing.synthetic import make_ucf_zip  # noqa: E402
 
 from test_pipeline import (  # noqa: E402
-    BAR, CLASSES, EMPTY_AVI, OPTIONS, PINNED_SHA256, RANDOM_AVI, _pinned_digests, _run_in_a_terminal,
-    assert_one_line_error, pinned_opencv, shard,
+    BAR, OPTIONS, _pinned_digests, _run_in_a_terminal, assert_one_line_error, shard,
 )
+from cluster_runs import PER_VIDEO_LOGS, VIDEO_LINE, _fetches_per_video, expected, served  # noqa: E402,F401
 
 #: The driver (Beam's job server) advertises this address to the executors: loopback only.
 LOOPBACK = {"SPARK_LOCAL_IP": "127.0.0.1"}
@@ -53,49 +48,10 @@ def job_server_jar() -> str:
         pytest.skip(f"no Spark job server: {exc}")
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_spec):
-    """test_pipeline.py's videos in a zip whose tail is padding (remotezip reads the last 64 KiB with the directory)."""
-    folder = tmp_path_factory.mktemp("www")
-    zip_path = folder / "sample.zip"
-    make_ucf_zip(zip_path, classes=CLASSES, groups=4, clips_per_group=1, spec=tiny_spec,
-                 extra_members={RANDOM_AVI: np.random.default_rng(0).bytes(6000), EMPTY_AVI: b"",
-                                "UCF101/zz_padding.txt": bytes(70_000)})
-    with RangeServer(folder) as server:
-        yield server.url(zip_path.name), zip_path, server
-
-
-@pytest.fixture(scope="module")
-def expected(served, tmp_path_factory) -> dict[str, str]:
-    """The DirectRunner's digests: pinned, or this OpenCV's run of it."""
-    url = served[0]
-    if pinned_opencv():
-        return PINNED_SHA256
-    out = tmp_path_factory.mktemp("direct") / "out"
-    proc = subprocess.run([sys.executable, "-m", "vidshard.pipelines.shard", url, str(out), *OPTIONS],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return _pinned_digests(out, url)
-
-
 @pytest.fixture
 def loopback(monkeypatch):
     for name, value in LOOPBACK.items():
         monkeypatch.setenv(name, value)
-
-
-def _fetches_per_video(zip_path: Path, log: list) -> dict[str, int]:
-    """How often each video was read: range requests that start at its local header."""
-    with zipfile.ZipFile(zip_path) as archive:
-        videos = {info.header_offset: info.filename for info in archive.infolist() if info.filename.endswith(".avi")}
-    starts = Counter(int(entry.range.split("=")[1].split("-")[0]) for entry in log
-                     if entry.method == "GET" and entry.range and not entry.range.startswith("bytes=-"))
-    return {name: starts[offset] for offset, name in videos.items()}
-
-
-#: The SDK workers' per-video lines (see vidshard.pipelines.transforms) reach each executor's log.
-PER_VIDEO_LOGS = '--sdk_harness_log_level_overrides={"vidshard.pipelines.transforms": "INFO"}'
-VIDEO_LINE = re.compile(r"vidshard video (\S+): (staged|failed at \w+)")
 
 
 def test_spark_cluster_writes_the_direct_runners_bytes(job_server_jar, served, expected, loopback, tmp_path):

@@ -6,6 +6,8 @@ user types is what was tested::
     python -m vidshard.testing.clusters jar spark             # Beam's Spark job server into Beam's jar cache
     python -m vidshard.testing.clusters start spark DIR       # master + 2 workers + SDK worker pool
     python -m vidshard.testing.clusters stop DIR
+    python -m vidshard.testing.clusters jar flink             # Flink 1.19's job server
+    python -m vidshard.testing.clusters start flink DIR       # JobManager + TaskManager + SDK worker pool
 
 A cluster is a set of separate processes, each in its own process group (so that a killed one
 takes its children, e.g. a Spark worker's executors, with it), logging into ``DIR``; ``start``
@@ -15,13 +17,15 @@ pool made safe for several executors), the ``--environment_type EXTERNAL`` of a 
 Docker; it must run the same vidshard and Beam as the launcher.
 
 Spark comes from pyspark's wheel (``bin/spark-class``, its ``jars/``), with ``SPARK_LOCAL_IP``
-127.0.0.1 so that nothing listens beyond loopback.
+127.0.0.1 so that nothing listens beyond loopback.  Flink comes from PyPI's apache-flink and
+apache-flink-libraries in a virtualenv of their own (:func:`flink_distribution`), bound to localhost.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -207,6 +211,96 @@ def start_spark(folder: str | os.PathLike, workers: int = 2, cores: int = 1, mem
     return cluster
 
 
+#: Where :func:`flink_distribution` keeps the virtualenvs that hold Flink distributions.
+FLINK_ENVS = Path(os.path.expanduser(os.path.join("~", ".cache", "vidshard", "flink")))
+
+
+def flink_distribution(version: str = "1.19", envs: str | os.PathLike = FLINK_ENVS) -> Path:
+    """A Flink ``X.Y`` distribution (``bin/``, ``conf/``, ``lib/``) from PyPI, in a virtualenv of its own.
+
+    PyPI's ``apache-flink`` (PyFlink) carries Flink's scripts and ``apache-flink-libraries`` its
+    jars; PyFlink pins an apache-beam older than vidshard's, so they go into their own
+    virtualenv, installed without their Python dependencies (only the JVM cluster is used).
+    Returns the distribution's folder (``.../site-packages/pyflink``); reused once there.
+    """
+    venv = Path(envs) / version
+    found = sorted(venv.glob("lib/python*/site-packages/pyflink/bin/jobmanager.sh"))
+    if found:
+        return found[0].parent.parent
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps"]
+    done = subprocess.run([*pip, f"apache-flink=={version}.*", f"apache-flink-libraries=={version}.*"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise VidshardError(f"could not install Flink {version} from PyPI (apache-flink, apache-flink-libraries): "
+                            + (done.stderr.strip().splitlines() or ["pip failed"])[-1])
+    return flink_distribution(version, envs)
+
+
+def _flink_config(home: Path, rpc_port: int, rest_port: int, slots: int) -> str:
+    """A Flink ``config.yaml`` for a session cluster on loopback; the JVM options of the distribution's own."""
+    java_opts = next((line.split(":", 1)[1].strip() for line in (home / "conf" / "config.yaml").read_text().splitlines()
+                      if line.strip().startswith("all: --add")), "")
+    settings = {
+        "env.java.opts.all": java_opts,
+        "jobmanager.bind-host": "localhost", "jobmanager.rpc.address": "localhost", "jobmanager.rpc.port": rpc_port,
+        "jobmanager.memory.process.size": "1024m",
+        "taskmanager.bind-host": "localhost", "taskmanager.host": "localhost",
+        "taskmanager.numberOfTaskSlots": slots, "taskmanager.memory.process.size": "1728m",
+        "parallelism.default": slots,
+        "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
+    }
+    return "".join(f"{key}: {value}\n" for key, value in settings.items())
+
+
+def _flink_task_managers(rest_port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://localhost:{rest_port}/taskmanagers", timeout=2) as answer:
+            return len(json.load(answer)["taskmanagers"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def start_flink(folder: str | os.PathLike, home: str | os.PathLike | None = None, version: str = "1.19",
+                slots: int = 2, worker_pool: bool = True, timeout: float = 180) -> Cluster:
+    """A Flink session cluster: a JobManager and a TaskManager of ``slots`` slots, separate processes on localhost.
+
+    ``home`` is a Flink distribution (default: :func:`flink_distribution` of ``version``).  The
+    processes log into ``folder/log``.  Returns once the TaskManager has registered;
+    ``cluster.beam_args`` then holds ``--runner FlinkRunner``, the REST address and the version.
+    """
+    home = Path(home) if home else flink_distribution(version)
+    root = Path(folder).resolve()
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    (root / "log").mkdir(exist_ok=True)
+    for name in os.listdir(home / "conf"):
+        if name.startswith(("log4j", "logback")):
+            shutil.copy(home / "conf" / name, root / "conf" / name)
+    rpc, rest = free_port(), free_port()
+    (root / "conf" / "config.yaml").write_text(_flink_config(home, rpc, rest, slots))
+    env = {"FLINK_CONF_DIR": str(root / "conf"), "FLINK_LOG_DIR": str(root / "log")}
+    cluster = Cluster(root)
+    try:
+        jobmanager = cluster._spawn("flink-jobmanager", [str(home / "bin" / "jobmanager.sh"), "start-foreground"], env)
+        _wait_for(lambda: _answers(rest), "the Flink JobManager did not start", [jobmanager], timeout,
+                  [root / "flink-jobmanager.log"])
+        cluster._spawn("flink-taskmanager", [str(home / "bin" / "taskmanager.sh"), "start-foreground"], env)
+        _wait_for(lambda: _flink_task_managers(rest) == 1, "the Flink TaskManager did not register",
+                  list(cluster.processes.values()), timeout, [root / "flink-taskmanager.log"])
+        master = f"localhost:{rest}"
+        cluster.beam_args = ["--runner=FlinkRunner", f"--flink_master={master}",
+                             f"--flink_version={jobserver.flink_cluster_version(master).rsplit('.', 1)[0]}"]
+        if worker_pool:
+            cluster.beam_args += start_worker_pool(cluster)
+        cluster.info = {"kind": "flink", "flink_master": master, "home": str(home)}
+        cluster._save()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 def executor_logs(worker_dir: str | os.PathLike) -> list[Path]:
     """The stderr logs of every executor a Spark worker ran (``WORK/app-*/N/stderr``)."""
     return sorted(Path(worker_dir).glob("app-*/*/stderr"))
@@ -217,6 +311,8 @@ def stop(folder: str | os.PathLike) -> None:
     state = json.loads((Path(folder) / STATE_FILE).read_text())
     for pid in reversed(list(state["pids"].values())):
         _stop_group(pid)
+    for jar in Path(folder).glob("worker-*/app-*/*/*.jar"):
+        jar.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,9 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     jar.add_argument("runner", choices=["spark", "flink"])
     jar.add_argument("--flink-version", default="1.19")
     start = commands.add_parser("start", help="start a local cluster; its processes log into DIR")
-    start.add_argument("kind", choices=["spark"])
+    start.add_argument("kind", choices=["spark", "flink"])
     start.add_argument("dir")
-    start.add_argument("--workers", type=int, default=2)
+    start.add_argument("--workers", type=int, default=2, help="Spark workers")
+    start.add_argument("--flink-version", default="1.19", help="Flink X.Y, installed from PyPI into its own virtualenv")
+    start.add_argument("--flink-home", help="a Flink distribution to start instead")
     stop_cmd = commands.add_parser("stop", help="stop the cluster started in DIR")
     stop_cmd.add_argument("dir")
     args = parser.parse_args(argv)
@@ -239,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 jobserver.flink_job_server(args.flink_version)
             print(jobserver.assemble(server, log=lambda line: print(line, file=sys.stderr)))
         elif args.command == "start":
-            cluster = start_spark(args.dir, workers=args.workers)
+            cluster = start_spark(args.dir, workers=args.workers) if args.kind == "spark" else \
+                start_flink(args.dir, args.flink_home, args.flink_version)
             print(" ".join(cluster.beam_args))
         else:
             stop(args.dir)
