@@ -50,6 +50,10 @@ from vidshard.errors import VidshardError
 #: pipelines of the installed Python SDK (tests/test_spark.py, tests/test_flink.py).
 JOB_SERVER_BEAM_VERSION = "2.62.0"
 
+#: The JVM options Beam's SparkRunner gives its job server (Java 17 module access); Flink's needs none more.
+JVM_OPENS = ("--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "--add-opens=java.base/java.nio=ALL-UNNAMED",
+             "--add-opens=java.base/java.util=ALL-UNNAMED", "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED")
+
 #: Where Maven Central serves Beam's jars (``JavaJarServer.MAVEN_CENTRAL_REPOSITORY``, Beam's own download).
 MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 #: Beam's default jar cache (``JavaJarServer.JAR_CACHE``); ``--jar_cache_dir`` moves it.

@@ -29,7 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
     DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions,
 )
-from apache_beam.runners.runner import PipelineRunner, PipelineState
+from apache_beam.runners.runner import PipelineResult, PipelineRunner, PipelineState
 
 from vidshard import __version__, shardio, staging
 from vidshard.catalog import SplitPlan
@@ -37,6 +37,7 @@ from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.format import naming
 from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.pipelines import dataflow, jobserver
+from vidshard.pipelines.finalize import Finalize
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
@@ -71,6 +72,7 @@ class ShardResult:
     reused: int = 0  #: videos whose staged examples an interrupted run left (``--resume``)
     dry_run: bool = False  #: Dataflow ``--dry_run``: translated, nothing submitted or written
     job_file: str | None = None  #: where a dry run wrote the Dataflow job (``--dataflow_job_file``)
+    submitted: str | None = None  #: ``--detach``: the id of the job the runner accepted
 
     @property
     def clips_per_second(self) -> float:
@@ -83,6 +85,9 @@ class ShardResult:
 
     def summary(self, data_dir: str) -> list[str]:
         """The lines that report the job: one per split, the totals, and where ``dataset_info.json`` is."""
+        if self.submitted is not None:
+            return [f"Submitted: job {self.submitted} with {sum(self.written.values())} videos; it marks the output "
+                    f"complete itself by writing {data_dir}/{INFO_FILE} (until then the output is incomplete)"]
         if self.dry_run:
             planned = sum(self.written.values())
             return [f"Dry run: DataflowRunner translated the job for {planned} videos and submitted nothing; "
@@ -223,8 +228,6 @@ def check_beam_args(beam_args: Sequence[str], own_options: Sequence[str] = (),
             raise CommandLineError(f"No such option: {name}", name, _close_options(parser, name, own_options))
     if leftover:
         raise CommandLineError(f"Got unexpected extra argument ({leftover[0]})")
-    # Spark and Flink: Java, the cluster, its version and the job-server jar, before any work.
-    jobserver.check_runner_environment([*beam_args, *unchecked])
 
 
 #: Up to this many videos to process, the default DirectRunner runs the job in this process
@@ -439,12 +442,33 @@ def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[li
     return summaries, errors
 
 
+def finish_output(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[DatasetInfo, list[dict], str]:
+    """Account for every planned video, write ``errors.jsonl``, then ``dataset_info.json`` (last).
+
+    The pipeline's last step calls it on a worker (:mod:`vidshard.pipelines.finalize`), so the
+    output completes without the launcher; an attached launcher calls it again and finds the
+    output finished (nothing is rewritten).  Returns the info, the shard summaries and the path
+    of ``errors.jsonl``.
+    """
+    summaries, errors = _read_outcome(request, slots)
+    info = build_info(request, summaries, errors)
+    errors_path = FileSystems.join(request.data_dir, ERRORS_FILE)
+    if INFO_FILE not in shardio.list_top(request.data_dir):
+        errors_path = shardio.write_text(
+            request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
+        _account(request.plan, summaries, errors)
+        # Last: its presence says the output is complete (write_text renames a finished temp file).
+        shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
+    return info, summaries, errors_path
+
+
 def _dry_run(request: ShardRequest, beam_args: Sequence[str], items: Sequence[WorkItem],
              slots: Sequence[ShardSlot], started: float) -> ShardResult:
     """Translate the job for Dataflow and write it (:mod:`vidshard.pipelines.dataflow`); DATA_DIR is not touched."""
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, videos=len(items)))
-    _ = pipeline | "ShardVideos" >> ShardVideos(
+    _ = (pipeline | "ShardVideos" >> ShardVideos(
         items, slots, request.data_dir, request.source, request.source_options, request.settings, request.compression)
+        | "Finalize" >> Finalize(finish_output, (request, slots)))
     job_file = dataflow.write_job(pipeline.run(), beam_args)
     planned = Counter(item.split for item in items)
     return ShardResult(info=build_info(request, [], []), written={split: planned[split] for split in request.plan.split_names},
@@ -452,15 +476,39 @@ def _dry_run(request: ShardRequest, beam_args: Sequence[str], items: Sequence[Wo
                        errors_path="", bytes_fetched=0, dry_run=True, job_file=job_file)
 
 
+#: States of a submitted job that is not yet running on the cluster (a portable job server
+#: reports STOPPED for a job it holds but has not started).
+_NOT_YET_RUNNING = (PipelineState.STOPPED, PipelineState.STARTING, PipelineState.PENDING, PipelineState.UNKNOWN)
+
+
+def _detached(request: ShardRequest, result: PipelineResult, items: Sequence[WorkItem], started: float) -> ShardResult:
+    """The result of a ``--detach``-ed submission, once the job runs: the job id; the job finishes the output itself.
+
+    The launcher waits for RUNNING: a job server that the launcher started stops when it exits,
+    and must have handed the job to the cluster by then.
+    """
+    while (state := result.state) in _NOT_YET_RUNNING:
+        time.sleep(0.5)
+    if state not in (PipelineState.RUNNING, PipelineState.DONE):
+        raise VidshardError(f"the Beam job ended in state {state} before it ran; {request.data_dir} is not complete")
+    job_id = getattr(result, "job_id", None)
+    job_id = (job_id() if callable(job_id) else job_id) or getattr(result, "_job_id", None) or "(no id)"
+    planned = Counter(item.split for item in items)
+    return ShardResult(info=build_info(request, [], []), written={split: planned[split] for split in planned},
+                       failed={split: 0 for split in planned}, seconds=time.perf_counter() - started, errors_path="",
+                       bytes_fetched=0, submitted=str(job_id))
+
+
 def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False,
-            resume: bool = False, on_start: Callable[[int], None] | None = None) -> ShardResult:
+            resume: bool = False, on_start: Callable[[int], None] | None = None, detach: bool = False) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
     The output must already be checked (:func:`check_output`) and empty or absent, or, with
     ``resume``, may hold the staging folder of an interrupted run of the same request, whose
     staged examples are reused (:mod:`vidshard.pipelines.resume`).  ``on_start(reused videos)``
     is called once that is settled, just before the pipeline starts.  ``progress`` shows a live
-    bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.
+    bar on stderr (:mod:`vidshard.pipelines.progress`) while the pipeline runs.  ``detach``
+    returns once the runner has accepted the job, which then finishes the output on its own.
     """
     started = time.perf_counter()
     # A bad runner fails here, before anything is written; the options are parsed once more below
@@ -479,9 +527,12 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     if on_start is not None:
         on_start(len(reused))
     pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, runner, len(todo)), videos=len(todo)))
-    _ = pipeline | "ShardVideos" >> ShardVideos(
+    _ = (pipeline | "ShardVideos" >> ShardVideos(
         todo, slots, request.data_dir, request.source, request.source_options, request.settings,
         request.compression, reused)
+        | "Finalize" >> Finalize(finish_output, (request, slots), request.data_dir if detach else None))
+    if detach:
+        return _detached(request, pipeline.run(), items, started)
     clips = sum(request.settings.clip_spec.clips_in(item.split) for item in items)
     with StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress):
         # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
@@ -489,13 +540,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     if state != PipelineState.DONE:
         raise VidshardError(f"the Beam pipeline ended in state {state}; {request.data_dir} is not complete")
 
-    summaries, errors = _read_outcome(request, slots)
-    errors_path = shardio.write_text(
-        request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
-    _account(request.plan, summaries, errors)
-    info = build_info(request, summaries, errors)
-    # Last: its presence says the output is complete (write_text renames a finished temp file).
-    shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
+    info, summaries, errors_path = finish_output(request, slots)
     shardio.remove_tree(FileSystems.join(request.data_dir, shardio.TMP_DIR))
     return ShardResult(
         info=info,

@@ -7,9 +7,13 @@ carry the DirectRunner's bytes.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -18,10 +22,11 @@ if shutil.which("java") is None:
                 allow_module_level=True)
 
 from vidshard.errors import VidshardError  # noqa: E402
+from vidshard.format.info import INFO_FILE  # noqa: E402
 from vidshard.pipelines import jobserver  # noqa: E402
 from vidshard.testing import clusters  # noqa: E402
 
-from test_pipeline import OPTIONS, _pinned_digests, assert_one_line_error, shard  # noqa: E402
+from test_pipeline import OPTIONS, _pinned_digests, assert_one_line_error, data_files, shard  # noqa: E402
 from cluster_runs import PER_VIDEO_LOGS, VIDEO_LINE, _fetches_per_video, expected, served  # noqa: E402,F401
 
 FLINK = "1.19"
@@ -73,4 +78,57 @@ def test_a_flink_master_that_nobody_answers_is_one_line(served, tmp_path):
     result = shard(url, str(tmp_path / "out"), *OPTIONS, "--runner", "FlinkRunner", "--flink_master", master,
                    "--flink_version", FLINK)
     assert_one_line_error(result, f"--flink_master {master}: no Flink JobManager answers there")
+    assert not (tmp_path / "out").exists() and len(server.log) == before
+
+
+def _wait_for(condition, what: str, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
+def _running_jobs(master: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{master}/jobs/overview", timeout=5) as answer:
+        return [job["jid"] for job in json.load(answer)["jobs"] if job["state"] == "RUNNING"]
+
+
+@pytest.mark.slow
+def test_a_job_outlives_its_launcher(flink, served, expected, tmp_path):
+    """--detach returns once Flink has the job; a launcher killed mid-job: the job finishes the output itself."""
+    url = served[0]
+    # A job server of its own, as --detach needs (the launcher's own would stop with it).
+    job_server = [*flink.beam_args, *clusters.start_job_server(flink)]
+    detached = tmp_path / "detached"
+    proc = subprocess.run([sys.executable, "-m", "vidshard.pipelines.shard", url, str(detached), *OPTIONS,
+                           *job_server, "--detach"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Submitted: job " in proc.stdout and "Complete:" not in proc.stdout, proc.stdout
+    _wait_for(lambda: (detached / INFO_FILE).exists() and not (detached / ".vidshard-tmp").exists(),
+              "the detached job never finished")
+    assert _pinned_digests(detached, url) == expected
+    assert sorted(os.listdir(detached)) == sorted(data_files(detached) + [INFO_FILE])
+
+    killed = tmp_path / "killed"
+    master = flink.info["flink_master"]
+    before = set(_running_jobs(master))
+    launcher = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", url, str(killed), *OPTIONS,
+                                 *job_server], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: set(_running_jobs(master)) - before, "the job never ran on the cluster")
+    launcher.kill()  # SIGKILL: no cleanup of any kind, as when the laptop that launched it is gone
+    launcher.wait()
+    _wait_for(lambda: (killed / INFO_FILE).exists(), "the job did not finish without its launcher")
+    assert _pinned_digests(killed, url) == expected
+    # What an attached launcher removes after its report stays: the staging folder (docs/runners.md).
+    assert sorted(os.listdir(killed)) == sorted(data_files(killed) + [INFO_FILE, ".vidshard-tmp"])
+
+
+def test_detach_where_the_job_runs_in_the_launcher_is_one_line(served, tmp_path):
+    url, _, server = served
+    before = len(server.log)
+    result = shard(url, str(tmp_path / "out"), *OPTIONS, "--detach")
+    assert_one_line_error(result, "--detach: DirectRunner runs the job in this process")
+    result = shard(url, str(tmp_path / "out"), *OPTIONS, "--detach", "--runner", "FlinkRunner")
+    assert_one_line_error(result, "--detach: FlinkRunner needs Beam's job server to outlive this launcher",
+                          "--job_endpoint HOST:PORT")
     assert not (tmp_path / "out").exists() and len(server.log) == before

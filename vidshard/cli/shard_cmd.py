@@ -205,6 +205,8 @@ def check_file_format(file_format: str, compression: str) -> None:
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
+@click.option("--detach", is_flag=True, help="Return once the runner has accepted the job (Dataflow, Flink, a portable "
+              "job server); the job marks the output complete itself.")
 @click.pass_context
 def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str | None, group_pattern: str | None,
                   num_classes: int | None,
@@ -213,14 +215,20 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   frame_step: int, size: tuple[int, int], clips_per_video: int, sampling: str | None,
                   fps: str | None, clip_seconds: str | None, eval_clips: int | None, encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
-                  timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
+                  timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool,
+                  detach: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, a local zip or folder) into TFRecord shards in DATA_DIR."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
+    from vidshard.pipelines.jobserver import check_runner_environment
     from vidshard.pipelines.launch import ShardRequest, check_output, clear_output, run_job
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sources import SourceOptions, open_source
 
     beam_args = _checked_beam_args(ctx)
+    if detach:
+        from vidshard.pipelines.finalize import check_detach
+        check_detach(beam_args)
+    check_runner_environment(beam_args)  # Spark and Flink: Java, the cluster, its version, the job-server jar
     check_file_format(file_format, compression)
     interrupted = check_output(source, data_dir, overwrite, resume, beam_args)
     check_split_options(split_by, split_lists, fold)
@@ -245,6 +253,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
 
     result = run_job(ShardRequest(source, data_dir, plan, settings, compression, shards, source_options,
                                   file_format=file_format), beam_args,
-                     progress=not quiet and sys.stderr.isatty(), resume=resume, on_start=announce)
+                     progress=not quiet and sys.stderr.isatty() and not detach, resume=resume, on_start=announce,
+                     detach=detach)
     for line in result.summary(data_dir):
         click.echo(line)

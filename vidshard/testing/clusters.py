@@ -8,6 +8,7 @@ user types is what was tested::
     python -m vidshard.testing.clusters stop DIR
     python -m vidshard.testing.clusters jar flink             # Flink 1.19's job server
     python -m vidshard.testing.clusters start flink DIR       # JobManager + TaskManager + SDK worker pool
+    python -m vidshard.testing.clusters start flink DIR --job-server   # and Beam's job server (for --detach)
 
 A cluster is a set of separate processes, each in its own process group (so that a killed one
 takes its children, e.g. a Spark worker's executors, with it), logging into ``DIR``; ``start``
@@ -301,6 +302,33 @@ def start_flink(folder: str | os.PathLike, home: str | os.PathLike | None = None
     return cluster
 
 
+def start_job_server(cluster: Cluster, timeout: float = 180) -> list[str]:
+    """Beam's job server for ``cluster`` as a process of its own; the Beam options that submit jobs to it.
+
+    The launcher-started job server (Beam's default) stops with its launcher; one started here
+    outlives it, which ``--detach`` needs (and a Spark job needs to outlive its launcher at all:
+    the Spark driver runs in the job server).  The jar is the assembled one
+    (:func:`vidshard.pipelines.jobserver.assemble`).
+    """
+    kind = cluster.info["kind"]
+    server = jobserver.spark_job_server() if kind == "spark" else \
+        jobserver.flink_job_server(next(arg.split("=", 1)[1] for arg in cluster.beam_args
+                                        if arg.startswith("--flink_version=")))
+    jar = jobserver.assemble(server)
+    port = free_port()
+    master = ["--spark-master-url", str(cluster.info["master_url"])] if kind == "spark" else \
+        ["--flink-master", str(cluster.info["flink_master"])]
+    properties = [f"-Dspark.executor.extraClassPath={os.pathsep.join(jobserver.executor_class_path(jar))}"] \
+        if kind == "spark" and jobserver.executor_class_path(jar) else []
+    (cluster.folder / "artifacts").mkdir(exist_ok=True)
+    proc = cluster._spawn("job-server", ["java", *jobserver.JVM_OPENS, *properties, "-jar", jar, *master,
+                                         "--artifacts-dir", str(cluster.folder / "artifacts"), "--job-port", str(port),
+                                         "--artifact-port", "0", "--expansion-port", "0"], {"SPARK_LOCAL_IP": "127.0.0.1"})
+    _wait_for(lambda: _answers(port), "Beam's job server did not start", [proc], timeout,
+              [cluster.folder / "job-server.log"])
+    return [f"--job_endpoint=localhost:{port}"]
+
+
 def executor_logs(worker_dir: str | os.PathLike) -> list[Path]:
     """The stderr logs of every executor a Spark worker ran (``WORK/app-*/N/stderr``)."""
     return sorted(Path(worker_dir).glob("app-*/*/stderr"))
@@ -328,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start.add_argument("--workers", type=int, default=2, help="Spark workers")
     start.add_argument("--flink-version", default="1.19", help="Flink X.Y, installed from PyPI into its own virtualenv")
     start.add_argument("--flink-home", help="a Flink distribution to start instead")
+    start.add_argument("--job-server", action="store_true",
+                       help="also start Beam's job server, which outlives launchers (needed by --detach)")
     stop_cmd = commands.add_parser("stop", help="stop the cluster started in DIR")
     stop_cmd.add_argument("dir")
     args = parser.parse_args(argv)
@@ -339,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "start":
             cluster = start_spark(args.dir, workers=args.workers) if args.kind == "spark" else \
                 start_flink(args.dir, args.flink_home, args.flink_version)
+            if args.job_server:
+                cluster.beam_args += start_job_server(cluster)
+                cluster._save()
             print(" ".join(cluster.beam_args))
         else:
             stop(args.dir)
