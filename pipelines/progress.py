@@ -52,6 +52,7 @@ class StagedProgress:
         self._bar = tqdm(total=self._total, initial=self._first, unit="video", desc="Sharding",
                          file=self._stream, dynamic_ncols=True, leave=True)
         self._show(self._first, failed)
+        self._bar.refresh()  # the starting state with its counts, even if the job is done before the first poll
         interval = LOCAL_INTERVAL if shardio.is_local(self._data_dir) else REMOTE_INTERVAL
         self._thread = threading.Thread(target=self._poll, args=(interval,), name="vidshard-progress", daemon=True)
         self._thread.start()

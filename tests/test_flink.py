@@ -3,7 +3,8 @@
 A JobManager and a TaskManager (separate processes, from PyPI's apache-flink 1.19 in a virtualenv
 of its own) and the SDK worker pool come from :mod:`vidshard.testing.clusters`; the job server is
 assembled from Beam's runner modules (:mod:`vidshard.pipelines.jobserver`).  The output must
-carry the DirectRunner's bytes.
+carry the DirectRunner's bytes.  The tests that need the cluster are slow: the first run installs
+Flink (about 230 MB from PyPI) and assembles its job server (Maven).
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_flink_cluster_writes_the_direct_runners_bytes(flink, served, expected, 
     assert sorted(taken) == sorted(fetched)
 
 
+@pytest.mark.slow
 def test_a_flink_version_the_cluster_is_not_is_one_line_before_any_work(flink, served, tmp_path):
     url, _, server = served
     before = len(server.log)
