@@ -371,10 +371,11 @@ def _check_jar(options: PipelineOptions, server: JobServer) -> None:
     url = beam_jar_url(server)
     if os.path.exists(os.path.join(cache, os.path.basename(url))) or os.path.exists(assembled_jar(server, cache)):
         return
+    command = f"python -m vidshard.testing.clusters jar {server.runner}"
+    if server.runner == "flink":
+        command += f" --flink-version {options.view_as(FlinkRunnerOptions).flink_version}"
     _check_url(url, f"Beam's {server.label} job server {os.path.basename(url)}",
-               f"; assemble one from Beam's runner modules with `python -m vidshard.testing.clusters jar "
-               f"{server.runner}{' --flink-version ' + server.module.rsplit('-', 1)[-1] if server.runner == 'flink' else ''}`"
-               f" or pass {server.jar_option}")
+               f"; assemble one from Beam's runner modules with `{command}` or pass {server.jar_option}")
 
 
 def _check_url(url: str, what: str, hint: str = "") -> None:
