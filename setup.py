@@ -66,6 +66,14 @@ setup(
         # s3:// and gs:// sources and outputs: Beam's S3 (boto3) and GCS filesystems; the local servers the tests start.
         "s3": ["apache-beam[aws]>=2.60,<3", "moto[server]>=5,<6"],
         "gcs": ["apache-beam[gcp]>=2.60,<3", "gcp-storage-emulator>=2024.8"],
+        # Beam's SparkRunner on a Spark standalone cluster (vidshard.testing.clusters starts one from
+        # pyspark's own Spark).  Spark 3 only: Beam's Spark runner is beam-runners-spark-3.  Its
+        # job server is assembled from Beam 2.62.0's runner modules (the newest release whose modules
+        # Maven Central serves here; no release's shaded *-job-server jar is served), see
+        # vidshard/pipelines/jobserver.py; it runs the pipelines of this apache-beam.
+        "spark": ["pyspark>=3.5,<4"],
+        # `vidshard shard ... --runner DataflowRunner` (--dry_run True translates without a project).
+        "gcp": ["apache-beam[gcp]>=2.60,<3"],
     },
     entry_points={"console_scripts": ["vidshard=vidshard.cli:main"]},
 )

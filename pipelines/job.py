@@ -57,7 +57,7 @@ def shard(source: str, data_dir: str, selection: Selection, settings: EncodeSett
           source_options: SourceOptions | None = None, overwrite: bool = False, resume: bool = False,
           beam_args: Sequence[str] = (), progress: bool = False,
           on_warning: Callable[[str], None] | None = None, on_start: OnStart | None = None,
-          on_interrupt: Callable[[str, int, int], str] | None = None) -> ShardResult:
+          on_interrupt: Callable[[str, int, int], str] | None = None, detach: bool = False) -> ShardResult:
     """Shard ``source`` into ``data_dir`` and return what was written (see the module doc).
 
     ``beam_args`` are Beam pipeline options (checked by the caller; the DirectRunner without a
@@ -65,12 +65,13 @@ def shard(source: str, data_dir: str, selection: Selection, settings: EncodeSett
     plan's warnings (a field named in backquotes; without it they are Python warnings);
     ``on_interrupt(signal name, staged, total)`` makes SIGINT/SIGTERM end the process with the line
     it returns (:func:`~vidshard.pipelines.launch.run_job`; only for a caller that owns the process).
-    The output's one-writer lock is held from before ``overwrite`` clears it until the run ends.
+    The output's one-writer lock is held from before ``overwrite`` clears it until the run ends;
+    ``detach`` returns once the runner accepted the job, which then completes the output itself.
     """
     source_options = source_options or SourceOptions()
     use_beam_args(list(beam_args))  # the --s3_* options serve the launcher's own checks and reads too
     check_settings(settings, compression, file_format, shards)
-    interrupted = check_output(source, data_dir, overwrite, resume)
+    interrupted = check_output(source, data_dir, overwrite, resume, beam_args)
     selection.check()
     rows = read_rows(selection, source)
     check_source(source)  # s3:// and gs://: asked once, one line if the store refuses
@@ -87,5 +88,5 @@ def shard(source: str, data_dir: str, selection: Selection, settings: EncodeSett
     with writer_lock(data_dir):
         if overwrite:
             clear_output(data_dir)
-        return run_job(request, beam_args, progress=progress, resume=resume, on_interrupt=on_interrupt,
+        return run_job(request, beam_args, progress=progress, resume=resume, on_interrupt=on_interrupt, detach=detach,
                        on_start=None if on_start is None else lambda reused: on_start(planned, reused, interrupted))

@@ -35,7 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
     DirectOptions, PipelineOptions, SetupOptions, StandardOptions, WorkerOptions,
 )
-from apache_beam.runners.runner import PipelineRunner, PipelineState
+from apache_beam.runners.runner import PipelineResult, PipelineRunner, PipelineState
 
 from vidshard import shardio, staging
 from vidshard.catalog import SplitPlan
@@ -43,6 +43,8 @@ from vidshard.errors import CommandLineError, ShardFormatError, VidshardError
 from vidshard.format import naming
 from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, SplitInfo
 from vidshard.pipelines.interrupt import exit_on_signals
+from vidshard.pipelines import dataflow, jobserver
+from vidshard.pipelines.finalize import Finalize
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
@@ -76,6 +78,9 @@ class ShardResult:
     errors_path: str
     bytes_fetched: int  #: source bytes read by this run's workers
     reused: int = 0  #: videos whose staged examples an interrupted run left (``--resume``)
+    dry_run: bool = False  #: Dataflow ``--dry_run``: translated, nothing submitted or written
+    job_file: str | None = None  #: where a dry run wrote the Dataflow job (``--dataflow_job_file``)
+    submitted: str | None = None  #: ``--detach``: the id of the job the runner accepted
 
     @property
     def clips_per_second(self) -> float:
@@ -88,6 +93,15 @@ class ShardResult:
 
     def summary(self, data_dir: str) -> list[str]:
         """The lines that report the job: one per split, the totals, and where ``dataset_info.json`` is."""
+        if self.submitted is not None:
+            return [f"Submitted: job {self.submitted} with {sum(self.written.values())} videos; it marks the output "
+                    f"complete itself by writing {data_dir}/{INFO_FILE} (until then the output is incomplete)"]
+        if self.dry_run:
+            planned = sum(self.written.values())
+            return [f"Dry run: DataflowRunner translated the job for {planned} videos and submitted nothing; "
+                    f"nothing was written to {data_dir}",
+                    f"Dataflow job written to {self.job_file}" if self.job_file
+                    else "Pass --dataflow_job_file FILE to write the job"]
         lines = [f"{split}: {written} videos written in {len(self.info.splits[split].shards)} shard(s), "
                  f"{self.failed[split]} failed" for split, written in self.written.items()]
         failed = sum(self.failed.values())
@@ -243,7 +257,7 @@ def pipeline_options(beam_args: Sequence[str], videos: int | None = None) -> Pip
     everything workers run is in the installed package.  ``--runner DaskRunner`` stands for
     Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``.
     """
-    options = PipelineOptions(list(beam_args))
+    options = PipelineOptions(jobserver.job_server_args(beam_args))  # Spark, Flink: an assembled job server
     standard = options.view_as(StandardOptions)
     standard.runner = RUNNER_PATHS.get(standard.runner, standard.runner)
     if standard.runner == RUNNER_PATHS["DaskRunner"] and importlib.util.find_spec("distributed") is None:
@@ -291,7 +305,8 @@ def _shown(names: Sequence[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = False) -> bool:
+def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = False,
+                 beam_args: Sequence[str] = ()) -> bool:
     """Refuse an output that is busy, unwritable, overlaps a local source, or is not empty without ``--overwrite``.
 
     Output inside a source folder would be listed as part of the source on the next run; a source
@@ -301,7 +316,11 @@ def check_output(source: str, data_dir: str, overwrite: bool, resume: bool = Fal
     refused, naming that run (:func:`vidshard.staging.live_writer`).  With ``resume`` the output must
     be absent, empty (nothing to resume: the run starts from zero) or hold an interrupted run.
     Returns whether it holds an interrupted run (a staging folder and no ``dataset_info.json``).
+    A Dataflow dry run (``beam_args``) writes nothing there, so the output is not even listed.
     """
+    if dataflow.is_dry_run(beam_args):
+        dataflow.check_dry_run_output(overwrite, resume)
+        return False
     if resume and overwrite:
         raise VidshardError("`resume` keeps what an interrupted run staged, `overwrite` deletes it: pass one of them")
     check_output_location(source, data_dir)  # object storage: reachable, and not overlapping the source
@@ -616,9 +635,66 @@ def _interruptible(data_dir: str, total: int, on_interrupt: Callable[[str, int, 
     return exit_on_signals(lambda name: on_interrupt(name, staged_count(data_dir), total), before_exit)
 
 
+def finish_output(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[DatasetInfo, list[dict], str]:
+    """Account for every planned video, write ``errors.jsonl``, then ``dataset_info.json`` (last).
+
+    The pipeline's last step calls it on a worker (:mod:`vidshard.pipelines.finalize`), so the
+    output completes without the launcher; an attached launcher calls it again and finds the
+    output finished (nothing is rewritten).  Returns the info, the shard summaries and the path
+    of ``errors.jsonl``.
+    """
+    summaries, errors = _read_outcome(request, slots)
+    info = build_info(request, summaries, errors)
+    errors_path = FileSystems.join(request.data_dir, ERRORS_FILE)
+    if INFO_FILE not in shardio.list_top(request.data_dir):
+        errors_path = shardio.write_text(
+            request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
+        _account(request.plan, summaries, errors)
+        # Last: its presence says the output is complete (write_text renames a finished temp file).
+        shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
+    return info, summaries, errors_path
+
+
+def _dry_run(request: ShardRequest, beam_args: Sequence[str], items: Sequence[WorkItem],
+             slots: Sequence[ShardSlot], started: float) -> ShardResult:
+    """Translate the job for Dataflow and write it (:mod:`vidshard.pipelines.dataflow`); DATA_DIR is not touched."""
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args, videos=len(items)))
+    _ = (pipeline | "ShardVideos" >> ShardVideos(
+        items, slots, request.data_dir, request.source, request.source_options, request.settings, request.compression)
+        | "Finalize" >> Finalize(finish_output, (request, slots)))
+    job_file = dataflow.write_job(pipeline.run(), beam_args)
+    planned = Counter(item.split for item in items)
+    return ShardResult(info=build_info(request, [], []), written={split: planned[split] for split in request.plan.split_names},
+                       failed={split: 0 for split in request.plan.split_names}, seconds=time.perf_counter() - started,
+                       errors_path="", bytes_fetched=0, dry_run=True, job_file=job_file)
+
+
+#: States of a submitted job that is not yet running on the cluster (a portable job server
+#: reports STOPPED for a job it holds but has not started).
+_NOT_YET_RUNNING = (PipelineState.STOPPED, PipelineState.STARTING, PipelineState.PENDING, PipelineState.UNKNOWN)
+
+
+def _detached(request: ShardRequest, result: PipelineResult, items: Sequence[WorkItem], started: float) -> ShardResult:
+    """The result of a ``--detach``-ed submission, once the job runs: the job id; the job finishes the output itself.
+
+    The launcher waits for RUNNING: a job server that the launcher started stops when it exits,
+    and must have handed the job to the cluster by then.
+    """
+    while (state := result.state) in _NOT_YET_RUNNING:
+        time.sleep(0.5)
+    if state not in (PipelineState.RUNNING, PipelineState.DONE):
+        raise VidshardError(f"the Beam job ended in state {state} before it ran; {request.data_dir} is not complete")
+    job_id = getattr(result, "job_id", None)
+    job_id = (job_id() if callable(job_id) else job_id) or getattr(result, "_job_id", None) or "(no id)"
+    planned = Counter(item.split for item in items)
+    return ShardResult(info=build_info(request, [], []), written={split: planned[split] for split in planned},
+                       failed={split: 0 for split in planned}, seconds=time.perf_counter() - started, errors_path="",
+                       bytes_fetched=0, submitted=str(job_id))
+
+
 def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool = False,
             resume: bool = False, on_start: Callable[[int], None] | None = None,
-            on_interrupt: Callable[[str, int, int], str] | None = None) -> ShardResult:
+            on_interrupt: Callable[[str, int, int], str] | None = None, detach: bool = False) -> ShardResult:
     """Run the pipeline for a planned request and mark the output complete; see the module doc.
 
     The output must already be checked (:func:`check_output`) and empty or absent, or, with
@@ -630,15 +706,20 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     before the pipeline starts.  ``progress`` shows a live bar on stderr
     (:mod:`vidshard.pipelines.progress`) while the pipeline runs.  With ``on_interrupt``, SIGINT
     and SIGTERM while the pipeline runs stop its workers and end the process with status 128 +
-    signal and the line ``on_interrupt(signal name, staged videos, planned videos)`` returns.
+    signal and the line ``on_interrupt(signal name, staged videos, planned videos)`` returns.  ``detach``
+    returns once the runner has accepted the job, which then finishes the output on its own (the
+    pipeline's last step, :mod:`vidshard.pipelines.finalize`); a Dataflow dry run only translates
+    the job and writes it (:mod:`vidshard.pipelines.dataflow`).
     """
     started = time.perf_counter()
     # A bad runner fails here, before anything is written; the options are parsed once more below
     # with the job's size and the Dask defaults.
     runner = pipeline_options(beam_args).view_as(StandardOptions).runner
     items, slots = plan_layout(request)
+    if dataflow.is_dry_run(beam_args):
+        return _dry_run(request, beam_args, items, slots, started)
     clips = sum(request.settings.clip_spec.clips_in(item.split) for item in items)
-    bar = StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress)
+    bar = StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress and not detach)
     with staging.writer_lock(request.data_dir), _failures_explained(request.data_dir, len(items)):
         with _private_tempdir() as temp, _interruptible(request.data_dir, len(items), on_interrupt,
                                                         lambda: (bar.close(), shutil.rmtree(temp, True))):
@@ -655,21 +736,18 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
                 on_start(len(reused))
             pipeline = beam.Pipeline(options=pipeline_options(_dask_defaults(beam_args, runner, len(todo)),
                                                               videos=len(todo)))
-            _ = pipeline | "ShardVideos" >> ShardVideos(
+            _ = (pipeline | "ShardVideos" >> ShardVideos(
                 todo, slots, request.data_dir, request.source, request.source_options, request.settings,
                 request.compression, reused)
+                | "Finalize" >> Finalize(finish_output, (request, slots), request.data_dir if detach else None))
+            if detach:
+                return _detached(request, pipeline.run(), items, started)
             with bar:
                 # The DirectRunner's run() itself blocks until the job is done; the bar's thread is already polling.
                 state = pipeline.run().wait_until_finish()
         if state != PipelineState.DONE:
             raise VidshardError(f"the Beam pipeline ended in state {state}; {request.data_dir} is not complete")
-        summaries, errors = _read_outcome(request, slots)
-        errors_path = shardio.write_text(
-            request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
-        _account(request.plan, summaries, errors)
-        info = build_info(request, summaries, errors)
-        # Last: its presence says the output is complete (write_text renames a finished temp file).
-        shardio.write_text(request.data_dir, INFO_FILE, info.to_json())
+        info, summaries, errors_path = finish_output(request, slots)
         shardio.remove_tree(FileSystems.join(request.data_dir, shardio.TMP_DIR))
     return ShardResult(
         info=info,

@@ -16,6 +16,7 @@ bytes fetched from there, not from runner metrics, which not every runner serves
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -34,6 +35,11 @@ from vidshard.sources import SourceOptions, VideoSource, open_source
 
 #: Namespace of every Beam metric of the pipeline, for runners that show them while running.
 METRICS_NAMESPACE = "vidshard"
+
+#: One INFO line per video, on the worker that processed it.  Workers log at ERROR unless told
+#: otherwise (see launch.pipeline_options); with Beam's ``--sdk_harness_log_level_overrides
+#: '{"vidshard.pipelines.transforms": "INFO"}'`` a cluster's worker logs say which worker took which video.
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -173,10 +179,12 @@ class FetchDecodeEncode(beam.DoFn):
             return self._fail(item, "encode", str(exc), fetched)
         self._examples_encoded.inc()
         staged = staging.stage_example(self._data_dir, item.split, item.shard, item.position, example)
+        _LOGGER.info("vidshard video %s: staged", item.video_id)
         return (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=fetched)
 
     def _fail(self, item: WorkItem, stage: str, reason: str, fetched: int) -> tuple[tuple[str, int], Outcome]:
         self._failed[stage].inc()
+        _LOGGER.info("vidshard video %s: failed at %s", item.video_id, stage)
         record = error_record(item, stage, reason)
         staged = staging.stage_error(self._data_dir, item.split, item.shard, item.position, record)
         return (item.split, item.shard), Outcome(item.position, item.video_id, staged, record, fetched)

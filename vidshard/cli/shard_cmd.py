@@ -210,6 +210,8 @@ def check_file_format(file_format: str, compression: str) -> None:
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
+@click.option("--detach", is_flag=True, help="Return once the runner has accepted the job (Dataflow, Flink, a portable "
+              "job server); the job marks the output complete itself.")
 @click.pass_context
 def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str | None, path_template: str | None,
                   group_pattern: str | None,
@@ -220,17 +222,23 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   fps: str | None, clip_seconds: str | None, eval_clips: int | None, draw: str | None,
                   encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
-                  timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool) -> None:
+                  timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool,
+                  detach: bool) -> None:
     """Decode SOURCE (an http(s) zip URL, an s3:// or gs:// zip or prefix/, a local zip or folder) into TFRecord
     shards in DATA_DIR (a local folder, s3:// or gs://)."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
     from vidshard.cli.interrupts import owns_the_process
     from vidshard.pipelines.interrupt import exit_with_line
     from vidshard.pipelines.job import shard
+    from vidshard.pipelines.jobserver import check_runner_environment
     from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sources import SourceOptions
 
     beam_args = _checked_beam_args(ctx)
+    if detach:
+        from vidshard.pipelines.finalize import check_detach
+        check_detach(beam_args)
+    check_runner_environment(beam_args)  # Spark and Flink: Java, the cluster, its version, the job-server jar
     check_file_format(file_format, compression)
     check_split_options(split_by, split_lists, fold)
     selection = selection_from_options(num_classes, classes, splits, split_by, seed, split_lists, fold, manifest,
@@ -258,7 +266,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     try:
         result = shard(source, data_dir, selection, settings, compression=compression, shards=shards,
                        file_format=file_format, source_options=source_options, overwrite=overwrite, resume=resume,
-                       beam_args=beam_args, progress=not quiet and sys.stderr.isatty(),
+                       beam_args=beam_args, progress=not quiet and sys.stderr.isatty() and not detach, detach=detach,
                        on_warning=lambda warning: click.echo(f"Warning: {cli_wording(warning)}", err=True),
                        on_start=announce, on_interrupt=on_interrupt if owns_the_process(ctx) else None)
     except VidshardError as exc:
