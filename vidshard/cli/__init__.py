@@ -2,7 +2,7 @@
 import click
 
 from vidshard.version import __version__
-from vidshard.cli.interrupts import Interrupted, signal_name, sigterm_raises
+from vidshard.cli.interrupts import Interrupted, signal_name, signals_raise
 from vidshard.cli.terminal import configure_logging, native_output_hidden
 from vidshard.cli.wording import cli_wording
 from vidshard.errors import VidshardError
@@ -23,7 +23,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            with sigterm_raises():
+            with signals_raise():
                 return super().invoke(ctx)
         except VidshardError as exc:
             raise click.ClickException(cli_wording(str(exc))) from None

@@ -1,7 +1,7 @@
 """Ctrl-C (SIGINT) and SIGTERM in a ``vidshard`` command: one line saying what is kept, and the shell's status.
 
 Click turns ``KeyboardInterrupt`` into ``Aborted!`` and exit status 1, and SIGTERM's default
-action ends a process without a word.  While a command runs, :func:`sigterm_raises` makes
+action ends a process without a word.  While a command runs, :func:`signals_raise` makes
 SIGTERM raise :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread like Ctrl-C does,
 and the group reports either as :class:`Interrupted`: one line, exit status 130 (SIGINT) or 143
 (SIGTERM), as a shell reports a process killed by that signal.  Commands that keep work across
@@ -20,7 +20,7 @@ import click
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread while a command runs (see :func:`sigterm_raises`)."""
+    """SIGTERM, raised in the main thread while a command runs (see :func:`signals_raise`)."""
 
 
 def signal_name(exc: KeyboardInterrupt) -> str:
@@ -33,16 +33,24 @@ def _raise_terminated(_signum: int, _frame: object) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """While the block runs in the main thread, SIGTERM raises :class:`Terminated` there."""
+def signals_raise() -> Iterator[None]:
+    """While the block runs in the main thread, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`.
+
+    SIGINT is set explicitly: a process started with SIGINT ignored (anything a non-interactive
+    shell starts with ``&``, such as a CI job) inherits that, and Python then installs no
+    KeyboardInterrupt handler, so ``kill -INT`` would do nothing until the pipeline's own handlers
+    (:mod:`vidshard.pipelines.interrupt`) take over.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 class Interrupted(click.ClickException):
