@@ -58,6 +58,18 @@ class ZipSource(VideoSource):
             raise self._too_big(info.filename, f"actual size over {cap} bytes")
         return data
 
+    def _drop_archive(self) -> None:
+        """Forget a remote archive's handle (``self._archive``) after a fault: its stream state may be stale.
+
+        The remote kinds (HTTP, object storage) reopen it on the next read (their retry's reset).
+        """
+        if self._archive is not None:
+            try:
+                self._archive.close()
+            except Exception:  # noqa: BLE001 - closing a broken stream may fail; it is gone anyway
+                pass
+            self._archive = None
+
 
 def open_failure(uri: str, exc: BaseException) -> SourceError:
     """One line for a zip that cannot be opened: bad UTF-8 names, not a zip, unreadable."""

@@ -158,15 +158,6 @@ class ObjectZipSource(ZipSource):
                 storage.RangedFile(self.uri, length, _bounded_get_range(self.uri)), ZIP_BUFFER))
         return self._archive
 
-    def _drop_archive(self) -> None:
-        """Forget the archive after a fault: the stream's position may be stale."""
-        if self._archive is not None:
-            try:
-                self._archive.close()
-            except Exception:  # noqa: BLE001 - closing a broken stream may fail; it is gone anyway
-                pass
-            self._archive = None
-
     def read(self, name: str) -> bytes:
         info = self._checked_info(name)
         with self._lock:

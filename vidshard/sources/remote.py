@@ -48,15 +48,6 @@ class RemoteZipSource(ZipSource):
             )
         return self._archive
 
-    def _drop_archive(self) -> None:
-        """Forget the archive handle after a fault: remotezip's stream state may be stale."""
-        if self._archive is not None:
-            try:
-                self._archive.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone anyway
-                pass
-            self._archive = None
-
     def read(self, name: str) -> bytes:
         info = self._checked_info(name)
         with self._lock:
