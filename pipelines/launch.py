@@ -524,13 +524,20 @@ def staged_count(data_dir: str) -> int:
 
 
 @contextlib.contextmanager
-def _private_tempdir() -> Iterator[str]:
-    """This process's temporary files in a folder of their own while the block runs, removed afterwards.
+def _private_tempdir(runner: str) -> Iterator[str | None]:
+    """On the DirectRunner, this process's temporary files in a folder of their own while the block runs.
 
     The DirectRunner first tries Beam's Prism runner; where Prism cannot start (it is fetched from
     the internet) the attempt leaves an empty ``beam-temp*`` folder and two ``tmp*`` folders in the
-    system's temporary folder, every run.
+    system's temporary folder, every run: they go into this folder, removed afterwards (yielded;
+    None on other runners).  Other runners keep the system's temporary folder: a portable
+    runner's job server (Spark, Flink) keeps its ``beam-temp*`` folder until the process exits,
+    and Beam's exit hook that stops the job server fails, leaving the Java process running, if
+    that folder is gone.
     """
+    if runner.rsplit(".", 1)[-1].lower().removesuffix("runner") != "direct":
+        yield None
+        return
     folder = tempfile.mkdtemp(prefix="vidshard-")
     previous, tempfile.tempdir = tempfile.tempdir, folder
     try:
@@ -721,8 +728,8 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
     clips = sum(request.settings.clip_spec.clips_in(item.split) for item in items)
     bar = StagedProgress(request.data_dir, len(items), clips / max(len(items), 1), progress and not detach)
     with staging.writer_lock(request.data_dir), _failures_explained(request.data_dir, len(items)):
-        with _private_tempdir() as temp, _interruptible(request.data_dir, len(items), on_interrupt,
-                                                        lambda: (bar.close(), shutil.rmtree(temp, True))):
+        with _private_tempdir(runner) as temp, _interruptible(
+                request.data_dir, len(items), on_interrupt, lambda: (bar.close(), temp and shutil.rmtree(temp, True))):
             wanted = resume_manifest(_describe_source(request.source), request.plan, request.settings,
                                      request.compression, request.shards, items, slots)
             todo, reused = items, []
