@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
-from vidshard import shardio
+from vidshard.pipelines import shardio
 from vidshard.errors import VidshardError
 
 _LOGGER = logging.getLogger(__name__)

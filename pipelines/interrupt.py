@@ -6,7 +6,7 @@ aborts natively (``terminate called without an active exception``, exit status 1
 ``multi_processing`` every worker process and the launcher's gRPC threads print a traceback;
 with one worker the interrupt becomes a ``RuntimeError`` inside the bundle.  Nothing a
 pipeline leaves half done needs cleaning up here, because every staged file is renamed into
-place whole (:mod:`vidshard.staging`) and ``--resume`` ignores the rest.  So while
+place whole (:mod:`vidshard.pipelines.staging`) and ``--resume`` ignores the rest.  So while
 :func:`exit_on_signals` is active a signal is not turned into an exception at all: the handler
 stops this process's child processes (the runner's workers, however deep), writes the line
 that ``report`` makes, and ends the process at once with ``os._exit(128 + signal)``, the

@@ -19,12 +19,13 @@ from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
-from vidshard.pipelines.launch import ShardRequest, ShardResult, check_output, clear_output, run_job
-from vidshard.pipelines.transforms import EncodeSettings
+from vidshard.pipelines.launch import ShardRequest, ShardResult, run_job
+from vidshard.pipelines.output import check_output, clear_output
+from vidshard.sampling import EncodeSettings
 from vidshard.planning import Selection, catalog_of, plan, read_rows
 from vidshard.sources import SourceOptions, check_source, open_source
 from vidshard.sources.objectstore import use_beam_args
-from vidshard.staging import writer_lock
+from vidshard.pipelines.staging import writer_lock
 
 #: ``on_start(plan, reused, interrupted)``: called once, just before the pipeline starts, with the
 #: plan, the videos an interrupted run staged that are reused, and whether there was one.

@@ -2,7 +2,7 @@
 
 Beam runners differ in what they show while a job runs (the DirectRunner's ``run()`` blocks until
 the end; DaskRunner serves no metrics at all), but every runner's workers stage each video's
-outcome as a file in the output (:mod:`vidshard.staging`) the moment it is known.  So a thread
+outcome as a file in the output (:mod:`vidshard.pipelines.staging`) the moment it is known.  So a thread
 started before ``pipeline.run()`` lists that folder now and then and moves a ``tqdm`` bar (on
 stderr); that works the same for a local DirectRunner and for a remote runner writing to
 ``gs://``, and the workers do nothing extra for it.
@@ -18,7 +18,7 @@ from typing import TextIO
 
 from tqdm.auto import tqdm  # a widget in Jupyter, text on a terminal
 
-from vidshard import shardio, staging
+from vidshard.pipelines import shardio, staging
 
 #: Seconds between two listings: a local folder is cheap to list; an object store is listed
 #: page by page (1,000 names per request), so less often.

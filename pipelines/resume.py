@@ -17,11 +17,12 @@ import json
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from vidshard import staging
+from vidshard.pipelines import staging
 from vidshard.catalog import SplitPlan
 from vidshard.errors import VidshardError
 from vidshard.format.info import FORMAT_VERSION
-from vidshard.pipelines.transforms import EncodeSettings, Outcome, ShardSlot, WorkItem
+from vidshard.pipelines.transforms import Outcome, ShardSlot, WorkItem
+from vidshard.sampling import EncodeSettings
 from vidshard.version import __version__
 
 

@@ -11,7 +11,7 @@ Data flow (one leaf, no tagged outputs)::
         -> GroupByKey(split, shard) -> WriteShardFn ─> shard files + shard summaries
 
 Every outcome (a staged example or an error record) and every shard summary is also a file in
-the output's staging folder (:mod:`vidshard.staging`): the launcher reads errors, counts and
+the output's staging folder (:mod:`vidshard.pipelines.staging`): the launcher reads errors, counts and
 bytes fetched from there, not from runner metrics, which not every runner serves.
 """
 from __future__ import annotations
@@ -25,19 +25,19 @@ import apache_beam as beam
 import cv2
 from apache_beam.metrics import Metrics
 
-from vidshard import shardio, staging
+from vidshard.pipelines import shardio, staging
 from vidshard.decode import decode_clips
 from vidshard.errors import DecodeError, SourceError, SourceUnreachableError
 from vidshard.format.info import stores_frame_times
 from vidshard.format.schema import ClipRecord, encode_example
-from vidshard.sampling import ClipSpec, parse_segment
+from vidshard.sampling import EncodeSettings, parse_segment
 from vidshard.sources import SourceOptions, VideoSource, open_source
 
 #: Namespace of every Beam metric of the pipeline, for runners that show them while running.
 METRICS_NAMESPACE = "vidshard"
 
 #: One INFO line per video, on the worker that processed it.  Workers log at ERROR unless told
-#: otherwise (see launch.pipeline_options); with Beam's ``--sdk_harness_log_level_overrides
+#: otherwise (see options.pipeline_options); with Beam's ``--sdk_harness_log_level_overrides
 #: '{"vidshard.pipelines.transforms": "INFO"}'`` a cluster's worker logs say which worker took which video.
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ class WorkItem:
     label_name: str
 
 
-@dataclass(frozen=True)
-class EncodeSettings:
-    """How clips are cut and stored: the clip spec plus the image encoding."""
-
-    clip_spec: ClipSpec
-    encoding: str
-    quality: int
-
-
 def _counter(name: str) -> Any:
     return Metrics.counter(METRICS_NAMESPACE, name)
 
@@ -81,7 +72,7 @@ def error_record(item: WorkItem, stage: str, reason: str) -> dict[str, str]:
 class Outcome:
     """What became of one planned video, and the staged file that records it.
 
-    ``path`` is the staged example (see :func:`vidshard.staging.stage_example`), or, for a video
+    ``path`` is the staged example (see :func:`vidshard.pipelines.staging.stage_example`), or, for a video
     that failed, the staged error record, which ``error`` repeats.  ``fetched`` is the number of
     source bytes read for it in this run (0 for an outcome reused from an earlier run).
     """
@@ -203,7 +194,7 @@ class WriteShardFn(beam.DoFn):
     """Write one shard's staged examples, in their planned order, and record the shard's summary.
 
     Input: ``((split, shard), outcomes)``, where ``None`` entries only mark the shard as planned.
-    Output (and a file in the staging folder, :func:`vidshard.staging.write_summary`): the
+    Output (and a file in the staging folder, :func:`vidshard.pipelines.staging.write_summary`): the
     summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``.
     """
 

@@ -1,4 +1,4 @@
-"""docs/architecture.md's rules, checked on the tree: no import cycles, and only the CLI knows the CLI.
+"""docs/architecture.md's rules, checked on the tree: imports point down its layers, no cycles, only the CLI knows the CLI.
 
 Every ``import`` of a vidshard module is followed, at module level and inside functions alike
 (a lazy import still makes a cycle for a reader of the tree).
@@ -6,7 +6,9 @@ Every ``import`` of a vidshard module is followed, at module level and inside fu
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Source folder -> the package it is installed as (setup.py's package_dir).
@@ -102,3 +104,45 @@ def test_only_the_cli_and_the_shard_entry_import_the_cli():
                  if any(target == "vidshard.cli" or target.startswith("vidshard.cli.") for target in targets)
                  and not name.startswith("vidshard.cli")}
     assert importers == {"vidshard.pipelines.shard"}
+
+
+#: A row of docs/architecture.md's layer table: ``| N name | `module`, `package.*`, ... |``.
+_LAYER_ROW = re.compile(r"^\| (\d+) [^|]*\| (.+) \|$")
+
+
+def _layers() -> list[list[str]]:
+    """docs/architecture.md's layers, lowest first: each a list of module names and ``package.*`` patterns."""
+    with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as fh:
+        rows = [_LAYER_ROW.match(line.strip()) for line in fh]
+    layers = [re.findall(r"`([\w.*]+)`", row.group(2)) for row in rows if row]
+    assert [int(row.group(1)) for row in rows if row] == list(range(len(layers))), "layers numbered 0, 1, ... in order"
+    return layers
+
+
+def _layer_of(module: str, layers: list[list[str]]) -> int | None:
+    """The layer of ``module``: the last row that names it or a pattern that matches it; None if none does."""
+    found = None
+    for number, names in enumerate(layers):
+        if any(module == name or fnmatch.fnmatchcase(module, name) for name in names):
+            found = number
+    return found
+
+
+def _upward(graph: dict[str, set[str]], layers: list[list[str]]) -> list[str]:
+    return [f"{name} (layer {_layer_of(name, layers)}) imports {target} (layer {_layer_of(target, layers)})"
+            for name in sorted(graph) for target in sorted(graph[name])
+            if _layer_of(target, layers) > _layer_of(name, layers)]
+
+
+def test_every_module_has_a_layer():
+    layers = _layers()
+    assert len(layers) >= 5
+    assert [name for name in sorted(_modules()) if _layer_of(name, layers) is None] == []
+
+
+def test_imports_point_down_the_layers():
+    layers = _layers()
+    # The checker sees an upward import.
+    assert _upward({"vidshard.errors": {"vidshard.cli"}, "vidshard.cli": set()}, layers) == [
+        "vidshard.errors (layer 0) imports vidshard.cli (layer 7)"]
+    assert _upward(_graph(), layers) == []

@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from vidshard import staging
+from vidshard.pipelines import staging
 from vidshard.format.info import INFO_FILE
 from vidshard.testing.rangeserver import Faults, RangeServer
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip

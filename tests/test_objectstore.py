@@ -25,7 +25,7 @@ pytest.importorskip("moto.server", reason="object-storage tests need the s3 extr
 
 import boto3  # noqa: E402
 
-from vidshard import staging  # noqa: E402
+from vidshard.pipelines import staging  # noqa: E402
 from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import arrayrecord, storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402

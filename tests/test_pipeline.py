@@ -32,7 +32,7 @@ from click.testing import CliRunner
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
-from vidshard import shardio, staging
+from vidshard.pipelines import shardio, staging
 from vidshard.catalog import build_catalog
 from vidshard.cli import main
 from vidshard.cli.selection import plan_from_options
@@ -45,11 +45,10 @@ from vidshard.format.info import ERRORS_FILE, INFO_FILE, DatasetInfo, load_info
 from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines import resume
 from vidshard.pipelines.progress import StagedProgress
-from vidshard.pipelines.launch import (
-    ShardRequest, _account, _describe_source, build_info, check_beam_args, plan_layout, run_job,
-)
-from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
-from vidshard.sampling import ClipSpec
+from vidshard.pipelines.launch import ShardRequest, _account, _describe_source, build_info, plan_layout, run_job
+from vidshard.pipelines.options import check_beam_args
+from vidshard.pipelines.transforms import FetchDecodeEncode
+from vidshard.sampling import ClipSpec, EncodeSettings
 from vidshard.sources import Member, SourceOptions
 from vidshard.testing.rangeserver import RangeServer
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip
@@ -262,7 +261,7 @@ def test_one_worker_writes_the_same_bytes(reference, source, tmp_path):
 def test_small_jobs_run_in_process_and_write_the_same_bytes(reference, source, tmp_path):
     from apache_beam.options.pipeline_options import DirectOptions
 
-    from vidshard.pipelines.launch import IN_PROCESS_MAX_VIDEOS, pipeline_options
+    from vidshard.pipelines.options import IN_PROCESS_MAX_VIDEOS, pipeline_options
 
     def mode(args, videos):
         direct = pipeline_options(args, videos).view_as(DirectOptions)

@@ -21,7 +21,7 @@ from vidshard.format.info import ERRORS_FILE, load_info
 from vidshard.format.schema import parse_example
 from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines.launch import ShardRequest, run_job
-from vidshard.pipelines.transforms import EncodeSettings
+from vidshard.sampling import EncodeSettings
 from vidshard.sampling import ClipSpec, clip_indices
 from vidshard.sources import SourceOptions, open_source
 from vidshard.testing.rangeserver import Faults, RangeServer
@@ -167,7 +167,7 @@ import sys  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 
-from vidshard import shardio, staging  # noqa: E402
+from vidshard.pipelines import shardio, staging  # noqa: E402
 from vidshard.format.info import INFO_FILE  # noqa: E402
 
 STOPPED = re.compile(r"Error: the job stopped: (.+); (\d+) of 30 videos are staged in (\S+) and nothing is marked "

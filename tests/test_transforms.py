@@ -14,7 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from vidshard import staging
+from vidshard.pipelines import staging
 from vidshard.format.schema import parse_example
 from vidshard.format.tfrecord import iter_records
 from vidshard.pipelines.transforms import (

@@ -75,10 +75,9 @@ def shard(
     ``result.summary(data_dir)`` the command's summary lines.
     """
     from vidshard.pipelines.job import shard as run  # Beam: imported only now
-    from vidshard.pipelines.launch import check_beam_args
-    from vidshard.pipelines.transforms import EncodeSettings
+    from vidshard.pipelines.options import check_beam_args
     from vidshard.planning import Selection
-    from vidshard.sampling import ClipSpec
+    from vidshard.sampling import ClipSpec, EncodeSettings
     from vidshard.sources import SourceOptions
 
     _check_ipython_needs()

@@ -84,9 +84,8 @@ def _shard(url: str, data_dir: str, config: DemoConfig, echo: Callable[[str], No
     """``vidshard shard URL DATA_DIR --splits ... --overwrite`` with the demo's clip settings; the summary lines."""
     # Beam is imported here, not at the top, as in the shard command.
     from vidshard.pipelines.job import shard
-    from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.planning import Selection
-    from vidshard.sampling import ClipSpec
+    from vidshard.sampling import ClipSpec, EncodeSettings
 
     settings = EncodeSettings(ClipSpec(n_frames=config.n_frames, frame_step=config.frame_step, height=config.size,
                                        width=config.size, clips_per_video=1, seed=config.seed), "jpeg", 95)

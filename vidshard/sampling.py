@@ -135,6 +135,18 @@ class ClipSpec:
         return self.clips_per_video
 
 
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How clips are cut and stored: the clip spec plus the image encoding (``jpeg``/``png``) and its quality.
+
+    Not Beam's: the CLI, the demo and the Python API build it, the pipeline carries it to the workers.
+    """
+
+    clip_spec: ClipSpec
+    encoding: str
+    quality: int
+
+
 def _uniform(seed: int, video_id: str, clip: int | str, choices: int) -> int:
     """A stable draw in ``range(choices)`` keyed by (seed, video, clip); never Python's salted hash()."""
     digest = hashlib.blake2b(f"{seed}\0{video_id}\0{clip}".encode("utf-8"), digest_size=8).digest()

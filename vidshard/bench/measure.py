@@ -264,10 +264,10 @@ def machine() -> dict[str, Any]:
             cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
     except OSError:
         pass
-    import vidshard
+    from vidshard.version import __version__
 
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "opencv": cv2.__version__, "vidshard": vidshard.__version__}
+            "python": platform.python_version(), "opencv": cv2.__version__, "vidshard": __version__}
 
 
 def _subset(work: Path, name: str, paths: list[Path]) -> Path:

@@ -19,7 +19,7 @@ from vidshard.errors import VidshardError
 from vidshard.format.info import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
-from vidshard.sampling import DRAWS, SAMPLINGS, ClipSpec
+from vidshard.sampling import DRAWS, SAMPLINGS, ClipSpec, EncodeSettings
 from vidshard.sources import DEFAULT_MAX_MEMBER_BYTES
 
 _EPILOG = """Any other option goes to Apache Beam unchanged, e.g. --runner DataflowRunner --project P
@@ -43,13 +43,13 @@ class _ShardCommand(click.Command):
 
 
 def _checked_beam_args(ctx: click.Context) -> list[str]:
-    """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.launch.check_beam_args`).
+    """The Beam options of the command line, checked (see :func:`~vidshard.pipelines.options.check_beam_args`).
 
     An unknown option or a stray word is a usage error as click reports its own: exit status 2
     with a did-you-mean, the same in every vidshard command; so is a bad value of a Beam option.
     """
     from vidshard.errors import CommandLineError
-    from vidshard.pipelines.launch import check_beam_args
+    from vidshard.pipelines.options import check_beam_args
 
     unchecked = ctx.meta.get(_UNCHECKED, [])
     try:
@@ -231,7 +231,6 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     from vidshard.pipelines.interrupt import exit_with_line
     from vidshard.pipelines.job import shard
     from vidshard.pipelines.jobserver import check_runner_environment
-    from vidshard.pipelines.transforms import EncodeSettings
     from vidshard.sources import SourceOptions
 
     beam_args = _checked_beam_args(ctx)

@@ -1,6 +1,6 @@
 """Where an output's files live, for the readers: a local folder, ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
 
-The writer goes through Beam's ``FileSystems`` (:mod:`vidshard.shardio`), whose options reach every
+The writer goes through Beam's ``FileSystems`` (:mod:`vidshard.pipelines.shardio`), whose options reach every
 Beam worker.  The readers cannot: Beam must stay out of :mod:`vidshard.format` and the TF-free
 readers (importing it costs about 0.9 s and hundreds of MiB in every PyTorch ``DataLoader`` worker,
 and the GPU machine has no Beam at all).  So this module reads objects with the stores' own

@@ -38,7 +38,7 @@ from typing import Any, Iterator
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from vidshard import shardio
+from vidshard.pipelines import shardio
 from vidshard.errors import VidshardError
 
 STAGED_DIR = "staged"
