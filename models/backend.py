@@ -67,7 +67,7 @@ def use_backend(name: str) -> None:
     elif current != name:
         raise VidshardError(f"Keras is already imported in this process and runs on {current}, not {name}; "
                             f"Keras cannot switch backends, so start a new process (vidshard commands choose "
-                            f"with --backend {name}; in Python set KERAS_BACKEND={name} before importing keras)")
+                            f"with `backend` {name}; in Python set KERAS_BACKEND={name} before importing keras)")
 
 
 class _RefuseTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):

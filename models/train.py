@@ -154,7 +154,7 @@ def _train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Trai
     if keras.backend.backend() != config.backend:
         raise VidshardError(f"this run trains on {config.backend}, but Keras runs on {keras.backend.backend()} in "
                             f"this process: set KERAS_BACKEND={config.backend} before importing keras "
-                            "(vidshard train --backend does this)")
+                            "(training with `backend` does this)")
     for split in (config.train_split, config.val_split):
         if split is not None:
             split_files(data_dir, split, info)

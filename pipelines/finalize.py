@@ -90,9 +90,9 @@ def check_detach(beam_args: Sequence[str]) -> None:
     name = runner.lower().removesuffix("runner")
     portable = options.view_as(PortableOptions)
     if name in IN_PROCESS_RUNNERS or (name == "portable" and portable.job_endpoint in (None, "embed")):
-        raise VidshardError(f"--detach: {runner} runs the job in this process, which cannot return before it is "
+        raise VidshardError(f"`detach`: {runner} runs the job in this process, which cannot return before it is "
                             "done; detach from Dataflow, Flink, or a portable job server (--job_endpoint HOST:PORT)")
     if name in ("spark", "flink") and not portable.job_endpoint:
-        raise VidshardError(f"--detach: {runner} needs Beam's job server to outlive this launcher, which otherwise "
+        raise VidshardError(f"`detach`: {runner} needs Beam's job server to outlive this launcher, which otherwise "
                             "starts and stops it (on Spark the job itself runs in it); start one (python -m "
                             "vidshard.testing.clusters start ... --job-server) and pass --job_endpoint HOST:PORT")

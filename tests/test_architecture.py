@@ -146,3 +146,38 @@ def test_imports_point_down_the_layers():
     assert _upward({"vidshard.errors": {"vidshard.cli"}, "vidshard.cli": set()}, layers) == [
         "vidshard.errors (layer 0) imports vidshard.cli (layer 7)"]
     assert _upward(_graph(), layers) == []
+
+
+def _cli_options() -> set[str]:
+    """Every option of every vidshard command (``--splits``, ``--format``, ...), from click itself."""
+    from vidshard.cli import main
+
+    options = set()
+    for command in main.commands.values():
+        for param in command.params:
+            options.update(name for name in param.opts if name.startswith("--"))
+    return options
+
+
+def _flags_written(path: str, options: set[str]) -> list[str]:
+    """The vidshard options that string literals of ``path`` spell out (docstrings left aside)."""
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found += [f"{os.path.relpath(path, ROOT)}: {flag}" for flag in re.findall(r"--[a-z][a-z0-9-]*", node.value)
+                      if flag in options]
+    return found
+
+
+def test_only_the_cli_knows_option_names():
+    # Library messages name fields (`file_format`); the CLI writes them as its options (vidshard.cli.wording).
+    options = _cli_options()
+    assert {"--splits", "--format", "--n-frames"} <= options
+    outside = [path for name, path in _modules().items()
+               if not name.startswith(("vidshard.cli", "vidshard.bench", "vidshard.testing"))
+               and name not in {"vidshard.pipelines.shard", "vidshard.demo"}]
+    assert [flag for path in sorted(outside) for flag in _flags_written(path, options)] == []

@@ -46,7 +46,7 @@ class SplitSource:
         self.info: DatasetInfo = load_info(self.data_dir)
         if self.info.file_format != "array_record":
             raise ShardFormatError(f"{self.data_dir} holds {self.info.file_format} shards; random access needs "
-                                   f"ArrayRecord: shard with --format array_record")
+                                   f"ArrayRecord: shard with `file_format` array_record")
         part = part if part is not None else Part.whole(self.data_dir, self.info, split)
         ranges = []
         for segment in part.segments:

@@ -216,11 +216,11 @@ def make_dataset(
     data_dir = os.fspath(data_dir)
     if storage.scheme_of(data_dir) == "s3":  # TensorFlow dropped its S3 filesystem (tensorflow-io has it)
         raise ShardFormatError(f"{data_dir}: tf.data does not read s3://; read it with the TF-free reader, "
-                               "vidshard.numpy_reader.ShardReader (vidshard train --backend jax|torch), or use gs://")
+                               "vidshard.numpy_reader.ShardReader (training with `backend` jax or torch reads with it), or use gs://")
     info = load_info(data_dir)
     if info.file_format != "tfrecord":
         raise ShardFormatError(f"{data_dir} holds {info.file_format} shards, which tf.data does not read: use "
-                               f"vidshard.numpy_reader or vidshard.grain_data, or shard with --format tfrecord")
+                               f"vidshard.numpy_reader or vidshard.grain_data, or shard with `file_format` tfrecord")
     whole = part is None
     if whole:
         part = Part.whole(data_dir, info, split)

@@ -132,7 +132,7 @@ def export_tfds(data_dir: str, to: str | None = None) -> str:
     info = load_info(data_dir)
     if info.compression != "none":
         raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "
-                            f"shard again with --compression none")
+                            f"shard again with `compression` none")
     to = to if to is not None else os.path.join(data_dir, DEFAULT_FOLDER)
     paths = {split: split_files(data_dir, split, info)[1] for split in info.splits}
     links = {os.path.basename(path): os.path.relpath(path, to) for split_paths in paths.values() for path in split_paths}

@@ -58,7 +58,7 @@ def open_reader(path: str | os.PathLike, random_access: bool = False) -> Any:
     path = os.fspath(path)
     if storage.is_remote(path):
         raise ShardFormatError(f"{path}: ArrayRecord's reader (C++) reads local files only; copy the output to a "
-                               "local disk, or shard with --format tfrecord to read it in place")
+                               "local disk, or shard with `file_format` tfrecord to read it in place")
     if not os.path.isfile(path):
         raise ShardFormatError(f"{path}: no such file")
     try:
