@@ -275,6 +275,64 @@ def test_export_tfds_declares_sequences_of_their_own_length(counters, tmp_path):
             np.testing.assert_allclose(arrays[f"{i}/times"], record.frame_times[0], atol=1e-6)
 
 
+#: Run in a subprocess (PyTorch beside the TensorFlow and Beam that this module's other tests load): the
+#: clips ShardIterableDataset yields for 3 epochs, through a DataLoader of 0 or 2 workers, saved as .npy.
+_TORCH_EPOCHS = r"""
+import sys
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from vidshard.torch_data import ShardIterableDataset
+
+data, workers, save = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dataset = ShardIterableDataset(data, "train", shuffle=False, seed=3)
+epochs = []
+for epoch in range(3):
+    dataset.set_epoch(epoch)
+    clips = [frames.numpy() for frames, _ in DataLoader(dataset, batch_size=None, num_workers=workers)]
+    epochs.append(np.stack(clips))
+np.save(save, np.stack(epochs))
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_torch_dataset_draws_a_fresh_clip_per_epoch_by_the_numpy_readers_rules(counters, tmp_path, workers):
+    """PyTorch's ShardIterableDataset over whole videos: each epoch a new clip of 4 consecutive stored frames,
+    the very clip the NumPy reader draws for the same (seed, epoch) and part (each loader worker reads one)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from vidshard.parts import Part
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed (an optional extra): pip install -e '.[torch]'")
+    out = tmp_path / "whole"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--frame-step", "2",
+                                       "--n-frames", "4", "--size", "32", "--splits", "train=1.0", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    saved = tmp_path / "torch.npy"
+    run = subprocess.run([sys.executable, "-c", _TORCH_EPOCHS, str(out), str(workers), str(saved)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    torch_epochs = np.load(saved)
+    assert torch_epochs.shape == (3, 4, 4, 32, 32, 3)  # epochs, videos, frames of a clip
+    whole = Part.whole(str(out), None, "train")
+    for epoch, clips in enumerate(torch_epochs):
+        # The dataset reads rank 0 of 1's part, cut between its loader workers (none: the loader's own process).
+        parts = [whole.for_rank(0, 1).split(w, max(workers, 1)) for w in range(max(workers, 1))]
+        expected = [x for part in parts for x, _ in ShardReader(str(out), "train", batch_size=None, shuffle=False,
+                                                                 seed=3, epoch=epoch, num_workers=0, part=part)]
+        if workers == 2:  # the DataLoader takes one example from each worker in turn
+            expected = [x for pair in zip(expected[:2], expected[2:]) for x in pair]
+        assert np.array_equal(clips, np.stack(expected))
+        for clip in clips:
+            sources = [_source_index(frame) for frame in clip]
+            assert np.all(np.diff(sources) == 2) and sources[0] % 2 == 0  # 4 consecutive stored frames
+    assert len({torch_epochs[e].tobytes() for e in range(3)}) == 3  # a fresh clip every epoch
+
+
 def test_sampling_all_without_shards_is_auto_through_the_cli(counters, tmp_path):
     out = tmp_path / "auto"
     result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--n-frames", "4",
