@@ -40,7 +40,7 @@ from vidshard.pipelines.output import nearest_folder
 from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
-from vidshard.pipelines.transforms import ShardSlot, ShardVideos, WorkItem
+from vidshard.pipelines.transforms import ShardSlot, ShardVideos, SizedLayout, WorkItem
 from vidshard.sampling import EncodeSettings
 from vidshard.sources import SourceOptions
 from vidshard.version import __version__
@@ -58,6 +58,15 @@ class ShardRequest:
     shards: int | None = None  #: shards per split; None = auto (about 128 MiB each)
     source_options: SourceOptions = field(default_factory=SourceOptions)
     file_format: str = "tfrecord"  #: ``tfrecord`` or ``array_record`` (the shard names carry it to the writer)
+    shard_bytes: int = naming.TARGET_SHARD_BYTES  #: what ``shards=None`` (auto) aims each shard at
+
+    def sized_layout(self) -> SizedLayout | None:
+        """The layout that follows the real bytes (``--sampling all`` with auto shards), else None: planned ahead."""
+        if self.shards is not None or self.settings.clip_spec.sampling != "all":
+            return None
+        planned = Counter(video.split for video in self.plan.videos)
+        return SizedLayout({split: planned[split] for split in self.plan.split_names}, self.compression,
+                           self.file_format, self.shard_bytes)
 
 
 @dataclass(frozen=True)
@@ -113,15 +122,23 @@ def plan_layout(request: ShardRequest) -> tuple[list[WorkItem], list[ShardSlot]]
 
     ``--shards auto`` sizes each split from an estimate of bytes per Example
     (:func:`vidshard.format.naming.estimate_example_bytes`); ``--shards N`` gives every split N files.
+    Whole videos (``--sampling all``) with ``--shards auto`` have no estimate: every video is
+    planned in shard 0 at its rank in the split, no slot is planned, and the pipeline cuts the
+    shards from the real bytes (:class:`~vidshard.pipelines.transforms.PlaceByBytes`).
     """
     plan = request.plan
+    sized = request.sized_layout() is not None
     items: list[WorkItem] = []
     slots: list[ShardSlot] = []
     for split in plan.split_names:
         videos = [video for video in plan.videos if video.split == split]
         example_bytes = naming.estimate_example_bytes(request.settings.clip_spec, request.settings.encoding, split)
-        num_shards = request.shards or naming.auto_num_shards(len(videos), example_bytes)
-        places = naming.assign_shards([video.video_id for video in videos], num_shards, plan.seed)
+        num_shards = request.shards or naming.auto_num_shards(len(videos), example_bytes, request.shard_bytes)
+        places = naming.assign_shards([video.video_id for video in videos], 1 if sized else num_shards, plan.seed)
+        if sized:
+            items += [WorkItem(split, *places[video.video_id], video.video_id, video.label, video.class_name)
+                      for video in videos]
+            continue
         slots += [ShardSlot(split, shard, naming.shard_name(split, shard, num_shards, request.compression,
                                                                  request.file_format))
                   for shard in range(num_shards)]
@@ -205,8 +222,12 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
 def _read_outcome(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[list[dict], list[dict]]:
     """The shard summaries the pipeline staged, one per planned shard, and the errors they list."""
     summaries = staging.read_summaries(request.data_dir)
-    missing = sorted({(slot.split, slot.shard) for slot in slots}
-                     - {(summary["split"], summary["shard"]) for summary in summaries})
+    planned = {(slot.split, slot.shard) for slot in slots}
+    if request.sized_layout() is not None:  # the pipeline chose each split's count: every one of them written
+        counts = {split: {naming.num_shards_of(summary["file"]) for summary in summaries if summary["split"] == split}
+                  for split in request.plan.split_names}
+        planned = {(split, shard) for split, found in counts.items() for shard in range(max(found, default=1))}
+    missing = sorted(planned - {(summary["split"], summary["shard"]) for summary in summaries})
     if missing:
         shown = ", ".join(f"{split} shard {shard}" for split, shard in missing[:5])
         raise VidshardError(f"the pipeline finished without writing {len(missing)} planned shard(s) ({shown}); "
@@ -294,7 +315,8 @@ def _dry_run(request: ShardRequest, beam_args: Sequence[str], items: Sequence[Wo
     """Translate the job for Dataflow and write it (:mod:`vidshard.pipelines.dataflow`); DATA_DIR is not touched."""
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, videos=len(items)))
     _ = (pipeline | "ShardVideos" >> ShardVideos(
-        items, slots, request.data_dir, request.source, request.source_options, request.settings, request.compression)
+        items, slots, request.data_dir, request.source, request.source_options, request.settings, request.compression,
+        sized=request.sized_layout())
         | "Finalize" >> Finalize(finish_output, (request, slots)))
     job_file = dataflow.write_job(pipeline.run(), beam_args)
     planned = Counter(item.split for item in items)
@@ -372,7 +394,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
                                                               videos=len(todo)))
             _ = (pipeline | "ShardVideos" >> ShardVideos(
                 todo, slots, request.data_dir, request.source, request.source_options, request.settings,
-                request.compression, reused)
+                request.compression, reused, request.sized_layout())
                 | "Finalize" >> Finalize(finish_output, (request, slots), request.data_dir if detach else None))
             if detach:
                 return _detached(request, pipeline.run(), items, started)

@@ -82,6 +82,14 @@ def stage_error(data_dir: str, split: str, shard: int, position: int, record: di
     return _write_atomically(_folder(data_dir, STAGED_DIR, name), json.dumps(record, sort_keys=True).encode("utf-8"))
 
 
+def example_size(path: str) -> int:
+    """Bytes of the staged example at ``path``, read from its name (:func:`stage_example` puts them there)."""
+    parsed = _parse(path.rsplit("/", 1)[-1])
+    if parsed is None or parsed[3] is None:
+        raise ValueError(f"{path} is not a staged example")
+    return parsed[3]
+
+
 @dataclass(frozen=True)
 class StagedFile:
     """One complete staged outcome found on storage."""

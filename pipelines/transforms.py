@@ -10,6 +10,14 @@ Data flow (one leaf, no tagged outputs)::
     Create(planned shards, outcomes staged by an earlier run) ───────────────────┴> Flatten
         -> GroupByKey(split, shard) -> WriteShardFn ─> shard files + shard summaries
 
+With ``--sampling all`` and ``--shards auto`` the number of shards of a split is known only once
+its examples are encoded (each video's sequence has its own length): every video is staged at
+its rank in the split, the real bytes of the staged examples are summed per split, and the shard
+count computed from that sum reaches the writer as a side input (:class:`PlaceByBytes`)::
+
+    outcomes ─> sum of example bytes per split ─> shards per split ─┐ (side input)
+    outcomes ─> (split, shard) by rank ─────────────────────────────┴> GroupByKey -> WriteShardFn
+
 Every outcome (a staged example or an error record) and every shard summary is also a file in
 the output's staging folder (:mod:`vidshard.pipelines.staging`): the launcher reads errors, counts and
 bytes fetched from there, not from runner metrics, which not every runner serves.
@@ -28,6 +36,7 @@ from apache_beam.metrics import Metrics
 from vidshard.pipelines import shardio, staging
 from vidshard.decode import decode_clips
 from vidshard.errors import DecodeError, SourceError, SourceUnreachableError
+from vidshard.format import naming
 from vidshard.format.info import stores_frame_times
 from vidshard.format.schema import ClipRecord, encode_example
 from vidshard.sampling import EncodeSettings, parse_segment
@@ -190,6 +199,25 @@ class ShardSlot:
     name: str
 
 
+@dataclass(frozen=True)
+class SizedLayout:
+    """A layout whose shard counts follow the real bytes of the encoded examples (``--sampling all``, ``--shards auto``).
+
+    Every video is planned at ``(split, 0, rank)``, its rank among the ``planned[split]`` videos of
+    its split by :func:`vidshard.format.naming.order_key`; :class:`PlaceByBytes` moves it to its
+    shard once the split's bytes are known.  The shards are cut as ``assign_shards`` cuts them.
+    """
+
+    planned: dict[str, int]  #: videos planned per split (every split, empty ones too)
+    compression: str
+    file_format: str
+    target_bytes: int = naming.TARGET_SHARD_BYTES
+
+    def num_shards(self, split: str, total_bytes: int) -> int:
+        """Shards for ``split`` whose examples add up to ``total_bytes`` (TFRecord framing included)."""
+        return naming.shards_for_bytes(self.planned[split], total_bytes, self.target_bytes)
+
+
 class WriteShardFn(beam.DoFn):
     """Write one shard's staged examples, in their planned order, and record the shard's summary.
 
@@ -198,22 +226,28 @@ class WriteShardFn(beam.DoFn):
     summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``.
     """
 
-    def __init__(self, data_dir: str, names: dict[tuple[str, int], str], compression: str) -> None:
+    def __init__(self, data_dir: str, names: dict[tuple[str, int], str] | None, compression: str,
+                 file_format: str = "tfrecord") -> None:
         super().__init__()
         self._data_dir = data_dir
-        self._names = names
+        self._names = names  # None: named from the side input ``num_shards`` (a :class:`SizedLayout`)
         self._compression = compression
+        self._file_format = file_format
         self._examples_written = _counter("examples_written")
         self._shards_written = _counter("shards_written")
         self._bytes_written = _counter("bytes_written")
 
-    def process(self, element: tuple[tuple[str, int], Iterable[Outcome | None]]) -> Iterator[dict[str, Any]]:
+    def process(self, element: tuple[tuple[str, int], Iterable[Outcome | None]],
+                num_shards: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
         (split, shard), grouped = element
         # Arrival order differs between runs and runners, the planned position does not.  Only the
         # small outcomes are held; examples stream from their staged files.
         outcomes = sorted((outcome for outcome in grouped if outcome is not None), key=lambda o: o.position)
         examples = [outcome for outcome in outcomes if outcome.error is None]
-        name = self._names[(split, shard)]
+        if self._names is None:
+            name = naming.shard_name(split, shard, num_shards[split], self._compression, self._file_format)
+        else:
+            name = self._names[(split, shard)]
         count, size = shardio.write_shard(
             self._data_dir, name, (shardio.read_bytes(outcome.path) for outcome in examples), self._compression)
         self._examples_written.inc(count)
@@ -225,6 +259,57 @@ class WriteShardFn(beam.DoFn):
                    "bytes_fetched": sum(outcome.fetched for outcome in outcomes)}
         staging.write_summary(self._data_dir, summary)
         yield summary
+
+
+def _split_bytes(element: tuple[tuple[str, int], Outcome]) -> tuple[str, int]:
+    """(split, bytes the video's example takes in a TFRecord shard); 0 for a failed video."""
+    (split, _), outcome = element
+    size = 0 if outcome.error is not None else staging.example_size(outcome.path) + naming.RECORD_OVERHEAD
+    return split, size
+
+
+def _place_by_rank(element: tuple[tuple[str, int], Outcome], num_shards: dict[str, int],
+                   planned: dict[str, int]) -> tuple[tuple[str, int], Outcome]:
+    """A video staged at its rank in the split, keyed by the shard that rank falls in."""
+    (split, _), outcome = element
+    shard, _ = naming.shard_of_rank(outcome.position, planned[split], num_shards[split])
+    return (split, shard), outcome  # the rank still orders the shard's videos
+
+
+def _shards_of_split(split_bytes: tuple[str, int], layout: SizedLayout) -> tuple[str, int]:
+    split, total_bytes = split_bytes
+    return split, layout.num_shards(split, total_bytes)
+
+
+def _planned_shards(split_shards: tuple[str, int]) -> list[tuple[tuple[str, int], None]]:
+    split, count = split_shards
+    return [((split, shard), None) for shard in range(count)]
+
+
+class PlaceByBytes(beam.PTransform):
+    """Outcomes staged by rank in, ``(outcomes keyed by (split, shard), shards per split)`` out.
+
+    The shards per split come from the real bytes of the split's staged examples (their sizes are
+    in the staged files' names, so no example is read), summed by ``CombinePerKey``: the same
+    plan gives the same bytes, hence the same count and the same cut, on every runner and any
+    number of workers.  Every planned split gets a count, an empty or all-failed one too (1).
+    """
+
+    def __init__(self, layout: SizedLayout) -> None:
+        super().__init__()
+        self._layout = layout
+
+    def expand(self, outcomes: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        layout = self._layout
+        every_split = outcomes.pipeline | "EverySplit" >> beam.Create([(split, 0) for split in layout.planned])
+        counts = (
+            (outcomes | "ExampleBytes" >> beam.Map(_split_bytes), every_split)
+            | "BytesAndSplits" >> beam.Flatten()
+            | "BytesPerSplit" >> beam.CombinePerKey(sum)
+            | "ShardsPerSplit" >> beam.Map(_shards_of_split, layout)
+        )
+        placed = outcomes | "ShardByRank" >> beam.Map(_place_by_rank, beam.pvalue.AsDict(counts), layout.planned)
+        return placed, counts
 
 
 class WriteShards(beam.PTransform):
@@ -242,14 +327,17 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, data_dir: str, slots: Iterable[ShardSlot], compression: str,
-                 reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
+                 reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None) -> None:
         super().__init__()
         self._data_dir = data_dir
         self._slots = tuple(slots)
         self._compression = compression
         self._reused = tuple(reused)
+        self._sized = sized
 
     def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
+        if self._sized is not None:
+            return self._expand_sized(outcomes, self._sized)
         known = outcomes.pipeline | "PlannedShards" >> beam.Create(
             [((slot.split, slot.shard), None) for slot in self._slots] + list(self._reused))
         names = {(slot.split, slot.shard): slot.name for slot in self._slots}
@@ -258,6 +346,18 @@ class WriteShards(beam.PTransform):
             | "WithPlanned" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._data_dir, names, self._compression))
+        )
+
+    def _expand_sized(self, outcomes: beam.PCollection, layout: SizedLayout) -> beam.PCollection:
+        """No slots planned: the shards per split follow the real bytes (:class:`PlaceByBytes`)."""
+        reused = outcomes.pipeline | "ReusedOutcomes" >> beam.Create(list(self._reused))
+        placed, counts = (outcomes, reused) | "WithReused" >> beam.Flatten() | "PlaceByBytes" >> PlaceByBytes(layout)
+        return (
+            (placed, counts | "PlannedShards" >> beam.FlatMap(_planned_shards))
+            | "WithPlanned" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._data_dir, None, self._compression, layout.file_format),
+                                              beam.pvalue.AsDict(counts))
         )
 
 
@@ -275,8 +375,9 @@ class ShardVideos(beam.PTransform):
 
     def __init__(self, items: Iterable[WorkItem], slots: Iterable[ShardSlot], data_dir: str,
                  source_uri: str, source_options: SourceOptions, settings: EncodeSettings, compression: str,
-                 reused: Iterable[tuple[tuple[str, int], Outcome]] = ()) -> None:
+                 reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None) -> None:
         super().__init__()
+        self._sized = sized
         self._items = tuple(items)
         self._slots = tuple(slots)
         self._data_dir = data_dir
@@ -295,4 +396,5 @@ class ShardVideos(beam.PTransform):
             | "FetchDecodeEncode" >> beam.ParDo(
                 FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._data_dir))
         )
-        return outcomes | "WriteShards" >> WriteShards(self._data_dir, self._slots, self._compression, self._reused)
+        return outcomes | "WriteShards" >> WriteShards(self._data_dir, self._slots, self._compression, self._reused,
+                                                       self._sized)

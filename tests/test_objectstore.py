@@ -231,7 +231,7 @@ def test_tf_data_refuses_s3_naming_the_tf_free_reader_and_array_record_is_refuse
 
     with pytest.raises(ShardFormatError, match="vidshard.numpy_reader.ShardReader"):
         make_dataset(f"s3://{BUCKET}/out", "train")
-    with pytest.raises(ShardFormatError, match="reads local files only"):
+    with pytest.raises(ShardFormatError, match="opens local files and gs:// objects only"):
         arrayrecord.open_reader(f"s3://{BUCKET}/out/train-00000-of-00002.array_record")
 
 

@@ -18,6 +18,7 @@ pytest.importorskip("google.cloud.storage", reason="gs:// tests need the gcs ext
 pytest.importorskip("gcp_storage_emulator", reason="gs:// tests need the gcs extra: pip install -e '.[gcs]'")
 
 from vidshard.cli import main  # noqa: E402
+from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import storage  # noqa: E402
 from vidshard.format.info import INFO_FILE  # noqa: E402
 from vidshard.numpy_reader import ShardReader  # noqa: E402
@@ -88,3 +89,71 @@ def test_gs_missing_bucket_and_object_are_one_line(emulator):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
         assert fragment in lines[0] and args[1 if args[0] == "list" else 2] in lines[0], lines[0]
+
+
+#: Run in a subprocess (Grain and PyTorch beside TensorFlow and Beam): each reader over the gs:// output and
+#: over the same files on local disk; prints, per reader, a digest of every element's frames and label.
+_READERS = r"""
+import hashlib, importlib.util, json, sys
+tf_uri, tf_local, ar_uri, ar_local = sys.argv[1:5]
+
+def digest(elements):
+    return [hashlib.sha256(bytes(memoryview(frames).cast("B")) + int(label).to_bytes(8, "little")).hexdigest()
+            for frames, label in elements]
+
+found = {}
+if importlib.util.find_spec("grain") is not None:
+    from vidshard.grain_data import make_dataset
+    for where, uri in (("gs", ar_uri), ("local", ar_local)):
+        found[f"grain {where}"] = digest((e["frames"], e["label"]) for e in make_dataset(uri, "train", seed=4, num_epochs=2))
+if importlib.util.find_spec("torch") is not None:
+    from torch.utils.data import DataLoader
+    from vidshard.torch_data import ArrayRecordDataset, ShardIterableDataset
+    for where, uri in (("gs", tf_uri), ("local", tf_local)):
+        loader = DataLoader(ShardIterableDataset(uri, "train", seed=4), batch_size=None, num_workers=2)
+        found[f"torch iterable {where}"] = digest((f.numpy(), l) for f, l in loader)
+    for where, uri in (("gs", ar_uri), ("local", ar_local)):
+        dataset = ArrayRecordDataset(uri, "train", seed=4)
+        found[f"torch map-style {where}"] = digest((dataset[k][0].numpy(), dataset[k][1]) for k in range(len(dataset)))
+print(json.dumps(found))
+"""
+
+
+def test_gs_outputs_read_in_place_by_array_record_grain_and_pytorch(emulator, tmp_path):
+    """ArrayRecord's own GCS client (google-cloud-cpp, pointed at the emulator from STORAGE_EMULATOR_HOST) reads
+    an ArrayRecord output in place: by index, through Grain and PyTorch's map-style dataset; PyTorch's iterable
+    dataset reads a TFRecord output in place.  Every element equals the one read from the same files on disk."""
+    pytest.importorskip("array_record.python.array_record_module", reason="needs the grain extra: pip install "
+                        "-e '.[grain]'")
+    from vidshard.format import arrayrecord
+    from vidshard.random_access import SplitSource
+
+    bucket, zip_path = emulator
+    outputs = {}
+    for file_format in ("tfrecord", "array_record"):
+        local = tmp_path / file_format
+        result = CliRunner().invoke(main, ["shard", str(zip_path), str(local), *OPTIONS, "--format", file_format,
+                                           "--quiet"])
+        assert result.exit_code == 0, result.output
+        for name in os.listdir(local):
+            bucket.blob(f"readers/{file_format}/{name}").upload_from_filename(str(local / name))
+        outputs[file_format] = (f"gs://{BUCKET}/readers/{file_format}", str(local))
+    ar_uri, ar_local = outputs["array_record"]
+    there, here = SplitSource(ar_uri, "train"), SplitSource(ar_local, "train")
+    assert len(there) == len(here) == 6
+    assert [there[k] for k in (5, 0, 3)] == [here[k] for k in (5, 0, 3)]  # any record by its number
+    with pytest.raises(ShardFormatError, match="not a readable ArrayRecord file"):
+        arrayrecord.open_reader(f"gs://{BUCKET}/readers/array_record/missing.array_record")
+    verified = vidshard("inspect", ar_uri, "--verify")
+    assert verified.returncode == 0 and "verified: 12 records" in verified.stdout, verified.stderr
+    run = subprocess.run([sys.executable, "-c", _READERS, *outputs["tfrecord"], *outputs["array_record"]],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    import importlib.util
+
+    readers = ({"grain"} if importlib.util.find_spec("grain") else set()) | (
+        {"torch iterable", "torch map-style"} if importlib.util.find_spec("torch") else set())
+    assert {name.rsplit(" ", 1)[0] for name in found} == readers
+    for reader in readers:
+        assert found[f"{reader} gs"] == found[f"{reader} local"] and len(found[f"{reader} gs"]) >= 6, reader

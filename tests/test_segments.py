@@ -16,11 +16,12 @@ from click.testing import CliRunner
 
 av = pytest.importorskip("av")
 
-from vidshard.catalog import parse_splits, plan_splits  # noqa: E402
+from vidshard.catalog import build_catalog, linked_groups, parse_splits, plan_splits  # noqa: E402
 from vidshard.cli import main  # noqa: E402
 from vidshard.decode import resize_with_pad  # noqa: E402
 from vidshard.errors import CatalogError  # noqa: E402
 from vidshard.manifest import catalog_from_manifest, read_manifest  # noqa: E402
+from vidshard.sources.base import Member  # noqa: E402
 from vidshard.sampling import parse_segment, segment_id  # noqa: E402
 from vidshard.testing.codecs import write_codec_video  # noqa: E402
 from vidshard.testing.shards import read_records  # noqa: E402
@@ -72,6 +73,32 @@ def test_several_segments_per_file_each_an_example_in_its_file_group(tmp_path):
         split_of: dict[str, str] = {}
         for video in plan.videos:
             assert split_of.setdefault(parse_segment(video.video_id)[0], video.split) == video.split
+
+
+def test_a_files_segments_under_several_labels_never_land_in_two_splits(tmp_path):
+    """ActivityNet/Charades: one file, segments of several classes, one group across classes (issue 23)."""
+    rows = []
+    for i in range(12):
+        rows.append(f"v/f{i:02d}.mp4,walk,0,1")
+        if i % 2 == 0:
+            rows.append(f"v/f{i:02d}.mp4,run,1,2")
+        if i % 3 == 0:
+            rows.append(f"v/f{i:02d}.mp4,jump,2,3")
+    manifest = write(tmp_path, "anet.csv", "path,label,start,end\n" + "\n".join(rows) + "\n")
+    catalog = catalog_from_manifest(read_manifest(manifest), {f"v/f{i:02d}.mp4": 100 for i in range(12)})
+    assert linked_groups(catalog.entries) == {f"v/f{i:02d}.mp4" for i in range(0, 12, 2)} | {"v/f03.mp4", "v/f09.mp4"}
+    for request in ("train=0.5,test=0.5", "train=0.6,val=0.2,test=0.2", "train=2,test=1"):
+        for seed in range(10):
+            plan = plan_splits(catalog, ["jump", "run", "walk"], parse_splits(request), seed=seed)
+            split_of: dict[str, str] = {}
+            for video in plan.videos:
+                assert split_of.setdefault(parse_segment(video.video_id)[0], video.split) == video.split, (request, seed)
+            if request != "train=2,test=1":  # fractions that add up to 1 use every segment once
+                assert sorted(v.video_id for v in plan.videos) == sorted(e.video_id for e in catalog.entries)
+            assert {v.class_name for v in plan.videos if v.split == "test"} == {"jump", "run", "walk"}
+    # UCF101's group numbers count within a class: group 1 of two classes is two groups, split independently.
+    ucf = build_catalog([Member(f"v_{cls}_g{g:02d}_c01.avi", 10) for cls in ("Run", "Walk") for g in range(1, 5)])
+    assert linked_groups(ucf.entries) == set()
 
 
 @pytest.mark.parametrize("text, fragment", [

@@ -6,6 +6,8 @@ ones each reader's clip holds, not only shapes.
 """
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -174,7 +176,6 @@ def test_sampling_all_at_an_fps(counters, tmp_path):
     (["--sampling", "all", "--fps", "5", "--frame-step", "2"], "--sampling all stores every --frame-step-th frame or"),
     (["--sampling", "all", "--clips-per-video", "2"], "--sampling all stores one sequence per video"),
     (["--sampling", "all", "--clip-seconds", "2"], "--clip-seconds applies to --sampling time, not all"),
-    (["--sampling", "all"], "--sampling all needs --shards N"),
     (["--draw", "segments"], "--draw applies to --sampling all, not step"),
 ])
 def test_sampling_all_options_that_do_not_fit_are_usage_errors(counters, tmp_path, args, message):
@@ -272,3 +273,170 @@ def test_export_tfds_declares_sequences_of_their_own_length(counters, tmp_path):
             np.testing.assert_array_equal(arrays[f"{i}/frames"], record.frames[0])  # the same pixels, own length
             assert arrays[f"{i}/indices"].tolist() == record.frame_indices[0].tolist()
             np.testing.assert_allclose(arrays[f"{i}/times"], record.frame_times[0], atol=1e-6)
+
+
+#: Run in a subprocess (PyTorch beside the TensorFlow and Beam that this module's other tests load): the
+#: clips ShardIterableDataset yields for 3 epochs, through a DataLoader of 0 or 2 workers, saved as .npy.
+_TORCH_EPOCHS = r"""
+import sys
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from vidshard.torch_data import ShardIterableDataset
+
+data, workers, save = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dataset = ShardIterableDataset(data, "train", shuffle=False, seed=3)
+epochs = []
+for epoch in range(3):
+    dataset.set_epoch(epoch)
+    clips = [frames.numpy() for frames, _ in DataLoader(dataset, batch_size=None, num_workers=workers)]
+    epochs.append(np.stack(clips))
+np.save(save, np.stack(epochs))
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_torch_dataset_draws_a_fresh_clip_per_epoch_by_the_numpy_readers_rules(counters, tmp_path, workers):
+    """PyTorch's ShardIterableDataset over whole videos: each epoch a new clip of 4 consecutive stored frames,
+    the very clip the NumPy reader draws for the same (seed, epoch) and part (each loader worker reads one)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from vidshard.parts import Part
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed (an optional extra): pip install -e '.[torch]'")
+    out = tmp_path / "whole"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--frame-step", "2",
+                                       "--n-frames", "4", "--size", "32", "--splits", "train=1.0", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    saved = tmp_path / "torch.npy"
+    run = subprocess.run([sys.executable, "-c", _TORCH_EPOCHS, str(out), str(workers), str(saved)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    torch_epochs = np.load(saved)
+    assert torch_epochs.shape == (3, 4, 4, 32, 32, 3)  # epochs, videos, frames of a clip
+    whole = Part.whole(str(out), None, "train")
+    for epoch, clips in enumerate(torch_epochs):
+        # The dataset reads rank 0 of 1's part, cut between its loader workers (none: the loader's own process).
+        parts = [whole.for_rank(0, 1).split(w, max(workers, 1)) for w in range(max(workers, 1))]
+        expected = [x for part in parts for x, _ in ShardReader(str(out), "train", batch_size=None, shuffle=False,
+                                                                 seed=3, epoch=epoch, num_workers=0, part=part)]
+        if workers == 2:  # the DataLoader takes one example from each worker in turn
+            expected = [x for pair in zip(expected[:2], expected[2:]) for x in pair]
+        assert np.array_equal(clips, np.stack(expected))
+        for clip in clips:
+            sources = [_source_index(frame) for frame in clip]
+            assert np.all(np.diff(sources) == 2) and sources[0] % 2 == 0  # 4 consecutive stored frames
+    assert len({torch_epochs[e].tobytes() for e in range(3)}) == 3  # a fresh clip every epoch
+
+
+def test_sampling_all_without_shards_is_auto_through_the_cli(counters, tmp_path):
+    out = tmp_path / "auto"
+    result = CliRunner().invoke(main, ["shard", str(counters), str(out), "--sampling", "all", "--n-frames", "4",
+                                       "--size", "32", "--splits", "train=0.5,test=0.5", "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    info = load_info(str(out))
+    assert {split: s.shards for split, s in info.splits.items()} == {
+        "train": ["train-00000-of-00001.tfrecord"], "test": ["test-00000-of-00001.tfrecord"]}
+    assert sum(s.num_examples for s in info.splits.values()) == 4
+
+
+def _noise_videos(root, frames: int, per_class: int = 4) -> None:
+    """``per_class`` MJPG videos of ``frames`` noise frames in each of two class folders (JPEG cannot shrink noise)."""
+    rng = np.random.default_rng(frames)
+    for cls in ("Jump", "Walk"):
+        (root / cls).mkdir(parents=True)
+        for n in range(per_class):
+            writer = cv2.VideoWriter(str(root / cls / f"{cls.lower()}_{n}.avi"), cv2.VideoWriter_fourcc(*"MJPG"),
+                                     25.0, (64, 48))
+            for _ in range(frames):
+                writer.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
+            writer.release()
+
+
+def _whole_job(source, out, beam_args, shard_bytes: int, resume: bool = False):
+    """--sampling all, --shards auto (None) aiming at ``shard_bytes``: the request and its result."""
+    from vidshard.pipelines.launch import ShardRequest, run_job
+    from vidshard.sampling import EncodeSettings
+    from vidshard.planning import Selection, catalog_of, plan
+    from vidshard.sources import open_source
+
+    with open_source(str(source)) as src:
+        planned = plan(catalog_of(src.list_members(), None, None), Selection(splits="train=0.5,test=0.5", seed=3))
+    spec = ClipSpec(n_frames=4, frame_step=1, height=32, width=32, sampling="all", seed=3)
+    request = ShardRequest(str(source), str(out), planned, EncodeSettings(spec, "jpeg", 90), shard_bytes=shard_bytes)
+    return request, run_job(request, beam_args, resume=resume)
+
+
+def test_shards_auto_for_whole_videos_follows_the_real_bytes(tmp_path):
+    """Long videos get more shards than as many short ones; the count and the cut are the real bytes'
+    (shards_for_bytes of the split's framed examples), and the bytes are the same on 1 or 2 workers."""
+    import hashlib
+
+    from vidshard.format import naming
+
+    _noise_videos(tmp_path / "short", 10)
+    _noise_videos(tmp_path / "long", 60)
+    target = 120_000  # the long split (about 313 KB) takes 3 shards, below its cap of 4 videos
+    counts = {}
+    for name in ("short", "long"):
+        out = tmp_path / f"{name}-out"
+        _, result = _whole_job(tmp_path / name, out, ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+                               target)
+        info = load_info(str(out))
+        for split, split_info in info.splits.items():
+            files = [out / shard for shard in split_info.shards]
+            total = sum(path.stat().st_size for path in files)  # TFRecord: every example plus its 16-byte framing
+            assert len(files) == naming.shards_for_bytes(split_info.num_examples, total, target)
+            assert [f.name for f in files] == [naming.shard_name(split, i, len(files)) for i in range(len(files))]
+            # the cut is assign_shards' over the split's order: contiguous runs whose lengths differ by at most one
+            ids = [r.video_id for r in read_records(out, split)]
+            assert ids == sorted(ids, key=lambda video_id: naming.order_key(3, video_id))
+            assert max(split_info.shard_lengths) - min(split_info.shard_lengths) <= 1
+            counts[name, split] = len(files)
+        assert info.extra["shards_requested"] == "auto" and result.failed == {"train": 0, "test": 0}
+    assert counts["short", "train"] == 1 and counts["long", "train"] == 3
+
+    # The same job on two worker processes writes the same bytes, dataset_info.json included.
+    again = tmp_path / "long-again"
+    _whole_job(tmp_path / "long", again, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"], target)
+    first = tmp_path / "long-out"
+    names = sorted(os.listdir(first))
+    assert names == sorted(os.listdir(again))
+    digest = {name: hashlib.sha256((first / name).read_bytes()).hexdigest() for name in names}
+    assert digest == {name: hashlib.sha256((again / name).read_bytes()).hexdigest() for name in names}
+
+
+def test_shards_auto_for_whole_videos_resumes_byte_identically(tmp_path):
+    """--resume of a byte-sized run reuses the examples staged at their ranks and writes the same shards."""
+    import dataclasses
+    import filecmp
+
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from vidshard.pipelines import staging
+    from vidshard.pipelines import resume
+    from vidshard.pipelines.launch import _describe_source, plan_layout, run_job
+    from vidshard.pipelines.transforms import FetchDecodeEncode
+
+    _noise_videos(tmp_path / "long", 60)
+    args = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    request, _ = _whole_job(tmp_path / "long", tmp_path / "full", args, 60_000)
+    # An interrupted run: its manifest, and 3 videos staged by the real DoFn (at shard 0, their rank).
+    cut = dataclasses.replace(request, data_dir=str(tmp_path / "resumed"))
+    items, slots = plan_layout(cut)
+    assert slots == [] and {item.shard for item in items} == {0}
+    staging.write_manifest(cut.data_dir, resume.manifest(_describe_source(cut.source), cut.plan, cut.settings,
+                                                         cut.compression, cut.shards, items, slots))
+    with TestPipeline() as pipeline:
+        _ = (pipeline | beam.Create(items[:3]) | beam.ParDo(FetchDecodeEncode(
+            cut.source, cut.source_options, cut.settings, cut.data_dir)))
+    result = run_job(cut, args, resume=True)
+    assert result.reused == 3
+    names = sorted(os.listdir(tmp_path / "full"))
+    assert names == sorted(os.listdir(tmp_path / "resumed"))
+    assert filecmp.cmpfiles(tmp_path / "full", tmp_path / "resumed", names, shallow=False)[1:] == ([], [])

@@ -20,7 +20,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from vidshard.errors import CatalogError
 
@@ -442,29 +442,49 @@ def _closest_subset(sizes: Sequence[int], target: int) -> list[int]:
 
 
 def _assign_groups(
-    videos: Sequence[VideoEntry], targets: Sequence[int], seed: int, class_name: str
+    videos: Sequence[VideoEntry], targets: Sequence[int], seed: int, class_name: str,
+    fixed: Mapping[int | str, int | None] | None = None,
 ) -> list[int | None]:
     """Assign whole groups to splits, approaching ``targets``.
 
     Groups are ranked by a (seed, class, group) hash.  Each split in turn takes, from the groups
     still free, the subset whose size is closest to its target, preferring higher-ranked groups.
     Groups left over stay unused, unless the targets add up to the whole class: then the last
-    split takes them, so every video is used exactly once.
+    split takes them, so every video is used exactly once.  ``fixed`` groups (shared with classes
+    assigned before, see :func:`linked_groups`) keep the split (or None: no split) given there; their
+    videos count towards that split's target.
     """
-    sizes: dict[int, int] = defaultdict(int)
+    sizes: dict[int | str, int] = defaultdict(int)
     for video in videos:
         sizes[video.group] += 1
-    free = sorted(sizes, key=lambda g: _group_rank(seed, class_name, g))
+    split_of_group = {group: split for group, split in (fixed or {}).items() if group in sizes}
+    taken = [0] * len(targets)
+    for group, split_index in split_of_group.items():
+        if split_index is not None:
+            taken[split_index] += sizes[group]
+    free = sorted((group for group in sizes if group not in split_of_group),
+                  key=lambda g: _group_rank(seed, class_name, g))
     use_all = sum(targets) == len(videos)
-    split_of_group: dict[int, int] = {}
     for split_index, target in enumerate(targets):
         if use_all and split_index == len(targets) - 1:
             chosen = free
         else:
-            chosen = [free[i] for i in _closest_subset([sizes[g] for g in free], target)]
+            chosen = [free[i] for i in _closest_subset([sizes[g] for g in free], max(0, target - taken[split_index]))]
         split_of_group.update((group, split_index) for group in chosen)
         free = [group for group in free if group not in split_of_group]
     return [split_of_group.get(video.group) for video in videos]
+
+
+def linked_groups(videos: Iterable[VideoEntry]) -> set[str]:
+    """Groups that hold videos of more than one class: one file's segments under two labels (ActivityNet,
+    Charades), a manifest's ``group`` column, a ``group_pattern`` match.  Such a group is one group across
+    classes: the first class (by name) to be assigned fixes its split for the others.  UCF101's group
+    numbers (ints, from its file names) are numbered within each class, so they are never linked."""
+    classes: dict[str, set[str]] = defaultdict(set)
+    for video in videos:
+        if isinstance(video.group, str):
+            classes[video.group].add(video.class_name)
+    return {group for group, names in classes.items() if len(names) > 1}
 
 
 def plan_splits(
@@ -511,13 +531,18 @@ def plan_splits(
     planned: list[PlannedVideo] = []
     notes: list[str] = []
     per_split: dict[str, list[PlannedVideo]] = {split: [] for split in split_names}
+    linked = linked_groups(video for videos in by_class.values() for video in videos)
+    fixed: dict[int | str, int | None] = {}  # a linked group's split, from the first class that used it
     for label, name in enumerate(names):
         videos = by_class[name]
         targets = _targets(request, len(videos))
         if policy == "order":
             assignment = _assign_order(videos, targets)
         else:
-            assignment = _assign_groups(videos, targets, seed, name)
+            assignment = _assign_groups(videos, targets, seed, name, fixed)
+            for video, split_index in zip(videos, assignment):
+                if video.group in linked and split_index is not None:
+                    fixed.setdefault(video.group, split_index)
         got = [0] * len(targets)
         for video, split_index in zip(videos, assignment):
             if split_index is None:

@@ -7,7 +7,7 @@ folder, a zip or a remote zip: one of its video members), or, for a URL list, an
 URL (``url`` is read as ``path``, as video2dataset names it).  One file may be listed in several
 rows with different segments: each row is its own example, whose id is the Media Fragments form
 ``path#t=START,END`` (:func:`vidshard.sampling.segment_id`).  All segments of one file are one
-group (unless a ``group`` column says otherwise), so they never land in two splits of a class.
+group (unless a ``group`` column says otherwise), so they never land in two splits, whatever their labels.
 
 Kinetics' annotation CSVs are read as distributed (``label,youtube_id,time_start,time_end,split``
 and the optional ``is_cc``): ``path_template`` maps a row to the file a downloader wrote.  A

@@ -125,10 +125,13 @@ def export_tfds(data_dir: str, to: str | None = None) -> str:
     but an earlier export.
     """
     if storage.is_remote(data_dir) or (to is not None and storage.is_remote(to)):
-        # Not done yet: the metadata's relative shard paths and the folder checks are local-only here.
+        # TFDS reads the data files from the folder of its own dataset_info.json; the output's is vidshard's, so
+        # the TFDS folder is another one that links to the shards, and object stores have no links (see sources.md).
         raise VidshardError(f"{to if to is not None and storage.is_remote(to) else data_dir}: export-tfds writes "
-                            "beside a local output only; read an output in object storage with "
-                            "vidshard.numpy_reader.ShardReader, or copy it to a local folder first")
+                            "beside a local output only: TFDS reads the shards from the folder of its own "
+                            "dataset_info.json, which links to them, and object stores have no links; read an "
+                            "output in object storage with vidshard.numpy_reader.ShardReader (or Grain, PyTorch, "
+                            "tf.data on gs://), or copy it to a local folder first")
     info = load_info(data_dir)
     if info.compression != "none":
         raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "

@@ -244,9 +244,6 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                                        group_pattern, path_template)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
                                                      sampling, fps, clip_seconds, eval_clips, draw), encoding, quality)
-    if settings.clip_spec.sampling == "all" and shards is None:
-        raise bad_value("--sampling all needs --shards N: --shards auto estimates clips of --n-frames frames, "
-                        "not whole videos", ctx)
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     started = []

@@ -53,13 +53,32 @@ def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
     return count
 
 
+def use_gcs_emulator() -> None:
+    """Point ArrayRecord's GCS client at the emulator the Python clients use, if there is one.
+
+    ArrayRecord reads ``gs://`` with google-cloud-cpp, which finds an emulator by
+    ``CLOUD_STORAGE_EMULATOR_ENDPOINT``; google-cloud-storage and Beam find it by
+    ``STORAGE_EMULATOR_HOST``.  One setting serves both (set in the environment, so forked and
+    spawned Grain and DataLoader workers inherit it).  Without an emulator it changes nothing:
+    Google's default credentials, as everywhere else.
+    """
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if emulator and not os.environ.get("CLOUD_STORAGE_EMULATOR_ENDPOINT"):
+        os.environ["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = emulator if "://" in emulator else f"http://{emulator}"
+
+
 def open_reader(path: str | os.PathLike, random_access: bool = False) -> Any:
-    """An open ``ArrayRecordReader``; a missing, empty, truncated or foreign file raises ShardFormatError."""
+    """An open ``ArrayRecordReader`` of a local file or a ``gs://`` object (ArrayRecord's own GCS client);
+    ``s3://``, or a missing, empty, truncated or foreign file, raises ShardFormatError."""
     path = os.fspath(path)
-    if storage.is_remote(path):
-        raise ShardFormatError(f"{path}: ArrayRecord's reader (C++) reads local files only; copy the output to a "
-                               "local disk, or shard with `file_format` tfrecord to read it in place")
-    if not os.path.isfile(path):
+    scheme = storage.scheme_of(path)
+    if scheme == "gs":
+        use_gcs_emulator()
+    elif storage.is_remote(path):
+        raise ShardFormatError(f"{path}: ArrayRecord's reader (C++) opens local files and gs:// objects only (its "
+                               f"one remote client is Google Cloud Storage's), not {scheme}://; copy the output to a "
+                               "local disk or gs://, or shard with `file_format` tfrecord to read it in place")
+    elif not os.path.isfile(path):
         raise ShardFormatError(f"{path}: no such file")
     try:
         reader = _module().ArrayRecordReader(path, _RANDOM_ACCESS_OPTIONS if random_access else _SEQUENTIAL_OPTIONS)

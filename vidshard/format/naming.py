@@ -6,6 +6,7 @@ same bytes on any runner with any number of workers.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from typing import Sequence
@@ -33,6 +34,11 @@ def shard_name(split: str, index: int, num_shards: int, compression: str = "none
     return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
 
 
+def num_shards_of(name: str) -> int:
+    """The ``NNNNN`` of a name from :func:`shard_name` (``{split}-SSSSS-of-NNNNN...``): the split's shard count."""
+    return int(name.rsplit("-of-", 1)[1][:5])
+
+
 def file_format_of(name: str) -> str:
     """``array_record`` or ``tfrecord``: the format a shard name (from :func:`shard_name`) stands for."""
     return "array_record" if name.endswith(".array_record") else "tfrecord"
@@ -57,15 +63,27 @@ def assign_shards(video_ids: Sequence[str], num_shards: int, seed: int) -> dict[
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}")
     ordered = sorted(video_ids, key=lambda video_id: order_key(seed, video_id))
-    total = len(ordered)
     layout: dict[str, tuple[int, int]] = {}
     start = 0
-    for shard in range(num_shards):
-        end = round(total * (shard + 1) / num_shards)
+    for shard, end in enumerate(cut_points(len(ordered), num_shards)):
         for position, video_id in enumerate(ordered[start:end]):
             layout[video_id] = (shard, position)
         start = end
     return layout
+
+
+def cut_points(total: int, num_shards: int) -> list[int]:
+    """Where each of ``num_shards`` contiguous runs of ``total`` ordered videos ends: ``round(total * (i + 1) / num_shards)``."""
+    return [round(total * (shard + 1) / num_shards) for shard in range(num_shards)]
+
+
+def shard_of_rank(rank: int, total: int, num_shards: int) -> tuple[int, int]:
+    """``(shard, position in shard)`` of the video at ``rank`` (its place by :func:`order_key`) among
+    ``total``: the same cut as :func:`assign_shards`, for a layout whose shard count is known only
+    once the examples are encoded (``--sampling all`` with ``--shards auto``)."""
+    ends = cut_points(total, num_shards)
+    shard = bisect.bisect_right(ends, rank)
+    return shard, rank - (ends[shard - 1] if shard else 0)
 
 
 def estimate_example_bytes(spec: ClipSpec, encoding: str, split: str) -> int:
@@ -76,5 +94,11 @@ def estimate_example_bytes(spec: ClipSpec, encoding: str, split: str) -> int:
 
 def auto_num_shards(num_videos: int, example_bytes: int, target_bytes: int = TARGET_SHARD_BYTES) -> int:
     """Shards for one split: about ``target_bytes`` each, at least 1, never more than its videos."""
-    wanted = math.ceil(num_videos * example_bytes / target_bytes)
+    return shards_for_bytes(num_videos, num_videos * example_bytes, target_bytes)
+
+
+def shards_for_bytes(num_videos: int, total_bytes: int, target_bytes: int = TARGET_SHARD_BYTES) -> int:
+    """Shards for one split of ``total_bytes`` (estimated, or the real bytes of its encoded examples,
+    framing included): about ``target_bytes`` each, at least 1, never more than its videos."""
+    wanted = math.ceil(total_bytes / target_bytes)
     return max(1, min(num_videos, wanted))
