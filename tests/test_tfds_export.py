@@ -218,3 +218,13 @@ def test_export_refusals_are_one_line(exported, tmp_path):
     assert refused.output.strip() == (
         f"Error: {copy} has gzip-compressed shards, which TFDS cannot read: shard again with --compression none")
     assert not (copy / "tfds").exists()
+
+
+def test_the_whole_video_benchmark_builds_tfds_own_dataset_of_every_frame(tmp_path):
+    """bench.whole --tfds's baseline: TFDS's builder stores every frame of every video, nothing else."""
+    from vidshard.bench.whole import tfds_build, write_videos
+
+    lengths = write_videos(tmp_path / "videos", 3, classes=2)
+    result = tfds_build(tmp_path / "videos", tmp_path / "tfds")  # a subprocess: TensorFlow stays out of pytest
+    assert result["videos"] == 3 and result["real_frames"] == sum(lengths) and result["padding_frames"] == 0
+    assert result["bytes"] > 0 and result["seconds"] > 0

@@ -9,9 +9,10 @@ the videos' own size (as TFDS's ``ucf101_1`` config, which stores every frame):
 * ``padded``: ``--n-frames LONGEST --frame-step 1``, the only way to keep every frame before
   (the issue's 1810-frame run): every video padded with black frames to the longest.
 
-It reports wall time, bytes written and frames stored (real and padding) of each.  TFDS's
-``ucf101`` builder stores the same real frames (every frame, one JPEG each, by FFmpeg); its bytes
-per frame depend on FFmpeg's JPEG quality, which is not measured here.
+* ``tfds`` (with ``--tfds``, needs ``vidshard[tfds]``): TFDS's own builder and ``Video`` feature
+  with TFDS ucf101's features over the same files (:mod:`vidshard.bench.tfds_ucf101`).
+
+It reports wall time, bytes written and frames stored (real and padding) of each.
 """
 from __future__ import annotations
 
@@ -65,18 +66,32 @@ def shard(source: Path, out: Path, *options: str) -> dict[str, Any]:
             "real_frames": real, "padding_frames": padding, "videos": info.splits["train"].num_examples}
 
 
+def tfds_build(source: Path, out: Path) -> dict[str, Any]:
+    """TFDS's builder on the same videos (:mod:`vidshard.bench.tfds_ucf101`), in a subprocess; as :func:`shard`
+    (its seconds: from the process's start to the end of the build)."""
+    cmd = [sys.executable, "-m", "vidshard.bench.tfds_ucf101", str(source), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the TFDS build failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "command": " ".join(cmd[1:])}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vidshard.bench.whole", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--videos", type=int, default=24)
     parser.add_argument("--json")
+    parser.add_argument("--tfds", action="store_true", help="also TFDS's builder on the same videos (vidshard[tfds])")
     args = parser.parse_args(argv)
     work = Path(args.workdir)
     lengths = write_videos(work / "videos", args.videos)
     result = {"videos": args.videos, "source_frames": sum(lengths), "longest": max(lengths),
               "all": shard(work / "videos", work / "all", "--sampling", "all", "--frame-step", "1"),
               "padded": shard(work / "videos", work / "padded", "--n-frames", str(max(lengths)), "--frame-step", "1")}
-    for name in ("all", "padded"):
+    if args.tfds:
+        result["tfds"] = tfds_build(work / "videos", work / "tfds")
+    for name in [name for name in ("all", "padded", "tfds") if name in result]:
         run = result[name]
         print(f"{name}: {run['seconds']:.1f} s, {run['bytes'] / 2**20:.1f} MiB, {run['real_frames']} real frames "
               f"+ {run['padding_frames']} padding")
