@@ -61,7 +61,7 @@ def test_split_source_reads_any_key_and_checks_counts(tmp_path):
 
 def test_split_source_refuses_tfrecord_outputs(tmp_path):
     write_tagged_shards(tmp_path, [2])
-    with pytest.raises(ShardFormatError, match="random access needs ArrayRecord: shard with --format array_record"):
+    with pytest.raises(ShardFormatError, match="random access needs ArrayRecord: shard with `file_format` array_record"):
         SplitSource(tmp_path, "train")
 
 
