@@ -156,3 +156,14 @@ def test_audit_options_are_checked(mixed, tmp_path):
     alone = _shard(source, tmp_path / "b", "--noise-sigma", "3")
     assert alone.returncode == 2 and "--noise-sigma" in alone.stderr and "--audit" in alone.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_audio_track_is_read_from_the_container_header(tmp_path):
+    pytest.importorskip("av", reason="pip install 'vidshard[dev]' (PyAV writes the test videos)")
+    from vidshard.quality.video import has_audio
+    from vidshard.testing.codecs import write_codec_video
+
+    for audio in (True, False):
+        path = write_codec_video(tmp_path / f"a{int(audio)}.mp4", "h264", audio=audio)
+        assert has_audio(path.read_bytes()) is audio
+    assert has_audio(b"\x1aE\xdf\xa3 matroska") is None  # a container it does not read: unknown

@@ -1,10 +1,10 @@
 """What the quality audit costs (issue 24): extra CPU per video, and the near-duplicate search at UCF101's size.
 
-``python -m vidshard.bench.quality cost [--videos N] [--size S]``: N UCF101-shaped videos (320x240
-XVID, 25 fps, 175 frames, :mod:`vidshard.testing.synthetic`); for each, the process CPU time of
-what a sharding worker does anyway (decode the clip's frames, encode the Example as JPEG) and of
-what ``--audit`` adds (:func:`vidshard.quality.video.audit_row`: signals, hashes, stream facts),
-and their ratio.  ``python -m vidshard.bench.quality duplicates [--videos 13320]``: that many
+``python -m vidshard.bench.quality cost [--videos N] [--repeats R]``: a zip of N UCF101-shaped
+videos (320x240 XVID, 25 fps, 175 frames, :mod:`vidshard.testing.synthetic`) sharded by the real
+``vidshard shard`` in a subprocess, with and without ``--audit``, R times each, interleaved; the
+CPU time (user + system) of each run, the least of each kind kept, and the extra CPU per video
+as a share of the job's; plus the CPU of :func:`vidshard.quality.video.audit_row` alone.  ``python -m vidshard.bench.quality duplicates [--videos 13320]``: that many
 videos of 4 random 64-bit hashes each, with planted near-copies (random flips within the
 threshold), searched by :func:`vidshard.quality.hashing.near_duplicates`; wall time, candidate
 pairs compared against the n^2/2 of a full comparison, and whether every planted pair was found.
@@ -15,42 +15,59 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 
 import numpy as np
 
 
-def cost(videos: int, size: int) -> dict:
-    """CPU seconds per video of decode + encode, and of the audit on top."""
+def _job_cpu(source: str, out: str, audit: bool) -> float:
+    """CPU seconds (user + system) of one ``vidshard shard`` subprocess on ``source``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "vidshard.cli", "shard", source, out, "--splits", "train=1.0", "--quiet",
+                    "--overwrite", *(["--audit"] if audit else [])], check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cost(videos: int, size: int, repeats: int) -> dict:
+    """CPU per video of the whole shard job, with and without ``--audit``; and of the audit's own function."""
     import cv2
 
     from vidshard.decode import decode_clips
-    from vidshard.format.schema import ClipRecord, encode_example
     from vidshard.quality.flags import Audit
     from vidshard.quality.video import audit_row
     from vidshard.sampling import ClipSpec
-    from vidshard.testing.synthetic import VideoSpec, motion_frames, write_video
+    from vidshard.testing.synthetic import MOTION_CLASSES, make_ucf_zip
 
     cv2.setNumThreads(1)  # as a Beam worker does
-    spec = ClipSpec(height=size, width=size)
-    base, extra = [], []
     with tempfile.TemporaryDirectory(prefix="vidshard-bench-") as folder:
-        for number in range(videos):
-            path = os.path.join(folder, f"v_{number}.avi")
-            write_video(path, motion_frames(0.3 * number, VideoSpec(), seed=number), VideoSpec())
-            data = open(path, "rb").read()
-            started = time.process_time()
-            decoded = decode_clips(data, path, spec, "train")
-            encode_example(ClipRecord(video_id=path, label=0, label_name="x", frames=decoded.frames,
-                                      frame_indices=decoded.indices), "jpeg", 95)
-            middle = time.process_time()
-            audit_row(path, "train", "x", decoded, data, spec, Audit())
-            base.append(middle - started)
-            extra.append(time.process_time() - middle)
-    return {"videos": videos, "size": size, "decode_encode_ms": round(1000 * float(np.median(base)), 2),
-            "audit_ms": round(1000 * float(np.median(extra)), 2),
-            "audit_share": round(float(np.sum(extra) / np.sum(base)), 4)}
+        source = os.path.join(folder, "ucf.zip")
+        per_class = max(1, videos // 4)
+        make_ucf_zip(source, classes=MOTION_CLASSES[:4], groups=per_class, clips_per_group=1)
+        runs = {False: [], True: []}
+        for _ in range(repeats):  # interleaved, so that load on a shared machine falls on both alike
+            for audit in (False, True):
+                runs[audit].append(_job_cpu(source, os.path.join(folder, "out"), audit))
+        import zipfile
+        with zipfile.ZipFile(source) as archive:
+            name = next(member for member in archive.namelist() if member.endswith(".avi"))
+            data = archive.read(name)
+        spec = ClipSpec(height=size, width=size)
+        decoded = decode_clips(data, name, spec, "train")
+        started = time.process_time()
+        for _ in range(20):
+            audit_row(name, "train", "x", decoded, data, spec, Audit())
+        own = (time.process_time() - started) / 20
+    plain, audited = min(runs[False]), min(runs[True])
+    count = per_class * 4
+    return {"videos": count, "size": size, "repeats": repeats, "job_cpu_s": round(plain, 3),
+            "job_cpu_audit_s": round(audited, 3), "job_ms_per_video": round(1000 * plain / count, 2),
+            "extra_ms_per_video": round(1000 * (audited - plain) / count, 2),
+            "extra_share": round((audited - plain) / plain, 4), "audit_row_ms": round(1000 * own, 2)}
 
 
 def duplicates(videos: int, planted: int, bits: int, seed: int = 0) -> dict:
@@ -58,8 +75,7 @@ def duplicates(videos: int, planted: int, bits: int, seed: int = 0) -> dict:
     from vidshard.quality.hashing import near_duplicates
 
     rng = np.random.default_rng(seed)
-    hashes = {f"v{k:05d}": [int(h) for h in rng.integers(0, 2**63, 4, dtype=np.int64) * 2 + rng.integers(0, 2, 4)]
-              for k in range(videos - planted)}
+    hashes = {f"v{k:05d}": [int.from_bytes(rng.bytes(8), "big") for _ in range(4)] for k in range(videos - planted)}
     originals = sorted(hashes)[:planted]
     for number, original in enumerate(originals):
         copy = []
@@ -84,12 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     one = sub.add_parser("cost")
     one.add_argument("--videos", type=int, default=20)
     one.add_argument("--size", type=int, default=224)
+    one.add_argument("--repeats", type=int, default=3)
     two = sub.add_parser("duplicates")
     two.add_argument("--videos", type=int, default=13320)
     two.add_argument("--planted", type=int, default=200)
-    two.add_argument("--bits", type=int, default=12)
+    two.add_argument("--bits", type=int, default=10)
     args = parser.parse_args(argv)
-    result = cost(args.videos, args.size) if args.what == "cost" else duplicates(args.videos, args.planted, args.bits)
+    result = cost(args.videos, args.size, args.repeats) if args.what == "cost" else duplicates(args.videos, args.planted, args.bits)
     print(json.dumps(result))
 
 

@@ -31,7 +31,7 @@ class Thresholds:
     noise_sigma: float = 3.5  #: noisy: Immerkaer noise sigma at least this (luma levels)
     sharpness: float = 0.12  #: blurry: Laplacian variance / luma variance below this
     blockiness: float = 1.4  #: blocky: block-boundary steps at least this many times the others
-    duplicate_bits: int = 12  #: duplicate: video pHash distance at most this many bits (of 64)
+    duplicate_bits: int = 10  #: duplicate: video pHash distance at most this many bits (of 64)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

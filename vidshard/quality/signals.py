@@ -22,6 +22,7 @@ a pair below the frozen threshold is "no change above the codec's noise".
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -56,39 +57,50 @@ def immerkaer_sigma(gray: np.ndarray) -> float:
     if height < 3 or width < 3:
         return 0.0
     response = cv2.filter2D(gray, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REPLICATE)[1:-1, 1:-1]
-    return float(np.abs(response, dtype=np.float64).sum() * math.sqrt(math.pi / 2) / (6.0 * (width - 2) * (height - 2)))
+    return float(cv2.norm(response, cv2.NORM_L1) * math.sqrt(math.pi / 2) / (6.0 * (width - 2) * (height - 2)))
 
 
 def laplacian_variance(gray: np.ndarray) -> float:
     """Variance of the Laplacian: low for a blurred (or blocky, detail-free) picture."""
-    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    return float(cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))[1][0, 0] ** 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _boundary_weights(length: int, scale: float) -> np.ndarray | None:
+    """``[2, length]`` averaging weights of the steps within half a stored pixel of a source block
+    boundary, and of the others; None if all or none are."""
+    source = (np.arange(length) + 0.5) / scale  # where each step lies, in source pixels
+    near = np.abs(source / 8 - np.round(source / 8)) * 8 * scale < 0.5
+    if not near.any() or near.all():
+        return None
+    return np.stack([near / near.sum(), ~near / (~near).sum()]).astype(np.float32)
 
 
 def _boundary_ratio(profile: np.ndarray, scale: float) -> float:
     """Mean of ``profile`` (steps between neighbouring columns or rows) at the source's block boundaries
     over its mean elsewhere; ``scale`` is stored pixels per source pixel."""
-    source = (np.arange(len(profile)) + 0.5) / scale  # where each step lies, in source pixels
-    near = np.abs(source / 8 - np.round(source / 8)) * 8 * scale < 0.5
-    if not near.any() or near.all():
+    weights = _boundary_weights(len(profile), scale)
+    if weights is None:
         return 1.0
-    return float(profile[near].mean() / max(float(profile[~near].mean()), 1e-6))
+    near, far = (weights @ profile).tolist()
+    return near / max(far, 1e-6)
 
 
 def blockiness(gray: np.ndarray, scale: float = 1.0) -> float:
     """Luma steps across the source's 8x8 block grid over steps elsewhere (see the module docstring)."""
     if min(gray.shape) < 3:
         return 1.0
-    across = np.abs(np.diff(gray, axis=1)).mean(axis=0)
-    down = np.abs(np.diff(gray, axis=0)).mean(axis=1)
+    across = cv2.reduce(cv2.absdiff(gray[:, 1:], gray[:, :-1]), 0, cv2.REDUCE_AVG).ravel()
+    down = cv2.reduce(cv2.absdiff(gray[1:], gray[:-1]), 1, cv2.REDUCE_AVG).ravel()
     return (_boundary_ratio(across, scale) + _boundary_ratio(down, scale)) / 2
 
 
 def frame_signals(gray: np.ndarray, scale: float = 1.0) -> dict[str, float | bool]:
     """The per-frame measurements of one luma frame (see the module docstring); ``scale``: stored
     pixels per source pixel, which places the source's block grid."""
-    std = float(gray.std())
+    mean, std = (float(value[0, 0]) for value in cv2.meanStdDev(gray))
     blur = laplacian_variance(gray)
-    return {"mean": float(gray.mean()), "std": std,
+    return {"mean": mean, "std": std,
             "black": bool(np.count_nonzero(gray <= BLACK_LUMA) >= BLACK_SHARE * gray.size),
             "noise": immerkaer_sigma(gray), "blur": blur, "sharpness": blur / max(std * std, 1.0),
             "blockiness": blockiness(gray, scale)}
@@ -156,8 +168,9 @@ def video_signals(frames: np.ndarray, indices: np.ndarray, times: np.ndarray | N
         return {"frames_seen": 0}
     scale = grays[0].shape[1] / source_width if source_width else 1.0
     per_frame = [frame_signals(gray, scale) for gray in grays]
-    uniform = [signal["std"] < UNIFORM_STD for signal in per_frame]
-    diffs = [float(cv2.absdiff(a, b).mean()) for a, b in zip(grays, grays[1:])]
+    column = {name: np.asarray([signal[name] for signal in per_frame]) for name in per_frame[0]}
+    uniform = (column["std"] < UNIFORM_STD).tolist()
+    diffs = [cv2.norm(a, b, cv2.NORM_L1) / a.size for a, b in zip(grays, grays[1:])]
     # A pair with a uniform frame never counts as frozen (a black stretch is black, not frozen).
     still = [diff if not (uniform[k] or uniform[k + 1]) else float("inf") for k, diff in enumerate(diffs)]
     frozen_seconds, frozen_frames = _longest_frozen(still, order, when, fps, frozen_delta)
@@ -166,16 +179,16 @@ def video_signals(frames: np.ndarray, indices: np.ndarray, times: np.ndarray | N
              for k in range(min(HASHED_FRAMES, len(textured)))]
     return {
         "frames_seen": len(grays),
-        "luma_mean": _rounded(np.mean([signal["mean"] for signal in per_frame]), 2),
-        "luma_spread": _rounded(np.mean([signal["std"] for signal in per_frame]), 2),
-        "black_share": _rounded(np.mean([signal["black"] for signal in per_frame]), 3),
-        "uniform_share": _rounded(np.mean([flat and not signal["black"] for flat, signal in zip(uniform, per_frame)]), 3),
+        "luma_mean": _rounded(column["mean"].mean(), 2),
+        "luma_spread": _rounded(column["std"].mean(), 2),
+        "black_share": _rounded(column["black"].mean(), 3),
+        "uniform_share": _rounded(((column["std"] < UNIFORM_STD) & ~column["black"]).mean(), 3),
         "frozen_seconds": frozen_seconds,
         "frozen_frames": frozen_frames,
         "motion": _rounded(np.mean(diffs), 3) if diffs else 0.0,
-        "noise": _rounded(np.median([signal["noise"] for signal in per_frame]), 3),
-        "blur": _rounded(np.median([per_frame[p]["blur"] for p in textured]), 2) if textured else 0.0,
-        "sharpness": _rounded(np.median([per_frame[p]["sharpness"] for p in textured]), 3) if textured else 0.0,
-        "blockiness": _rounded(np.median([per_frame[p]["blockiness"] for p in textured]), 3) if textured else 0.0,
+        "noise": _rounded(np.median(column["noise"]), 3),
+        "blur": _rounded(np.median(column["blur"][textured]), 2) if textured else 0.0,
+        "sharpness": _rounded(np.median(column["sharpness"][textured]), 3) if textured else 0.0,
+        "blockiness": _rounded(np.median(column["blockiness"][textured]), 3) if textured else 0.0,
         "phash": [f"{phash(grays[p]):016x}" for p in dict.fromkeys(picks)],
     }

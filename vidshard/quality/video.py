@@ -7,7 +7,8 @@ without PyAV ``audio`` is None (unknown).
 """
 from __future__ import annotations
 
-import io
+import re
+import struct
 from typing import Any
 
 from vidshard.decode import DecodedVideo, padded_geometry
@@ -16,17 +17,43 @@ from vidshard.quality.signals import video_signals
 from vidshard.sampling import ClipSpec
 
 
+def _mp4_moov(data: bytes) -> bytes | None:
+    """The ``moov`` box of an ISO-BMFF file (MP4, MOV, M4V), found by walking the top-level boxes."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        header = 8
+        if size == 1 and offset + 16 <= len(data):  # 64-bit size
+            size, header = struct.unpack(">Q", data[offset + 8:offset + 16])[0], 16
+        elif size == 0:  # to the end of the file
+            size = len(data) - offset
+        if size < header:
+            return None
+        if kind == b"moov":
+            return data[offset:offset + size]
+        offset += size
+    return None
+
+
+_MP4_SOUND = re.compile(rb"hdlr.{8}soun", re.DOTALL)  # a track whose handler is sound
+_AVI_SOUND = re.compile(rb"strh.{4}auds", re.DOTALL)  # a stream header of an audio stream
+
+
 def has_audio(data: bytes) -> bool | None:
-    """Whether the container holds an audio stream (its header only); None without PyAV or when it cannot tell."""
-    try:
-        import av
-    except ImportError:
-        return None
-    try:
-        with av.open(io.BytesIO(data), "r") as container:
-            return len(container.streams.audio) > 0
-    except Exception:  # noqa: BLE001 - PyAV raises its own error classes per FFmpeg error; unknown is the answer
-        return None
+    """Whether the container declares an audio stream, from its header; None for containers not read here.
+
+    AVI: a stream header (``strh``) of type ``auds`` in the header list; MP4/MOV: a track whose
+    handler (``hdlr``) is ``soun`` in the ``moov`` box.  Both are byte searches of the header (about
+    microseconds), where PyAV's open costs about 1.3 ms a video.  Other containers (Matroska/WebM,
+    MPEG-TS) give None: unknown.
+    """
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        end = data.find(b"movi", 12, 1 << 20)
+        return bool(_AVI_SOUND.search(data, 12, end if end > 0 else 1 << 20))
+    if data[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        moov = _mp4_moov(data)
+        return None if moov is None else bool(_MP4_SOUND.search(moov))
+    return None
 
 
 def content_box(decoded: DecodedVideo, spec: ClipSpec) -> tuple[int, int, int, int] | None:
