@@ -167,3 +167,95 @@ def test_audio_track_is_read_from_the_container_header(tmp_path):
         path = write_codec_video(tmp_path / f"a{int(audio)}.mp4", "h264", audio=audio)
         assert has_audio(path.read_bytes()) is audio
     assert has_audio(b"\x1aE\xdf\xa3 matroska") is None  # a container it does not read: unknown
+
+
+class _Page(__import__("html.parser").parser.HTMLParser):
+    """The tables (id -> rows of cell texts) and images of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._table = attrs.get("id")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(attrs["src"])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._table:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_audit_report_is_one_self_contained_page(mixed, tmp_path):
+    """`vidshard audit` writes one page: every image inline, the counts, flags, pairs and errors of the output."""
+    source, truth = mixed
+    out = tmp_path / "out"
+    assert _shard(source, out, "--exclude", "black").returncode == 0
+    page_path = tmp_path / "audit.html"
+    result = subprocess.run([sys.executable, "-m", "vidshard.cli", "audit", str(out), "--out", str(page_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    page = _Page()
+    page.feed(page_path.read_text())
+    assert page.images and all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in page.images)
+    assert "http" not in page_path.read_text().replace("http-equiv", "")  # nothing fetched from anywhere
+    flagged = {row[0]: row for row in page.tables["flagged"][1:]}
+    assert set(flagged) == {video for video, flags in truth.items() if flags}
+    black = [video for video, flags in truth.items() if "black" in flags]
+    assert all(flagged[video][4] == "not stored" for video in black)  # left out: no stored frames to show
+    assert {row[0] for row in page.tables["errors"][1:]} == set(black)
+    assert len(page.tables["pairs"]) - 1 == sum("_copy" in video for video in truth)
+    counts = {row[0]: row[1:] for row in page.tables["counts"][1:]}  # columns: test, train; 4 s videos
+    for column, split in enumerate(("test", "train")):
+        videos = sum(video.startswith(f"{split}/") for video in truth)
+        assert counts["all"][column] == f"{videos} ({videos * 4 / 60:.1f} min)"
+    # Histograms: one per summarised signal; thumbnails: one per stored flagged video and per pair member.
+    assert len([src for src in page.images if src.startswith("data:image/png")]) == 11
+    # Not audited: one line, no traceback.
+    plain = subprocess.run([sys.executable, "-m", "vidshard.cli", "audit", str(tmp_path / "nothing")],
+                           capture_output=True, text=True)
+    assert plain.returncode != 0 and "Traceback" not in plain.stderr
+
+
+def test_audit_report_in_headless_chromium(mixed, tmp_path):
+    """Debian's chromium opens the page, shows its tables and images, and takes a screenshot."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium: apt-get install chromium")
+    source, _ = mixed
+    out = tmp_path / "out"
+    assert _shard(source, out, "--audit").returncode == 0
+    page_path = tmp_path / "audit.html"
+    assert subprocess.run([sys.executable, "-m", "vidshard.cli", "audit", str(out), "--out", str(page_path)],
+                          capture_output=True).returncode == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2000", page_path.as_uri()],
+                   capture_output=True, timeout=120)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (2000, 1200) and image.std() > 10  # not a blank page
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page_path.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    page = _Page()
+    page.feed(dom)
+    assert {"flags", "counts", "flagged", "pairs", "errors"} <= set(page.tables)
+    assert "audited" in dom and len(page.images) > 11
