@@ -1,6 +1,7 @@
 """Precision and recall of every quality flag on a mixed set of clean and defective videos (issue 24).
 
-``python -m vidshard.bench.quality_flags [--per-defect N] [--clean N] [--size S] [--frame-step K]``
+``python -m vidshard.bench.quality_flags [--per-defect N] [--clean N] [--size S] [--frame-step K]
+[--frames F] [--anywhere]``
 writes the set of :func:`vidshard.testing.defects.write_mixed_set` (XVID videos written with
 OpenCV, defects injected), shards it with ``vidshard shard --audit`` in a subprocess, and prints a
 Markdown table: for each flag the videos that should raise it, those that did, and precision and
@@ -35,10 +36,11 @@ def precision_recall(truth: Mapping[str, set[str]], raised: Mapping[str, set[str
     return table
 
 
-def run(folder: str, per_defect: int, clean: int, size: int, frame_step: int, n_frames: int = 10) -> dict:
+def run(folder: str, per_defect: int, clean: int, size: int, frame_step: int, n_frames: int = 10,
+        frames: int = 100, anywhere: bool = False) -> dict:
     """Write the set into ``folder/source``, shard it into ``folder/out`` with ``--audit``; the table."""
     source, out = os.path.join(folder, "source"), os.path.join(folder, "out")
-    truth = write_mixed_set(source, per_defect=per_defect, clean=clean, copies=clean)
+    truth = write_mixed_set(source, per_defect=per_defect, clean=clean, copies=clean, frames=frames, anywhere=anywhere)
     subprocess.run([sys.executable, "-m", "vidshard.cli", "shard", source, out, "--split-by", "folder", "--audit",
                     "--size", str(size), "--frame-step", str(frame_step), "--n-frames", str(n_frames), "--quiet"],
                    check=True, capture_output=True, text=True)
@@ -61,9 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--frame-step", type=int, default=15)
     parser.add_argument("--n-frames", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=100, help="length of every video (25 fps)")
+    parser.add_argument("--anywhere", action="store_true", help="black and frozen stretches at random places")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vidshard-quality-") as folder:
-        table = run(folder, args.per_defect, args.clean, args.size, args.frame_step, args.n_frames)
+        table = run(folder, args.per_defect, args.clean, args.size, args.frame_step, args.n_frames, args.frames,
+                    args.anywhere)
     print(markdown(table))
 
 

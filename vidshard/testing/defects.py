@@ -55,22 +55,24 @@ def clean_frames(seed: int, frames: int = 100, width: int = 320, height: int = 2
     return out
 
 
-def _stretch(frames: list[np.ndarray], seconds: float) -> range:
-    """A stretch of ``seconds`` in the middle of the video."""
+def _stretch(frames: list[np.ndarray], seconds: float, rng: np.random.Generator | None) -> range:
+    """A stretch of ``seconds``: in the middle of the video, or (``rng``) anywhere in it."""
     length = int(round(seconds * FPS))
-    start = max(0, (len(frames) - length) // 2)
+    start = max(1, (len(frames) - length) // 2) if rng is None else int(rng.integers(1, max(2, len(frames) - length)))
     return range(start, min(len(frames), start + length))
 
 
-def inject(frames: list[np.ndarray], defect: str, seed: int = 0) -> list[np.ndarray]:
-    """The frames with ``defect`` (a key of :data:`DEFECT_FLAGS`) injected."""
+def inject(frames: list[np.ndarray], defect: str, seed: int = 0, anywhere: bool = False) -> list[np.ndarray]:
+    """The frames with ``defect`` (a key of :data:`DEFECT_FLAGS`) injected; a black or frozen stretch lies in
+    the middle of the video, or with ``anywhere`` at a random place (which the clips may not cover)."""
     rng = np.random.default_rng(seed)
+    where = rng if anywhere else None
     out = [frame.copy() for frame in frames]
     if defect == "black":
-        for t in _stretch(out, 2.0):
+        for t in _stretch(out, 2.0, where):
             out[t][:] = 0
     elif defect == "frozen":
-        stretch = _stretch(out, 1.0)
+        stretch = _stretch(out, 1.0, where)
         for t in stretch:
             out[t] = out[stretch.start - 1].copy()
     elif defect == "dark":
@@ -106,12 +108,14 @@ def write(path: Path, frames: list[np.ndarray], fourcc: str = "XVID") -> Path:
 
 
 def write_mixed_set(root: str | os.PathLike, per_defect: int = 3, clean: int = 6, copies: int = 3,
-                    classes: tuple[str, ...] = ("Alpha", "Beta"),
+                    classes: tuple[str, ...] = ("Alpha", "Beta"), frames: int = 100, anywhere: bool = False,
                     on_video: Callable[[str], None] | None = None) -> dict[str, set[str]]:
     """A folder source of clean and defective videos; returns ``{video path relative to root: flags expected}``.
 
     Clean videos and every defect go to ``train/`` and ``test/`` in turn; each of ``copies`` clean
     train videos also has a rescaled MJPG copy in ``test/`` (both are flagged duplicate-across-splits).
+    Videos are ``frames`` long (25 fps); ``anywhere`` places black and frozen stretches at random
+    (see :func:`inject`).
     """
     root = Path(root)
     truth: dict[str, set[str]] = {}
@@ -130,16 +134,16 @@ def write_mixed_set(root: str | os.PathLike, per_defect: int = 3, clean: int = 6
     seed = 1000
     for k in range(clean):
         seed += 1
-        frames = clean_frames(seed)
-        original = add("train" if k % 2 == 0 else "test", frames, set())
+        scene = clean_frames(seed, frames)
+        original = add("train" if k % 2 == 0 else "test", scene, set())
         if k < copies:
             if not original.startswith("train/"):
                 continue
-            copy = add("test", rescaled(frames), {"duplicate-across-splits"}, "MJPG", "_copy")
+            copy = add("test", rescaled(scene), {"duplicate-across-splits"}, "MJPG", "_copy")
             truth[original] = {"duplicate-across-splits"}
             _ = copy
     for defect, flag in DEFECT_FLAGS.items():
         for k in range(per_defect):
             seed += 1
-            add("train" if k % 2 == 0 else "test", inject(clean_frames(seed), defect, seed), {flag})
+            add("train" if k % 2 == 0 else "test", inject(clean_frames(seed, frames), defect, seed, anywhere), {flag})
     return truth
