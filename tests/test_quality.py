@@ -259,3 +259,50 @@ def test_audit_report_in_headless_chromium(mixed, tmp_path):
     page.feed(dom)
     assert {"flags", "counts", "flagged", "pairs", "errors"} <= set(page.tables)
     assert "audited" in dom and len(page.images) > 11
+
+
+def test_resume_of_an_audited_run_writes_the_quality_file_of_an_uninterrupted_one(mixed, tmp_path):
+    """Staged quality rows go with their staged examples: a resumed audited run reuses both, and its
+    quality.jsonl and errors.jsonl are byte for byte those of a run that was never interrupted."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from vidshard import staging
+    from vidshard.pipelines import resume
+    from vidshard.pipelines.launch import ShardRequest, _describe_source, plan_layout, run_job
+    from vidshard.pipelines.transforms import EncodeSettings, FetchDecodeEncode
+    from vidshard.planning import Selection, catalog_of, plan
+    from vidshard.quality.flags import Audit
+    from vidshard.sampling import ClipSpec
+    from vidshard.sources import SourceOptions, open_source
+
+    source, _ = mixed
+    members = open_source(str(source), SourceOptions()).list_members()
+    split_plan = plan(catalog_of(members, None, None), Selection(split_by="folder"))
+    settings = EncodeSettings(ClipSpec(height=112, width=112), "jpeg", 90, Audit(exclude=("black", "duplicate-across-splits")))
+
+    def request(name: str) -> ShardRequest:
+        return ShardRequest(str(source), str(tmp_path / name), split_plan, settings, "none", 1, SourceOptions())
+
+    whole = request("whole")
+    run_job(whole)
+    cut = request("cut")
+    items, slots = plan_layout(cut)
+    staging.write_manifest(cut.data_dir, resume.manifest(_describe_source(cut.source), cut.plan, cut.settings,
+                                                         cut.compression, cut.shards, items, slots))
+    with TestPipeline() as pipeline:  # the real DoFn stages 8 videos' examples (or errors) and quality rows
+        _ = pipeline | beam.Create(items[:8]) | beam.ParDo(FetchDecodeEncode(cut.source, cut.source_options,
+                                                                              cut.settings, cut.data_dir))
+    assert len(staging.staged_quality(cut.data_dir)) == 8
+    result = run_job(cut, resume=True)
+    assert result.reused > 0
+    for name in (QUALITY_FILE, ERRORS_FILE):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    # Asking the resume for other audit settings is refused, naming the field.
+    other = ShardRequest(str(source), str(tmp_path / "cut2"), split_plan,
+                         EncodeSettings(settings.clip_spec, "jpeg", 90, Audit()), "none", 1, SourceOptions())
+    wanted = resume.manifest(_describe_source(other.source), other.plan, other.settings, other.compression,
+                             other.shards, items, slots)
+    then = resume.manifest(_describe_source(cut.source), cut.plan, cut.settings, cut.compression, cut.shards,
+                           items, slots)
+    assert any(line.startswith("audit") for line in resume.differences(then, wanted))
