@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -108,8 +108,8 @@ def write(path: Path, frames: list[np.ndarray], fourcc: str = "XVID") -> Path:
 
 
 def write_mixed_set(root: str | os.PathLike, per_defect: int = 3, clean: int = 6, copies: int = 3,
-                    classes: tuple[str, ...] = ("Alpha", "Beta"), frames: int = 100, anywhere: bool = False,
-                    on_video: Callable[[str], None] | None = None) -> dict[str, set[str]]:
+                    classes: tuple[str, ...] = ("Alpha", "Beta"), frames: int = 100,
+                    anywhere: bool = False) -> dict[str, set[str]]:
     """A folder source of clean and defective videos; returns ``{video path relative to root: flags expected}``.
 
     Clean videos and every defect go to ``train/`` and ``test/`` in turn; each of ``copies`` clean
@@ -127,8 +127,6 @@ def write_mixed_set(root: str | os.PathLike, per_defect: int = 3, clean: int = 6
         number += 1
         write(root / name, frames, fourcc)
         truth[name] = flags
-        if on_video is not None:
-            on_video(name)
         return name
 
     seed = 1000
@@ -139,9 +137,8 @@ def write_mixed_set(root: str | os.PathLike, per_defect: int = 3, clean: int = 6
         if k < copies:
             if not original.startswith("train/"):
                 continue
-            copy = add("test", rescaled(scene), {"duplicate-across-splits"}, "MJPG", "_copy")
+            add("test", rescaled(scene), {"duplicate-across-splits"}, "MJPG", "_copy")
             truth[original] = {"duplicate-across-splits"}
-            _ = copy
     for defect, flag in DEFECT_FLAGS.items():
         for k in range(per_defect):
             seed += 1
