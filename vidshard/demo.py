@@ -98,11 +98,11 @@ class NoiseDemoConfig:
     salt_pepper: tuple[float, float] = (0.01, 0.05)
     n_frames: int = 8
     frame_step: int = 5
-    size: int = 96
+    size: int = 112
     splits: str = "train=44,val=6,test=10"
     epochs: int = 40
     batch_size: int = 8
-    learning_rate: float = 5e-4
+    learning_rate: float = 2e-3
     seed: int = 0
 
 
