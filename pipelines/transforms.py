@@ -218,8 +218,8 @@ class WriteShardFn(beam.DoFn):
 
     Input: ``((split, shard), outcomes)``, where ``None`` entries only mark the shard as planned.
     Output (and a file in the staging folder, :func:`vidshard.staging.write_summary`): the
-    summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched, quality}``
-    (``quality``: the audited videos' rows).  ``excluded`` (a side input, when the run leaves out
+    summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``, plus ``quality``
+    (the videos' rows) when the run audits.  ``excluded`` (a side input, when the run leaves out
     near-duplicates): ``video_id -> {flag, value, other, other_split}``; those videos become errors.
     """
 
@@ -253,8 +253,9 @@ class WriteShardFn(beam.DoFn):
         summary = {"split": split, "shard": shard, "file": name, "count": count, "bytes": size,
                    "video_ids": [outcome.video_id for outcome in examples],
                    "errors": [outcome.error for outcome in outcomes if outcome.error is not None],
-                   "bytes_fetched": sum(outcome.fetched for outcome in outcomes),
-                   "quality": [outcome.quality for outcome in outcomes if outcome.quality is not None]}
+                   "bytes_fetched": sum(outcome.fetched for outcome in outcomes)}
+        if self._audit is not None:
+            summary["quality"] = [outcome.quality for outcome in outcomes if outcome.quality is not None]
         staging.write_summary(self._data_dir, summary)
         yield summary
 

@@ -74,8 +74,8 @@ def describe(flag: str, value: float, thresholds: Thresholds) -> str:
     """The reason an excluded video is listed with in ``errors.jsonl``: the flag, its signal and value."""
     if flag in RULES:
         signal, comparison, field = RULES[flag]
-        return f"quality flag {flag}: {signal} {value:g} {comparison} {getattr(thresholds, field):g} (--exclude {flag})"
-    return f"quality flag {flag}: pHash distance {value:g} bits <= {thresholds.duplicate_bits} (--exclude {flag})"
+        return f"quality flag {flag}: {signal} {value:g} {comparison} {getattr(thresholds, field):g}, excluded"
+    return f"quality flag {flag}: pHash distance {value:g} bits <= {thresholds.duplicate_bits}, excluded"
 
 
 def parse_exclude(text: str) -> tuple[str, ...]:

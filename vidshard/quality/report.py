@@ -42,7 +42,7 @@ def read_rows(data_dir: str) -> list[dict[str, Any]]:
     """The rows of ``quality.jsonl``; a clear error when the output was not audited."""
     path = storage.join(data_dir, QUALITY_FILE)
     if not storage.exists(path):
-        raise ShardFormatError(f"{data_dir} has no {QUALITY_FILE}: shard it with --audit (or --exclude) first")
+        raise ShardFormatError(f"{data_dir} has no {QUALITY_FILE}: shard it with `audit` (or `exclude`) first")
     return [json.loads(line) for line in storage.read_text(path).splitlines() if line.strip()]
 
 
