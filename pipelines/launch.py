@@ -41,6 +41,7 @@ from vidshard.pipelines.progress import StagedProgress
 from vidshard.pipelines.resume import manifest as resume_manifest
 from vidshard.pipelines.resume import prepare as prepare_resume
 from vidshard.pipelines.transforms import ShardSlot, ShardVideos, SizedLayout, WorkItem
+from vidshard.quality import table as quality_table
 from vidshard.sampling import EncodeSettings
 from vidshard.sources import SourceOptions
 from vidshard.version import __version__
@@ -178,8 +179,10 @@ def _account(plan: SplitPlan, summaries: list[dict], errors: list[dict]) -> None
         raise ShardFormatError(f"the output does not account for the plan, so it is not marked complete: {shown}")
 
 
-def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict]) -> DatasetInfo:
-    """The ``dataset_info.json`` of a finished job (see docs/format.md)."""
+def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict],
+               quality: dict | None = None) -> DatasetInfo:
+    """The ``dataset_info.json`` of a finished job (see docs/format.md); ``quality``: the audit's summary
+    (:func:`vidshard.quality.table.summary`), recorded as ``extra["quality"]`` (audited runs only)."""
     plan, settings = request.plan, request.settings
     classes = {video.video_id: video.class_name for video in plan.videos}
     splits: dict[str, SplitInfo] = {}
@@ -215,7 +218,7 @@ def build_info(request: ShardRequest, summaries: list[dict], errors: list[dict])
             "failed_per_split": {split: failed[split] for split in plan.split_names},
             "shards_requested": request.shards or "auto",
             "shard_order": "each split sorted by sha256(f'{seed}\\0{video_id}'), cut into contiguous runs",
-        },
+        } | ({"quality": quality} if quality is not None else {}),
     )
 
 
@@ -299,9 +302,17 @@ def finish_output(request: ShardRequest, slots: Sequence[ShardSlot]) -> tuple[Da
     of ``errors.jsonl``.
     """
     summaries, errors = _read_outcome(request, slots)
-    info = build_info(request, summaries, errors)
+    audit, quality_text, quality = request.settings.audit, None, None
+    if audit is not None:  # quality.jsonl: every audited video's row, with the pair flags that need them all
+        rows = [row for summary in summaries for row in summary.get("quality", [])]
+        pairs = quality_table.add_pairs(rows, audit.thresholds)
+        quality_text = quality_table.to_jsonl(rows)
+        quality = quality_table.summary(rows, pairs, audit.thresholds, audit.exclude)
+    info = build_info(request, summaries, errors, quality)
     errors_path = FileSystems.join(request.data_dir, ERRORS_FILE)
     if INFO_FILE not in shardio.list_top(request.data_dir):
+        if quality_text is not None:
+            shardio.write_text(request.data_dir, quality_table.QUALITY_FILE, quality_text)
         errors_path = shardio.write_text(
             request.data_dir, ERRORS_FILE, "".join(json.dumps(error, sort_keys=True) + "\n" for error in errors))
         _account(request.plan, summaries, errors)

@@ -33,7 +33,8 @@ def manifest(source: str, plan: SplitPlan, settings: EncodeSettings, compression
     layout = {"class_names": list(plan.class_names), "shard_files": [slot.name for slot in slots],
               "videos": [[item.split, item.shard, item.position, item.video_id, item.label, item.label_name,
                           sizes[item.video_id]] for item in items]}
-    return {
+    audited = {"audit": settings.audit.to_dict()} if settings.audit is not None else {}
+    return audited | {
         "source": source,
         "split_policy": plan.policy,
         "split_request": plan.request,
@@ -80,11 +81,13 @@ def prepare(data_dir: str, wanted: dict[str, Any], items: Sequence[WorkItem]
     staging.remove([found.path for found in staged if found.is_error])  # tried again
     staging.remove_summaries(data_dir)
     examples = {(found.split, found.shard, found.position): found.path for found in staged if not found.is_error}
+    rows = staging.staged_quality(data_dir) if "audit" in wanted else {}  # an audited run's rows go with its examples
     rest, reused = [], []
     for item in items:
         path = examples.get((item.split, item.shard, item.position))
         if path is None:
             rest.append(item)
         else:
-            reused.append(((item.split, item.shard), Outcome(item.position, item.video_id, path)))
+            reused.append(((item.split, item.shard), Outcome(item.position, item.video_id, path,
+                                                             quality=rows.get((item.split, item.shard, item.position)))))
     return rest, reused

@@ -8,6 +8,7 @@ runner for metrics::
     .vidshard-tmp/
       staged/{split}-{shard:05d}-{position:06d}.{attempt}.{size}.example   one encoded Example
       staged/{split}-{shard:05d}-{position:06d}.{attempt}.error.json       one errors.jsonl record
+      staged/{split}-{shard:05d}-{position:06d}.{attempt}.quality.json     one quality.jsonl row (audited runs)
       summaries/{split}-{shard:05d}.json                                   one written shard
       manifest.json                                                        what the run was asked
       lock                                                                 the one writer's lock (local outputs)
@@ -47,6 +48,7 @@ MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "lock"
 _EXAMPLE = ".example"
 _ERROR = ".error.json"
+_QUALITY = ".quality.json"
 
 
 def _folder(data_dir: str, *parts: str) -> str:
@@ -88,6 +90,26 @@ def example_size(path: str) -> int:
     if parsed is None or parsed[3] is None:
         raise ValueError(f"{path} is not a staged example")
     return parsed[3]
+
+
+def stage_quality(data_dir: str, split: str, shard: int, position: int, row: dict[str, Any]) -> str:
+    """Stage one audited video's ``quality.jsonl`` row (``--resume`` reuses it with the video's example)."""
+    name = f"{_place(split, shard, position)}.{uuid.uuid4().hex}{_QUALITY}"
+    return _write_atomically(_folder(data_dir, STAGED_DIR, name), json.dumps(row, sort_keys=True).encode("utf-8"))
+
+
+def staged_quality(data_dir: str) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """``(split, shard, position) -> row`` of every staged quality row (the last written where a video has two)."""
+    found = {}
+    for path, _ in sorted(_list_staged(data_dir, sizes=False)):
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith(_QUALITY):
+            try:
+                split, shard, position = name.split(".", 1)[0].rsplit("-", 2)
+                found[(split, int(shard), int(position))] = json.loads(shardio.read_text(path))
+            except ValueError:
+                continue  # not ours
+    return found
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import cv2
@@ -39,6 +39,9 @@ from vidshard.errors import DecodeError, SourceError, SourceUnreachableError
 from vidshard.format import naming
 from vidshard.format.info import stores_frame_times
 from vidshard.format.schema import ClipRecord, encode_example
+from vidshard.quality.flags import Audit, describe
+from vidshard.quality.table import pair_exclusions
+from vidshard.quality.video import audit_row
 from vidshard.sampling import EncodeSettings, parse_segment
 from vidshard.sources import SourceOptions, VideoSource, open_source
 
@@ -91,6 +94,7 @@ class Outcome:
     path: str
     error: dict[str, str] | None = None
     fetched: int = 0
+    quality: dict[str, Any] | None = None  #: the video's quality.jsonl row, when the run audits
 
 
 class FetchDecodeEncode(beam.DoFn):
@@ -116,7 +120,7 @@ class FetchDecodeEncode(beam.DoFn):
         self._videos_decoded = _counter("videos_decoded")
         self._clips_decoded = _counter("clips_decoded")
         self._examples_encoded = _counter("examples_encoded")
-        self._failed = {stage: _counter(f"videos_failed_{stage}") for stage in ("fetch", "decode", "encode")}
+        self._failed = {stage: _counter(f"videos_failed_{stage}") for stage in ("fetch", "decode", "encode", "quality")}
         self._decode_ms = Metrics.distribution(METRICS_NAMESPACE, "decode_ms")
 
     def setup(self) -> None:
@@ -167,6 +171,12 @@ class FetchDecodeEncode(beam.DoFn):
         self._clips_decoded.inc(len(decoded.frames))
 
         spec = self._settings.clip_spec
+        row = None
+        if self._settings.audit is not None:  # signals of the frames just decoded: no second decode
+            row, reason = audit_row(item.video_id, item.split, item.label_name, decoded, data, spec, self._settings.audit)
+            staging.stage_quality(self._data_dir, item.split, item.shard, item.position, row)
+            if reason is not None:
+                return self._fail(item, "quality", reason, fetched, row)
         timing = spec.needs_timing  # version 4 records carry the timing their clips used
         record = ClipRecord(video_id=item.video_id, label=item.label, label_name=item.label_name,
                             frames=decoded.frames, frame_indices=decoded.indices,
@@ -180,14 +190,17 @@ class FetchDecodeEncode(beam.DoFn):
         self._examples_encoded.inc()
         staged = staging.stage_example(self._data_dir, item.split, item.shard, item.position, example)
         _LOGGER.info("vidshard video %s: staged", item.video_id)
-        return (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=fetched)
+        return (item.split, item.shard), Outcome(item.position, item.video_id, staged, fetched=fetched, quality=row)
 
-    def _fail(self, item: WorkItem, stage: str, reason: str, fetched: int) -> tuple[tuple[str, int], Outcome]:
+    def _fail(self, item: WorkItem, stage: str, reason: str, fetched: int,
+              quality: dict[str, Any] | None = None) -> tuple[tuple[str, int], Outcome]:
         self._failed[stage].inc()
         _LOGGER.info("vidshard video %s: failed at %s", item.video_id, stage)
         record = error_record(item, stage, reason)
+        if quality is not None and quality.get("excluded"):  # left out by --exclude: the flag and its signal's value
+            record = {**record, "flag": quality["excluded"], "value": quality["flags"][quality["excluded"]]}
         staged = staging.stage_error(self._data_dir, item.split, item.shard, item.position, record)
-        return (item.split, item.shard), Outcome(item.position, item.video_id, staged, record, fetched)
+        return (item.split, item.shard), Outcome(item.position, item.video_id, staged, record, fetched, quality)
 
 
 @dataclass(frozen=True)
@@ -223,26 +236,34 @@ class WriteShardFn(beam.DoFn):
 
     Input: ``((split, shard), outcomes)``, where ``None`` entries only mark the shard as planned.
     Output (and a file in the staging folder, :func:`vidshard.pipelines.staging.write_summary`): the
-    summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``.
+    summary ``{split, shard, file, count, bytes, video_ids, errors, bytes_fetched}``, plus ``quality``
+    (the videos' rows) when the run audits.  Side inputs: ``num_shards`` (split -> shards, when the
+    layout follows the real bytes); ``excluded`` (when the run leaves out near-duplicates):
+    ``video_id -> {flag, value, other, other_split}``; those videos become errors.
     """
 
     def __init__(self, data_dir: str, names: dict[tuple[str, int], str] | None, compression: str,
-                 file_format: str = "tfrecord") -> None:
+                 file_format: str = "tfrecord", audit: Audit | None = None) -> None:
         super().__init__()
         self._data_dir = data_dir
         self._names = names  # None: named from the side input ``num_shards`` (a :class:`SizedLayout`)
         self._compression = compression
         self._file_format = file_format
+        self._audit = audit
         self._examples_written = _counter("examples_written")
         self._shards_written = _counter("shards_written")
         self._bytes_written = _counter("bytes_written")
 
     def process(self, element: tuple[tuple[str, int], Iterable[Outcome | None]],
-                num_shards: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+                num_shards: dict[str, int] | None = None,
+                excluded: dict[str, dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
         (split, shard), grouped = element
         # Arrival order differs between runs and runners, the planned position does not.  Only the
         # small outcomes are held; examples stream from their staged files.
         outcomes = sorted((outcome for outcome in grouped if outcome is not None), key=lambda o: o.position)
+        if excluded:
+            outcomes = [self._exclude(outcome, excluded[outcome.video_id])
+                        if outcome.error is None and outcome.video_id in excluded else outcome for outcome in outcomes]
         examples = [outcome for outcome in outcomes if outcome.error is None]
         if self._names is None:
             name = naming.shard_name(split, shard, num_shards[split], self._compression, self._file_format)
@@ -257,8 +278,21 @@ class WriteShardFn(beam.DoFn):
                    "video_ids": [outcome.video_id for outcome in examples],
                    "errors": [outcome.error for outcome in outcomes if outcome.error is not None],
                    "bytes_fetched": sum(outcome.fetched for outcome in outcomes)}
+        if self._audit is not None:
+            summary["quality"] = [outcome.quality for outcome in outcomes if outcome.quality is not None]
         staging.write_summary(self._data_dir, summary)
         yield summary
+
+    def _exclude(self, outcome: Outcome, why: dict[str, Any]) -> Outcome:
+        """A near-duplicate that ``--exclude`` leaves out, as an error outcome naming the flag, the distance
+        and the copy that is kept."""
+        row = dict(outcome.quality or {})
+        row["excluded"] = why["flag"]
+        reason = (describe(why["flag"], why["value"], self._audit.thresholds)
+                  + f"; the copy kept is {why['other']} ({why['other_split']})")
+        record = {"split": row.get("split", ""), "video_id": outcome.video_id, "class_name": row.get("class_name", ""),
+                  "stage": "quality", "reason": reason, "flag": why["flag"], "value": why["value"]}
+        return Outcome(outcome.position, outcome.video_id, outcome.path, record, outcome.fetched, row)
 
 
 def _split_bytes(element: tuple[tuple[str, int], Outcome]) -> tuple[str, int]:
@@ -327,38 +361,52 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, data_dir: str, slots: Iterable[ShardSlot], compression: str,
-                 reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None) -> None:
+                 reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None,
+                 audit: Audit | None = None) -> None:
         super().__init__()
         self._data_dir = data_dir
         self._slots = tuple(slots)
         self._compression = compression
         self._reused = tuple(reused)
         self._sized = sized
+        self._audit = audit
 
     def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
-        if self._sized is not None:
-            return self._expand_sized(outcomes, self._sized)
-        known = outcomes.pipeline | "PlannedShards" >> beam.Create(
-            [((slot.split, slot.shard), None) for slot in self._slots] + list(self._reused))
-        names = {(slot.split, slot.shard): slot.name for slot in self._slots}
-        return (
-            (outcomes, known)
-            | "WithPlanned" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._data_dir, names, self._compression))
-        )
+        side_inputs: dict[str, Any] = {}
+        if self._sized is None:
+            known = outcomes.pipeline | "PlannedShards" >> beam.Create(
+                [((slot.split, slot.shard), None) for slot in self._slots] + list(self._reused))
+            names = {(slot.split, slot.shard): slot.name for slot in self._slots}
+            every = (outcomes, known) | "WithPlanned" >> beam.Flatten()
+            write = WriteShardFn(self._data_dir, names, self._compression, audit=self._audit)
+        else:  # no slots planned: the shards per split follow the real bytes (:class:`PlaceByBytes`)
+            reused = outcomes.pipeline | "ReusedOutcomes" >> beam.Create(list(self._reused))
+            placed, counts = ((outcomes, reused) | "WithReused" >> beam.Flatten()
+                              | "PlaceByBytes" >> PlaceByBytes(self._sized))
+            every = (placed, counts | "PlannedShards" >> beam.FlatMap(_planned_shards)) | "WithPlanned" >> beam.Flatten()
+            write = WriteShardFn(self._data_dir, None, self._compression, self._sized.file_format, self._audit)
+            side_inputs["num_shards"] = beam.pvalue.AsDict(counts)
+        if self._audit is not None and self._audit.pair_exclusions:
+            # Near-duplicates need every video's hashes: one list of all rows, the pairs found once, as a side input.
+            excluded = (every
+                        | "QualityRows" >> beam.FlatMap(_quality_row)
+                        | "AllQualityRows" >> beam.combiners.ToList()
+                        | "NearDuplicates" >> beam.Map(pair_exclusions, self._audit.thresholds,
+                                                       self._audit.pair_exclusions, _split_order(self._slots, self._sized)))
+            side_inputs["excluded"] = beam.pvalue.AsSingleton(excluded)
+        return every | "GroupByShard" >> beam.GroupByKey() | "WriteShardFiles" >> beam.ParDo(write, **side_inputs)
 
-    def _expand_sized(self, outcomes: beam.PCollection, layout: SizedLayout) -> beam.PCollection:
-        """No slots planned: the shards per split follow the real bytes (:class:`PlaceByBytes`)."""
-        reused = outcomes.pipeline | "ReusedOutcomes" >> beam.Create(list(self._reused))
-        placed, counts = (outcomes, reused) | "WithReused" >> beam.Flatten() | "PlaceByBytes" >> PlaceByBytes(layout)
-        return (
-            (placed, counts | "PlannedShards" >> beam.FlatMap(_planned_shards))
-            | "WithPlanned" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShardFiles" >> beam.ParDo(WriteShardFn(self._data_dir, None, self._compression, layout.file_format),
-                                              beam.pvalue.AsDict(counts))
-        )
+
+def _quality_row(element: tuple[tuple[str, int], Outcome | None]) -> Iterator[dict[str, Any]]:
+    """The quality row of a kept video's outcome (none for a planned-shard marker or a failed video)."""
+    outcome = element[1]
+    if outcome is not None and outcome.error is None and outcome.quality is not None:
+        yield outcome.quality
+
+
+def _split_order(slots: Sequence[ShardSlot], sized: SizedLayout | None) -> list[str]:
+    """The splits in the plan's order (train first as planned): a pair across splits keeps the earlier one."""
+    return list(sized.planned) if sized is not None else list(dict.fromkeys(slot.split for slot in slots))
 
 
 def by_file(items: Iterable[WorkItem]) -> list[tuple[WorkItem, ...]]:
@@ -397,4 +445,4 @@ class ShardVideos(beam.PTransform):
                 FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._data_dir))
         )
         return outcomes | "WriteShards" >> WriteShards(self._data_dir, self._slots, self._compression, self._reused,
-                                                       self._sized)
+                                                       self._sized, self._settings.audit)

@@ -27,6 +27,7 @@ TYPOS = {
     "bench": (["--vidoes", "3"], "--vidoes", "--videos"),
     "bench-train": (["DATA", "--stps", "3"], "--stps", "--steps"),
     "export-tfds": (["DATA", "--too", "x"], "--too", "--to"),
+    "audit": (["DATA", "--outt", "x.html"], "--outt", "--out"),
 }
 
 
@@ -57,6 +58,7 @@ def test_an_option_typo_reads_the_same_in_every_command(command):
     ["evaluate", "{existing}", "--data-dir", "{missing}"],
     ["bench-train", "{missing}"],
     ["export-tfds", "{missing}"],
+    ["audit", "{missing}"],
 ])
 def test_a_missing_directory_reads_the_same_in_every_command(args, tmp_path):
     missing = tmp_path / "nonexistent"

@@ -50,6 +50,9 @@ class DecodedVideo(NamedTuple):
     times: np.ndarray | None = None  #: float64 seconds of every stored frame ``[clips, n_frames]``, -1 where padded
     decoded_frames: int = 0  #: frames decoded (grabbed) to get the clips: what seeking saves
     seeked: bool = False  #: whether the frames came from a decode that started at a keyframe
+    width: int = 0  #: the stream's frame width (0 when the container does not say)
+    height: int = 0  #: the stream's frame height (0 when the container does not say)
+    codec: str = ""  #: the stream's codec as its FourCC (e.g. ``XVID``, ``h264``), "" when unknown
 
 
 class Probe(NamedTuple):
@@ -59,6 +62,9 @@ class Probe(NamedTuple):
     fps: float  #: the container's frame rate, 0.0 when it states none
     times: np.ndarray | None  #: seconds of every frame in presentation order; None when the stream has none usable
     keyframes: np.ndarray  #: presentation-order numbers of the frames that start a keyframe packet
+    width: int = 0  #: frame width the container states (0 when none)
+    height: int = 0  #: frame height the container states (0 when none)
+    codec: str = ""  #: the codec's FourCC, "" when none
 
 
 class Timeline(NamedTuple):
@@ -217,12 +223,14 @@ def probe(path: str) -> Probe:
     index, where the demuxer reads by it), not the header's claimed count.
     """
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
-    count, fps = 0, 0.0
+    count, fps, width, height, codec = 0, 0.0, 0, 0, ""
     stamps: list[float] = []
     keys: list[bool] = []
     try:
         if capture.isOpened():
             fps = capture.get(cv2.CAP_PROP_FPS)
+            width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            codec = _fourcc(capture.get(cv2.CAP_PROP_FOURCC))
             while capture.grab():
                 count += 1
                 stamps.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
@@ -234,7 +242,14 @@ def probe(path: str) -> Probe:
     times = np.asarray(stamps, np.float64)[order]
     usable = count > 0 and bool(np.all(np.isfinite(times))) and (count == 1 or bool(np.all(np.diff(times) > _EPSILON)))
     keyframes = np.flatnonzero(np.asarray(keys, bool)[order]) if usable else np.empty(0, np.int64)
-    return Probe(count, fps, times if usable else None, keyframes)
+    return Probe(count, fps, times if usable else None, keyframes, max(width, 0), max(height, 0), codec)
+
+
+def _fourcc(value: float) -> str:
+    """OpenCV's FOURCC property as its four characters ("" when absent or not printable)."""
+    code = int(value) if value and np.isfinite(value) and value > 0 else 0
+    text = code.to_bytes(4, "little").decode("latin-1").strip("\x00 ")
+    return text if text.isprintable() else ""
 
 
 def timeline_of(probed: Probe) -> Timeline:
@@ -367,4 +382,5 @@ def decode_clips(data: bytes, video_id: str, spec: ClipSpec, split: str = TRAIN_
                 uses[source_index] -= 1
                 frames[clip, position] = kept[source_index] if uses[source_index] else kept.pop(source_index)
                 times[clip, position] = timeline.time_of(source_index)
-    return DecodedVideo(frames, indices, total, timeline.fps, times, decoded, seeked)
+    return DecodedVideo(frames, indices, total, timeline.fps, times, decoded, seeked,
+                        probed.width, probed.height, probed.codec)

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidshard.quality.flags import Audit
+
 PADDED = -1  #: frame index stored for positions past the end of a short video
 SAMPLINGS = ("step", "time", "segments", "all")
 DRAWS = ("step", "segments")  #: how readers draw a clip from a stored sequence (``all`` sampling)
@@ -145,6 +147,7 @@ class EncodeSettings:
     clip_spec: ClipSpec
     encoding: str
     quality: int
+    audit: Audit | None = None  #: measure every video's quality signals (quality.jsonl), and leave out what it excludes
 
 
 def _uniform(seed: int, video_id: str, clip: int | str, choices: int) -> int:

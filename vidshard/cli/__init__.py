@@ -55,6 +55,8 @@ def _register() -> None:
         main.add_command(command)
     from vidshard.cli import export_tfds_cmd
     main.add_command(export_tfds_cmd.export_tfds_command)
+    from vidshard.cli import audit_cmd
+    main.add_command(audit_cmd.audit_command)
 
 
 _register()

@@ -13,6 +13,7 @@ import sys
 import click
 
 from vidshard.catalog import SplitPlan, SplitRequest
+from vidshard.cli.quality_options import audit_from_options, audit_options
 from vidshard.cli.selection import catalog_options, check_split_options, selection_from_options, selection_options
 from vidshard.cli.wording import bad_value, cli_wording
 from vidshard.errors import VidshardError
@@ -210,6 +211,7 @@ def check_file_format(file_format: str, compression: str) -> None:
               help="Refuse (and record) any video larger than this, declared or actual: a zip bomb cannot fill memory.")
 @click.option("--insecure", is_flag=True, help="Do not verify HTTPS certificates (self-signed test servers only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
+@audit_options
 @click.option("--detach", is_flag=True, help="Return once the runner has accepted the job (Dataflow, Flink, a portable "
               "job server); the job marks the output complete itself.")
 @click.pass_context
@@ -223,7 +225,7 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
                   encoding: str, quality: int,
                   shards: int | None, compression: str, overwrite: bool, resume: bool, file_format: str,
                   timeout: int, retries: int, max_video_mib: int, insecure: bool, quiet: bool,
-                  detach: bool) -> None:
+                  detach: bool, **audit_args: object) -> None:
     """Decode SOURCE (an http(s) zip URL, an s3:// or gs:// zip or prefix/, a local zip or folder) into TFRecord
     shards in DATA_DIR (a local folder, s3:// or gs://)."""
     # Beam is imported here, not at the top, so that other vidshard commands start fast.
@@ -243,7 +245,8 @@ def shard_command(ctx: click.Context, source: str, data_dir: str, manifest: str 
     selection = selection_from_options(num_classes, classes, splits, split_by, seed, split_lists, fold, manifest,
                                        group_pattern, path_template)
     settings = EncodeSettings(clip_spec_from_options(ctx, n_frames, frame_step, size, clips_per_video, seed,
-                                                     sampling, fps, clip_seconds, eval_clips, draw), encoding, quality)
+                                                     sampling, fps, clip_seconds, eval_clips, draw), encoding, quality,
+                              audit_from_options(ctx, audit_args))
     source_options = SourceOptions(timeout=float(timeout), retries=retries, max_member_bytes=max_video_mib << 20,
                                    verify_tls=not insecure)
     started = []
