@@ -64,17 +64,7 @@ def run_demo(workdir: str | os.PathLike, config: DemoConfig = DemoConfig(),
             echo(line)
         echo(f"      {server.requests_served} range requests, {server.bytes_sent / 2**20:.1f} MiB sent "
              f"of a {zip_path.stat().st_size / 2**20:.1f} MiB zip")
-    echo(f"[3/4] training the (2+1)D ResNet for {config.epochs} epochs ...")
-    shutil.rmtree(run_dir, ignore_errors=True)  # the demo owns its workdir: a rerun starts afresh
-    for line in _train(str(shards), str(run_dir), config):
-        echo(line)
-    echo("[4/4] evaluating on the test split ...")
-    from vidshard.models.evaluate import evaluate, format_table, summary_line
-
-    metrics = evaluate(run_dir, None, "test")
-    echo(summary_line(metrics))
-    echo(format_table(metrics))
-    metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+    metrics = _train_and_evaluate(shards, run_dir, config, echo, "")
     echo(f"Done in {time.perf_counter() - started:.0f} s. Test video accuracy {metrics['video_accuracy']:.3f} "
          f"(chance {1 / len(config.classes):.2f}).")
     echo(f"  shards:           {shards}")
@@ -144,17 +134,7 @@ def run_noise_demo(workdir: str | os.PathLike, config: NoiseDemoConfig = NoiseDe
 
     for line in _shard(str(source), str(shards), config, echo, audit=Audit()):
         echo(line)
-    echo(f"[3/4] training the (2+1)D ResNet for {config.epochs} epochs to detect the noise ...")
-    shutil.rmtree(run_dir, ignore_errors=True)
-    for line in _train(str(shards), str(run_dir), config):
-        echo(line)
-    echo("[4/4] evaluating on the test split ...")
-    from vidshard.models.evaluate import evaluate, format_table, summary_line
-
-    metrics = evaluate(run_dir, None, "test")
-    echo(summary_line(metrics))
-    echo(format_table(metrics))
-    metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+    metrics = _train_and_evaluate(shards, run_dir, config, echo, " to detect the noise")
     rows = [json.loads(line) for line in (shards / "quality.jsonl").read_text().splitlines()]
     test = [row for row in rows if row["split"] == "test"]
     rule = sum(("noisy" in row["flags"]) == (row["class_name"] == "noisy") for row in test) / max(len(test), 1)
@@ -163,6 +143,22 @@ def run_noise_demo(workdir: str | os.PathLike, config: NoiseDemoConfig = NoiseDe
          f"{metrics['video_accuracy']:.3f}; of the audit's noisy flag (noise sigma >= "
          f"{Audit().thresholds.noise_sigma:g}) {rule:.3f}; chance 0.50.")
     return metrics
+
+
+def _train_and_evaluate(shards: Path, run_dir: Path, config: DemoConfig | NoiseDemoConfig,
+                        echo: Callable[[str], None], goal: str) -> dict:
+    """Steps 3 and 4 of both demos: train into a fresh ``run_dir``, evaluate on test; the metrics written."""
+    echo(f"[3/4] training the (2+1)D ResNet for {config.epochs} epochs{goal} ...")
+    shutil.rmtree(run_dir, ignore_errors=True)  # the demo owns its workdir: a rerun starts afresh
+    for line in _train(str(shards), str(run_dir), config):
+        echo(line)
+    echo("[4/4] evaluating on the test split ...")
+    from vidshard.models.evaluate import evaluate, format_table, summary_line
+
+    metrics = evaluate(run_dir, None, "test")
+    echo(summary_line(metrics))
+    echo(format_table(metrics))
+    return json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
 
 
 def _shard(url: str, data_dir: str, config: DemoConfig | NoiseDemoConfig, echo: Callable[[str], None],
