@@ -47,7 +47,8 @@ setup(
         # Test tools only: the README's test command must not pull a second ML framework (PyPI's
         # torch is the CUDA build, several GB).  Tests that need jax or torch skip without them.
         # PyAV writes the test videos in today's codecs (H.264, HEVC, VP9, ...) and decodes them independently.
-        "dev": ["pytest>=8", "pytest-timeout>=2.2", "av>=12"],
+        # imagehash: the audit's pHash (written with OpenCV for the workers) is checked against it.
+        "dev": ["pytest>=8", "pytest-timeout>=2.2", "av>=12", "imagehash>=4.3"],
         # Optional backends: training with --backend jax|torch, the PyTorch DataLoader.
         "jax": ["jax[cpu]>=0.4.30"],
         # Beam's DaskRunner (`vidshard shard ... --runner DaskRunner`) and dask.distributed.

@@ -58,7 +58,7 @@ def test_content_box_leaves_the_letterbox_out():
 
 
 def test_phash_matches_imagehash():
-    imagehash = pytest.importorskip("imagehash", reason="pip install imagehash (a cross-check only)")
+    imagehash = pytest.importorskip("imagehash", reason="the dev extra's imagehash is missing: pip install -e '.[dev]'")
     from PIL import Image
 
     for seed in range(5):
