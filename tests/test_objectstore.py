@@ -37,6 +37,8 @@ from vidshard.testing.objectstores import (  # noqa: E402
 )
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip  # noqa: E402
 
+from objectstore_checks import assert_one_line_error, assert_same_output, vidshard  # noqa: E402
+
 BUCKET = "vidshard-test"
 CLASSES = MOTION_CLASSES[:3]
 RANDOM_AVI = f"UCF101/v_{CLASSES[0]}_g05_c01.avi"
@@ -49,19 +51,6 @@ RUNNER = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 def s3_options(endpoint: str, key: str = TEST_ACCESS_KEY) -> list[str]:
     return [f"--s3_endpoint_url={endpoint}", f"--s3_access_key_id={key}", f"--s3_secret_access_key={TEST_SECRET_KEY}",
             "--s3_region_name=us-east-1"]
-
-
-def vidshard(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in a fresh interpreter, as a user runs it (Beam's options and FileSystems start clean)."""
-    return subprocess.run([sys.executable, "-m", "vidshard.cli", *args], capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -112,22 +101,6 @@ def objects(client, prefix: str) -> dict[str, bytes]:
             for item in found}
 
 
-def assert_same_output(client, prefix: str, local, source_uri: str) -> None:
-    """The output under ``prefix`` holds exactly the local output's files, byte for byte
-    (``dataset_info.json`` differs only in the source it names)."""
-    stored = objects(client, prefix)
-    assert sorted(stored) == sorted(os.listdir(local))
-    for name, data in stored.items():
-        expected = (local / name).read_bytes()
-        if name == INFO_FILE:
-            here, there = json.loads(data), json.loads(expected)
-            assert here.pop("source") == source_uri
-            there.pop("source")
-            assert here == there
-        else:
-            assert data == expected, name
-
-
 @pytest.fixture(scope="module")
 def s3_output(server, source, local_reference):
     """The zip in S3 sharded into S3 by worker processes, through the proxy."""
@@ -161,7 +134,7 @@ def test_s3_output_is_byte_identical_to_a_local_one(server, source, local_refere
     client, _ = server
     result, log = s3_output
     assert "1 failed" in result.stdout and f"Complete: s3://{BUCKET}/out/{INFO_FILE}" in result.stdout
-    assert_same_output(client, "out/", local_reference, f"s3://{BUCKET}/in/sample.zip")
+    assert_same_output(objects(client, "out/"), local_reference, f"s3://{BUCKET}/in/sample.zip")
     # Every video was fetched once, by ranged GETs: bytes requested ~ bytes of the videos.
     zip_path, _ = source
     import zipfile
@@ -187,7 +160,7 @@ def test_a_prefix_of_class_folders_shards_like_the_zip(server, source, tmp_path)
     result = vidshard("shard", f"s3://{BUCKET}/folders/", f"s3://{BUCKET}/from-folders", *OPTIONS,
                       *s3_options(proxy.endpoint))
     assert result.returncode == 0, result.stderr
-    assert_same_output(client, "from-folders/", local, f"s3://{BUCKET}/folders/")
+    assert_same_output(objects(client, "from-folders/"), local, f"s3://{BUCKET}/folders/")
 
 
 def test_overwrite_replaces_an_s3_output_and_its_absence_is_refused(server, s3_output, local_reference):
@@ -201,7 +174,7 @@ def test_overwrite_replaces_an_s3_output_and_its_absence_is_refused(server, s3_o
     result = vidshard("shard", f"s3://{BUCKET}/in/sample.zip", f"s3://{BUCKET}/out", *OPTIONS, "--overwrite",
                       *s3_options(proxy.endpoint))
     assert result.returncode == 0, result.stderr
-    assert_same_output(client, "out/", local_reference, f"s3://{BUCKET}/in/sample.zip")
+    assert_same_output(objects(client, "out/"), local_reference, f"s3://{BUCKET}/in/sample.zip")
 
 
 def test_readers_and_tools_read_the_s3_output_in_place(server, s3_output, local_reference, tmp_path):
@@ -262,7 +235,7 @@ def test_faults_lose_nothing_and_write_nothing_twice(server, source, local_refer
     assert result.returncode == 0, result.stderr
     if faults.fail_every or faults.drop_every:
         assert any(record.status in (503, 0) for record in log)  # the faults happened
-    assert_same_output(client, prefix, local_reference, f"s3://{BUCKET}/in/sample.zip")
+    assert_same_output(objects(client, prefix), local_reference, f"s3://{BUCKET}/in/sample.zip")
     errors = objects(client, prefix)[ERRORS_FILE].decode().splitlines()
     assert [json.loads(line)["video_id"] for line in errors] == [RANDOM_AVI]  # only the broken video
 
@@ -296,7 +269,7 @@ def test_resume_after_sigkill_on_s3_writes_the_bytes_of_an_uninterrupted_run(ser
     resumed = vidshard("shard", f"s3://{BUCKET}/in/thirty.zip", target, *options, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming: " in resumed.stderr
-    assert_same_output(client, "killed/", full, f"s3://{BUCKET}/in/thirty.zip")
+    assert_same_output(objects(client, "killed/"), full, f"s3://{BUCKET}/in/thirty.zip")
 
 
 def test_bad_object_storage_input_is_one_line_before_any_work(server, tmp_path):

@@ -6,16 +6,22 @@ the S3 REST API; ``gcp-storage-emulator`` the GCS JSON API), started and stopped
 
     with MotoServer() as s3, StoreProxy(s3.endpoint, Faults(fail_every=5)) as proxy:
         ...  # talk to proxy.endpoint; proxy.log holds every answered request
+    with GcsEmulator() as gcs, StoreProxy(gcs.endpoint, Faults(fail_every=5, fail_status=429), api="gcs") as proxy:
+        ...  # STORAGE_EMULATOR_HOST=proxy.endpoint
 
 :class:`StoreProxy` forwards every request unchanged and can misbehave as object stores do under
-load: answer every Nth request ``503 SlowDown`` (S3's throttling answer), close every Nth
-connection without an answer, or wait before answering.  Its log counts the body bytes of every
+load: answer every Nth request with the store's retryable error (S3: ``503 SlowDown``; GCS: ``503``
+``backendError`` or ``429`` ``rateLimitExceeded``, with the JSON error body GCS sends), close every
+Nth connection without an answer, or wait before answering.  It passes the client's ``Host`` on,
+so the URLs the GCS emulator hands out (an object's ``mediaLink``, a resumable upload's
+``Location``) point at the proxy, not past it.  Its log counts the body bytes of every
 response, which is how tests measure that a zip is read by ranges, never whole.  Standard library
 only (plus the servers' own packages, started as subprocesses).
 """
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +38,9 @@ TEST_SECRET_KEY = "testing"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 _SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
               b'<Message>Please reduce your request rate.</Message></Error>')
+#: GCS's retryable answers (its JSON API's error format), by status.
+_GCS_ERRORS = {503: ("Service Unavailable", "backendError", "We encountered an internal error. Please try again."),
+               429: ("Too Many Requests", "rateLimitExceeded", "The rate of change requests to the object is too high.")}
 
 
 def free_port() -> int:
@@ -131,7 +140,8 @@ class GcsEmulator(_Subprocess):
 class Faults:
     """Misbehaviour of :class:`StoreProxy`; every count restarts with :meth:`StoreProxy.set_faults`."""
 
-    fail_every: int = 0      # answer every Nth request 503 SlowDown (S3's throttling answer), unforwarded
+    fail_every: int = 0      # answer every Nth request with fail_status (see StoreProxy), unforwarded
+    fail_status: int = 503   # S3: 503 only (SlowDown); GCS: 503 (backendError) or 429 (rateLimitExceeded)
     drop_every: int = 0      # close every Nth request's connection without any answer, unforwarded
     delay: float = 0.0       # seconds to wait before forwarding every request (a slow store)
 
@@ -150,14 +160,20 @@ class ProxyRecord:
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str, faults: Faults) -> None:
+    def __init__(self, upstream: str, faults: Faults, api: str) -> None:
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.api = api
         parts = urllib.parse.urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.lock = threading.Lock()
         self.log: list[ProxyRecord] = []
         self.faults = faults
         self.requests = 0
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client hanging up (as clients do when they give up on a dropped connection) is not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -185,6 +201,22 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.log.append(ProxyRecord(self.command, self.path, self.headers.get("Range"), status, body_bytes))
 
+    def _fail(self, status: int) -> None:
+        """Answer with the store's own retryable error for ``status``."""
+        if self.server.api == "gcs":
+            reason, code, message = _GCS_ERRORS[status]
+            error = {"code": status, "message": message, "errors": [{"message": message, "domain": "global",
+                                                                     "reason": code}]}
+            body, content_type = json.dumps({"error": error}).encode(), "application/json; charset=UTF-8"
+        else:
+            reason, body, content_type = "Slow Down", _SLOW_DOWN, "application/xml"
+        self._record(status, len(body))
+        self.send_response(status, reason)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _forward(self) -> None:
         body = self._body()
         server = self.server
@@ -199,12 +231,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         if faults.fail_every and number % faults.fail_every == 0:
-            self._record(503, len(_SLOW_DOWN))
-            self.send_response(503, "Slow Down")
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(_SLOW_DOWN)))
-            self.end_headers()
-            self.wfile.write(_SLOW_DOWN)
+            self._fail(faults.fail_status)
             return
         headers = {key: value for key, value in self.headers.items() if key.lower() not in _HOP_BY_HOP}
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -233,10 +260,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 
 class StoreProxy:
-    """A counting, fault-injecting HTTP proxy on 127.0.0.1 in front of ``upstream`` (see the module doc)."""
+    """A counting, fault-injecting HTTP proxy on 127.0.0.1 in front of ``upstream`` (see the module doc);
+    ``api`` (``"s3"`` or ``"gcs"``) is whose error answers it gives."""
 
-    def __init__(self, upstream: str, faults: Faults = Faults()) -> None:
-        self._server = _ProxyServer(upstream, faults)
+    def __init__(self, upstream: str, faults: Faults = Faults(), api: str = "s3") -> None:
+        if api not in ("s3", "gcs"):
+            raise ValueError(f"api must be 's3' or 'gcs', not {api!r}")
+        self._server = _ProxyServer(upstream, self._checked(faults, api), api)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -248,8 +278,16 @@ class StoreProxy:
         with self._server.lock:
             return list(self._server.log)
 
+    @staticmethod
+    def _checked(faults: Faults, api: str) -> Faults:
+        allowed = (503, 429) if api == "gcs" else (503,)
+        if faults.fail_status not in allowed:
+            raise ValueError(f"the {api} proxy answers faults with {allowed}, not {faults.fail_status}")
+        return faults
+
     def set_faults(self, faults: Faults) -> None:
         """New faults, counted from the next request; the log is cleared too."""
+        self._checked(faults, self._server.api)
         with self._server.lock:
             self._server.faults = faults
             self._server.requests = 0
