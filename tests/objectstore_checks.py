@@ -1,15 +1,18 @@
-"""What the s3:// and gs:// tests share: the CLI in a fresh interpreter, the one-line-error check, and
-the check that an output in object storage holds a local output's bytes."""
+"""What the s3:// and gs:// tests share: the CLI in a fresh interpreter, the one-line-error check, a
+run killed mid-job, and the check that an output in object storage holds a local output's bytes."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from vidshard.format.info import INFO_FILE
+from vidshard.pipelines import staging
 
 
 def vidshard(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -39,3 +42,15 @@ def assert_same_output(stored: Mapping[str, bytes], local: Path, source_uri: str
             assert here == there
         else:
             assert data == expected, name
+
+
+def kill_after_staging(source: str, target: str, options: Sequence[str], staged: int = 4) -> None:
+    """Start ``vidshard shard SOURCE TARGET`` and SIGKILL it (launcher and workers) once ``staged`` videos are staged."""
+    proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", source, target, *options],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while staging.count_outcomes(target)[0] < staged:
+        assert proc.poll() is None and time.monotonic() < deadline, f"the run ended before staging {staged} videos"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

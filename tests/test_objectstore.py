@@ -12,9 +12,6 @@ import io
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -25,7 +22,6 @@ pytest.importorskip("moto.server", reason="object-storage tests need the s3 extr
 
 import boto3  # noqa: E402
 
-from vidshard.pipelines import staging  # noqa: E402
 from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import arrayrecord, storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402
@@ -37,7 +33,7 @@ from vidshard.testing.objectstores import (  # noqa: E402
 )
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip  # noqa: E402
 
-from objectstore_checks import assert_one_line_error, assert_same_output, vidshard  # noqa: E402
+from objectstore_checks import assert_one_line_error, assert_same_output, kill_after_staging, vidshard  # noqa: E402
 
 BUCKET = "vidshard-test"
 CLASSES = MOTION_CLASSES[:3]
@@ -255,15 +251,7 @@ def test_resume_after_sigkill_on_s3_writes_the_bytes_of_an_uninterrupted_run(ser
     # In a process of its own: a pipeline run here would set this process's Beam options (without S3's).
     assert vidshard("shard", str(zip_path), str(full), *options[:-4]).returncode == 0
     target = f"s3://{BUCKET}/killed"
-    proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", f"s3://{BUCKET}/in/thirty.zip",
-                             target, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 240
-    while staging.count_outcomes(target)[0] < 4:
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before staging 4 videos"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_staging(f"s3://{BUCKET}/in/thirty.zip", target, options)
     assert INFO_FILE not in objects(client, "killed/")
     assert_one_line_error(vidshard("shard", f"s3://{BUCKET}/in/thirty.zip", target, *options), "unfinished run")
     resumed = vidshard("shard", f"s3://{BUCKET}/in/thirty.zip", target, *options, "--resume")

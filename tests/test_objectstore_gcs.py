@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -26,11 +24,10 @@ from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402
 from vidshard.numpy_reader import ShardReader  # noqa: E402
-from vidshard.pipelines import staging  # noqa: E402
 from vidshard.testing.objectstores import Faults, GcsEmulator, StoreProxy  # noqa: E402
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip  # noqa: E402
 
-from objectstore_checks import assert_one_line_error, assert_same_output, vidshard  # noqa: E402
+from objectstore_checks import assert_one_line_error, assert_same_output, kill_after_staging, vidshard  # noqa: E402
 
 BUCKET = "vidshard-gcs"
 CLASSES = MOTION_CLASSES[:3]
@@ -164,14 +161,7 @@ def test_resume_after_sigkill_on_gs_writes_the_bytes_of_an_uninterrupted_run(emu
     full = tmp_path / "full"
     assert vidshard("shard", str(zip_path), str(full), *options).returncode == 0
     target = f"gs://{BUCKET}/killed"
-    proc = subprocess.Popen([sys.executable, "-m", "vidshard.pipelines.shard", source, target, *options],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while staging.count_outcomes(target)[0] < 4:
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before staging 4 videos"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_staging(source, target, options)
     assert INFO_FILE not in objects(bucket, "killed/")
     assert_one_line_error(vidshard("shard", source, target, *options), "unfinished run")
     resumed = vidshard("shard", source, target, *options, "--resume")
