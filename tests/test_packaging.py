@@ -36,7 +36,8 @@ def _extras() -> dict[str, list[str]]:
 def test_the_dev_extra_holds_test_tools_only_and_the_backends_are_extras_of_their_own():
     extras = _extras()
     names = {re.split(r"[\[<>=!~ ]", req, maxsplit=1)[0].lower() for req in extras["dev"]}
-    # No torch (PyPI's is the CUDA build), no jax; PyAV (FFmpeg's encoders) writes the codec test videos.
-    assert names <= {"pytest", "pytest-timeout", "av"}
+    # No torch (PyPI's is the CUDA build), no jax; PyAV (FFmpeg's encoders) writes the codec test videos,
+    # imagehash checks the audit's pHash.
+    assert names <= {"pytest", "pytest-timeout", "av", "imagehash"}
     assert any(req.startswith("torch") for req in extras["torch"])
     assert any(req.startswith("jax") for req in extras["jax"])
