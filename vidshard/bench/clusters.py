@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import json
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from vidshard.bench.dask_runner import report
 from vidshard.bench.measure import BenchConfig, write_video_folder
 from vidshard.testing import clusters
 
@@ -137,10 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     result = run(args.workdir, [int(count) for count in args.videos.split(",")], args.runners.split(","))
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -130,6 +130,14 @@ def run(workdir: Path, counts: list[int], workers: int) -> dict[str, Any]:
     return results
 
 
+def report(result: dict[str, Any], path: Path | None) -> None:
+    """Print a benchmark's result as JSON, and write it to ``path`` too when given (``--json``)."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
@@ -139,10 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     result = run(args.workdir, [int(count) for count in args.videos.split(",")], args.workers)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":
