@@ -12,8 +12,8 @@ setup(
     version="0.1.0",
     description="Shard video classification datasets into TFRecords with Apache Beam, train from them.",
     python_requires=">=3.10",
-    packages=["vidshard", "vidshard.cli", "vidshard.sources", "vidshard.format", "vidshard.testing", "vidshard.bench",
-              "vidshard.pipelines", "vidshard.models"],
+    packages=["vidshard", "vidshard.cli", "vidshard.sources", "vidshard.format", "vidshard.readers", "vidshard.quality",
+              "vidshard.testing", "vidshard.bench", "vidshard.pipelines", "vidshard.models"],
     package_dir={
         "vidshard": "vidshard",
         "vidshard.cli": "vidshard/cli",

@@ -41,3 +41,23 @@ def test_the_dev_extra_holds_test_tools_only_and_the_backends_are_extras_of_thei
     assert names <= {"pytest", "pytest-timeout", "av", "imagehash"}
     assert any(req.startswith("torch") for req in extras["torch"])
     assert any(req.startswith("jax") for req in extras["jax"])
+
+
+def _setup_keyword(name: str):
+    tree = ast.parse(_read("setup.py"))
+    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
+    return ast.literal_eval(next(k.value for k in call.keywords if k.arg == name))
+
+
+def test_every_package_of_the_tree_is_installed():
+    # An editable install imports any subfolder, but a wheel or sdist (what Beam workers on a cluster install
+    # through --setup_file) holds only the listed packages: a folder missing here breaks only remote runs.
+    dirs = _setup_keyword("package_dir")
+    on_disk = set()
+    for package, folder in dirs.items():
+        for here, subdirs, files in os.walk(os.path.join(ROOT, folder)):
+            subdirs[:] = [d for d in subdirs if not d.startswith((".", "__"))]
+            if "__init__.py" in files:
+                rel = os.path.relpath(here, os.path.join(ROOT, folder))
+                on_disk.add(package if rel == "." else package + "." + rel.replace(os.sep, "."))
+    assert set(_setup_keyword("packages")) == on_disk
