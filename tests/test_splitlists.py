@@ -124,7 +124,7 @@ def test_val_is_carved_from_train_by_whole_groups(tmp_path):
 
 
 def test_lists_are_read_from_a_zip_and_over_http(tmp_path):
-    from vidshard.testing.rangeserver import RangeServer
+    from vidshard.testing.rangeserver import Faults, RangeServer
 
     texts = list_texts(2)
     archive = tmp_path / "UCF101TrainTestSplits-RecognitionTask.zip"
@@ -132,8 +132,9 @@ def test_lists_are_read_from_a_zip_and_over_http(tmp_path):
         for name, text in texts.items():
             zf.writestr(f"ucfTrainTestlist/{name}", text)
     from_zip = read_split_lists(str(archive), 2)
-    with RangeServer(tmp_path) as server:
+    with RangeServer(tmp_path, Faults(fail_first=3)) as server:  # three 503s: retried, as for the videos
         from_http = read_split_lists(server.url(archive.name), 2)
+        assert [record.status for record in server.log][:3] == [503] * 3
     from_folder = read_split_lists(str(write_lists(tmp_path / "f", texts)), 2)
     assert from_zip.class_names == from_http.class_names == from_folder.class_names == LIST_CLASSES
     assert from_zip.train == from_http.train == from_folder.train

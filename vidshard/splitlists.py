@@ -27,6 +27,8 @@ from vidshard.catalog import (
     FOLD_TEST_GROUPS, Catalog, SplitPlan, SplitRequest, VideoEntry, assign_fixed, named, val_request,
 )
 from vidshard.errors import CatalogError
+from vidshard.sources.base import SourceOptions
+from vidshard.sources.http import CheckedFetcher, make_session
 
 #: The three UCF101 folds; each tests on 7 of the 25 groups of every class.
 FOLDS: tuple[int, ...] = tuple(FOLD_TEST_GROUPS)
@@ -138,14 +140,22 @@ def parse_video_list(text: str, file_name: str, class_names: tuple[str, ...], la
 
 
 def _reader_for(location: str, timeout: float) -> tuple[Callable[[str], bytes | None], Callable[[], None]]:
-    """``(read(basename) -> bytes or None, close)`` for a folder, a local zip or an http(s) zip."""
+    """``(read(basename) -> bytes or None, close)`` for a folder, a local zip or an http(s) zip.
+
+    An http(s) zip is read by range requests through the sources' session and fetcher
+    (:mod:`vidshard.sources.http`), so the lists get the videos' retries of 5xx, timeouts and
+    dropped connections, and the same 206-only checks.
+    """
     scheme = urllib.parse.urlsplit(location).scheme.lower()
     if scheme in ("http", "https"):
         import remotezip  # only for remote lists; a range request per file, as for the videos
 
+        session = make_session(SourceOptions(timeout=timeout))
         try:
-            archive: zipfile.ZipFile = remotezip.RemoteZip(location, timeout=timeout)
+            archive: zipfile.ZipFile = remotezip.RemoteZip(location, session=session, fetcher=CheckedFetcher,
+                                                           timeout=timeout)
         except Exception as exc:  # remotezip raises requests' and its own errors alike
+            session.close()
             raise CatalogError(f"cannot read the split lists at {location}: {exc}") from None
     elif scheme:
         raise CatalogError(f"split lists {location!r}: give a folder, a zip file or an http(s) URL of a zip")
@@ -174,7 +184,12 @@ def _reader_for(location: str, timeout: float) -> tuple[Callable[[str], bytes | 
     def read_member(basename: str) -> bytes | None:
         info = members.get(basename)
         return None if info is None else archive.read(info)
-    return read_member, archive.close
+
+    def close() -> None:
+        archive.close()
+        if scheme in ("http", "https"):
+            session.close()
+    return read_member, close
 
 
 def read_split_lists(location: str, fold: int, timeout: float = 30.0) -> SplitLists:
