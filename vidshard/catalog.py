@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # vidshard.sources imports heavy optional deps (remotezip); t
 _UCF_NAME = re.compile(r"v_(?P<cls>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)\.[A-Za-z0-9]+")
 
 #: Split names end up in shard file names (``{split}-00000-of-00004.tfrecord``).
-_SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: What a split may be called (``train``, ``val_2``): the one rule, for --splits, folds and manifests.
+SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 #: ``group`` and ``order`` cut splits from ``--splits``; the others take train and test as given.
 POLICIES: tuple[str, ...] = ("group", "order", "folder", "manifest", "ucf101-fold1", "ucf101-fold2", "ucf101-fold3")
@@ -299,7 +300,7 @@ def parse_splits(text: str) -> SplitRequest:
         name, sep, value_text = (s.strip() for s in piece.partition("="))
         if not sep:
             raise CatalogError(f"`splits` part {piece.strip()!r} is not NAME=NUMBER (e.g. train=30)")
-        if not _SPLIT_NAME.fullmatch(name):
+        if not SPLIT_NAME.fullmatch(name):
             raise CatalogError(
                 f"`splits` split name {name!r} must start with a letter and hold only letters, digits and _"
             )

@@ -25,12 +25,11 @@ is empty or lies outside its video is found when the video is decoded, and recor
 from __future__ import annotations
 
 import math
-import re
 import string
 from dataclasses import dataclass
 from typing import Sequence
 
-from vidshard.catalog import Catalog, VideoEntry, compile_group_pattern, group_of
+from vidshard.catalog import SPLIT_NAME, Catalog, VideoEntry, compile_group_pattern, group_of
 from vidshard.errors import CatalogError
 from vidshard.sampling import segment_id
 from vidshard.tables import read_rows
@@ -43,8 +42,6 @@ KINETICS_REQUIRED: tuple[str, ...] = ("label", "youtube_id", "time_start", "time
 #: The file names of clipped Kinetics downloads (the usual downloaders' naming).
 DEFAULT_KINETICS_TEMPLATE = "{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
 _TEMPLATE_FIELDS = ("youtube_id", "time_start", "time_end", "label", "split")
-#: Split names end up in shard file names, as with ``--splits``.
-_SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -168,7 +165,7 @@ def read_manifest(file: str, path_template: str | None = None) -> list[ManifestR
         if parsed.video_id in first:
             raise CatalogError(f"{where}: {parsed.video_id} is already listed at {first[parsed.video_id]}")
         first[parsed.video_id] = where
-        if parsed.split is not None and not _SPLIT_NAME.fullmatch(parsed.split):
+        if parsed.split is not None and not SPLIT_NAME.fullmatch(parsed.split):
             raise CatalogError(f"{where}: split {parsed.split!r} must start with a letter and hold only letters, "
                                "digits and _")
         rows.append(parsed)

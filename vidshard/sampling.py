@@ -84,11 +84,13 @@ class ClipSpec:
             raise ValueError(f"`fps` is for time sampling only (and the stored rate of all sampling), not {self.sampling}")
         if self.sampling == "all" and self.fps is not None and self.frame_step != 1:
             raise ValueError("all sampling stores every `frame_step`-th frame or the frames at `fps`, not both")
-        if self.draw not in DRAWS or (self.draw != "step" and self.sampling != "all"):
-            raise ValueError(f"`draw` is one of {', '.join(DRAWS)}, and other than step for all sampling only, "
-                             f"got {self.draw!r} with {self.sampling}")
+        if self.draw not in DRAWS:
+            raise ValueError(f"`draw` must be one of {', '.join(DRAWS)}, got {self.draw!r}")
+        if self.draw != "step" and self.sampling != "all":
+            raise ValueError(f"`draw` applies to `sampling` all, not {self.sampling}")
         if self.sampling == "all" and (self.clips_per_video != 1 or self.eval_clips is not None):
-            raise ValueError("all sampling stores one sequence per video: clips are drawn when reading")
+            raise ValueError("`sampling` all stores one sequence per video: readers draw the clips "
+                             "(`clips_per_video` and `eval_clips` do not apply)")
         if self.fps is not None and not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"`fps` must be a positive number, got {self.fps!r}")
         if self.eval_clips is not None and (not isinstance(self.eval_clips, int) or self.eval_clips < 1):

@@ -100,12 +100,7 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
             raise bad_value("--clip-seconds applies to --sampling time, not all (give --fps F)", ctx)
         if rate is not None and step_given:
             raise bad_value("--sampling all stores every --frame-step-th frame or the frames at --fps, not both", ctx)
-        if clips_per_video != 1 or eval_clips is not None:
-            raise bad_value("--sampling all stores one sequence per video: readers draw the clips "
-                            "(--clips-per-video and --eval-clips do not apply)", ctx)
         frame_step = frame_step if step_given else 1
-    elif draw is not None:
-        raise bad_value(f"--draw applies to --sampling all, not {sampling}", ctx)
     elif sampling != "time" and timed:
         raise bad_value(f"{'--fps' if rate is not None else '--clip-seconds'} applies to --sampling time, "
                         f"not {sampling}", ctx)
@@ -113,9 +108,12 @@ def clip_spec_from_options(ctx: click.Context, n_frames: int, frame_step: int, s
         raise bad_value(f"--frame-step applies to --sampling step, not {sampling}", ctx)
     if seconds is not None:
         rate = n_frames / seconds
-    return ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
-                    clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate, eval_clips=eval_clips,
-                    draw=draw or "step")
+    try:  # the rules of one setting alone and of their combinations are ClipSpec's, stated once there
+        return ClipSpec(n_frames=n_frames, frame_step=frame_step, height=size[0], width=size[1],
+                        clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=rate,
+                        eval_clips=eval_clips, draw=draw or "step")
+    except ValueError as exc:
+        raise bad_value(str(exc), ctx) from None
 
 
 def parse_size(text: str) -> tuple[int, int]:
