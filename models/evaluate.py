@@ -29,7 +29,7 @@ from vidshard.format.info import DatasetInfo, load_info
 from vidshard.models.plots import plot_confusion_matrix
 from vidshard.models.run_dir import CONFIG_FILE, MODEL_FILE
 from vidshard.models.train import check_model_fits
-from vidshard.reader import DATA_ERRORS, data_error, make_dataset
+from vidshard.readers.tf_data import DATA_ERRORS, data_error, make_dataset
 
 EVAL_DIR = "eval"
 METRICS_JSON = "metrics.json"

@@ -1,8 +1,8 @@
 """Training's two input paths: tf.data on TensorFlow, the TF-free reader on JAX and PyTorch.
 
-:func:`tf_data` builds the train and val datasets with :func:`vidshard.reader.make_dataset`,
+:func:`tf_data` builds the train and val datasets with :func:`vidshard.readers.tf_data.make_dataset`,
 importing TensorFlow only when called.  :func:`tf_free_data` wraps two
-:class:`~vidshard.numpy_reader.ShardReader`\\ s in :class:`ShardSequence`\\ s, and
+:class:`~vidshard.readers.numpy_reader.ShardReader`\\ s in :class:`ShardSequence`\\ s, and
 :class:`ReaderEpoch` hands ``fit``'s epoch to the train sequence.  Imports Keras and the TF-free
 reader at module level, never TensorFlow.
 """
@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from vidshard.errors import ShardFormatError
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 
 
 class ShardSequence(keras.utils.PyDataset):
@@ -99,7 +99,7 @@ def tf_data(data_dir: str, train_split: str, val_split: str | None, batch_size: 
     ``cache`` is ``"memory"``, ``"disk"`` (under ``cache_dir``, one prefix per split) or ``"none"``.
     ``augment`` applies to the train split only; ``val_split=None`` gives no val dataset (None).
     """
-    from vidshard.reader import DATA_ERRORS, data_error, make_dataset  # the only TensorFlow import of training
+    from vidshard.readers.tf_data import DATA_ERRORS, data_error, make_dataset  # the only TensorFlow import of training
 
     def cache_for(split: str) -> bool | str:
         return os.path.join(cache_dir, split) if cache == "disk" else cache == "memory"

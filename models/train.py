@@ -9,9 +9,9 @@ validation split (``val_split=None``: UCF101's official folds have none) there i
 ``val_loss`` to choose by: ``model.keras`` is the last epoch's, and early stopping is refused.
 
 Two input paths feed the same ``model.fit``.  With the TensorFlow backend (the default) the
-tf.data reader (:mod:`vidshard.reader`) reads the shards and caches decoded clips.  With JAX or
+tf.data reader (:mod:`vidshard.readers.tf_data`) reads the shards and caches decoded clips.  With JAX or
 PyTorch (``TrainConfig.backend``; Keras must already run on that backend, see
-:mod:`vidshard.models.backend`) the TF-free :class:`~vidshard.numpy_reader.ShardReader` feeds
+:mod:`vidshard.models.backend`) the TF-free :class:`~vidshard.readers.numpy_reader.ShardReader` feeds
 ``fit`` through :class:`~vidshard.models.inputs.ShardSequence`, and TensorFlow is never imported:
 :mod:`vidshard.models.inputs` imports it only on the TensorFlow path.
 

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from vidshard.catalog import SplitPlan
 from vidshard.errors import VidshardError
-from vidshard.format.info import FILE_FORMATS
+from vidshard.format.file_adapters import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
 from vidshard.pipelines.launch import ShardRequest, ShardResult, run_job

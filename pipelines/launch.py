@@ -58,7 +58,7 @@ class ShardRequest:
     compression: str = "none"
     shards: int | None = None  #: shards per split; None = auto (about 128 MiB each)
     source_options: SourceOptions = field(default_factory=SourceOptions)
-    file_format: str = "tfrecord"  #: ``tfrecord`` or ``array_record`` (the shard names carry it to the writer)
+    file_format: str = "tfrecord"  #: a name of :data:`vidshard.format.file_adapters.FILE_ADAPTERS`
     shard_bytes: int = naming.TARGET_SHARD_BYTES  #: what ``shards=None`` (auto) aims each shard at
 
     def sized_layout(self) -> SizedLayout | None:
@@ -327,7 +327,7 @@ def _dry_run(request: ShardRequest, beam_args: Sequence[str], items: Sequence[Wo
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, videos=len(items)))
     _ = (pipeline | "ShardVideos" >> ShardVideos(
         items, slots, request.data_dir, request.source, request.source_options, request.settings, request.compression,
-        sized=request.sized_layout())
+        sized=request.sized_layout(), file_format=request.file_format)
         | "Finalize" >> Finalize(finish_output, (request, slots)))
     job_file = dataflow.write_job(pipeline.run(), beam_args)
     planned = Counter(item.split for item in items)
@@ -405,7 +405,7 @@ def run_job(request: ShardRequest, beam_args: Sequence[str] = (), progress: bool
                                                               videos=len(todo)))
             _ = (pipeline | "ShardVideos" >> ShardVideos(
                 todo, slots, request.data_dir, request.source, request.source_options, request.settings,
-                request.compression, reused, request.sized_layout())
+                request.compression, reused, request.sized_layout(), request.file_format)
                 | "Finalize" >> Finalize(finish_output, (request, slots), request.data_dir if detach else None))
             if detach:
                 return _detached(request, pipeline.run(), items, started)

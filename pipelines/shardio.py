@@ -17,9 +17,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from vidshard.format import arrayrecord  # imports the array_record package only when it writes
-from vidshard.format.naming import file_format_of
-from vidshard.format.tfrecord import frame
+from vidshard.format.file_adapters import FileAdapter, adapter
 
 #: Hidden folder of the output that holds files being written; never matched by ``{split}-*``.
 TMP_DIR = ".vidshard-tmp"
@@ -68,17 +66,20 @@ def read_bytes(path: str) -> bytes:
         return fh.read()
 
 
-def write_shard(data_dir: str, name: str, records: Iterable[bytes], compression: str = "none") -> tuple[int, int]:
-    """Write ``records`` to ``output/name`` in the format its name says; return (records, bytes on storage).
+def write_shard(data_dir: str, name: str, records: Iterable[bytes], compression: str = "none",
+                file_format: str = "tfrecord") -> tuple[int, int]:
+    """Write ``records`` to ``output/name`` in ``file_format``; return (records, bytes on storage).
 
-    TFRecord: the framing is :func:`vidshard.format.tfrecord.frame`, the one the TF-free reader
-    checks, so the files are readable by ``tf.data`` and by :mod:`vidshard.numpy_reader` alike.
-    ArrayRecord (a name ending in ``.array_record``): :func:`vidshard.format.arrayrecord.write_records`.
+    A format that frames records into a stream (TFRecord: :func:`vidshard.format.tfrecord.frame`,
+    the framing the TF-free reader checks, so tf.data and :mod:`vidshard.readers.numpy_reader` read
+    the files alike) is streamed through Beam's FileSystems; one written by a native writer of
+    local files (ArrayRecord) is written locally and copied (see :func:`_write_local_file`).
     """
     final = FileSystems.join(data_dir, name)
     tmp = tmp_path(data_dir, name)
-    if file_format_of(name) == "array_record":
-        count = _write_array_record(data_dir, tmp, records)
+    how = adapter(file_format)
+    if how.write_file is not None:
+        count = _write_local_file(how, data_dir, tmp, records)
         FileSystems.rename([tmp], [final])
         return count, file_size(final)
     count = 0
@@ -89,26 +90,26 @@ def write_shard(data_dir: str, name: str, records: Iterable[bytes], compression:
     else:
         with FileSystems.create(tmp, compression_type=_COMPRESSION_TYPES[compression]) as fh:
             for record in ([] if first is None else [first]):
-                fh.write(frame(record))
+                fh.write(how.frame(record))
                 count += 1
             for record in records:
-                fh.write(frame(record))
+                fh.write(how.frame(record))
                 count += 1
     FileSystems.rename([tmp], [final])
     return count, file_size(final)
 
 
-def _write_array_record(data_dir: str, tmp: str, records: Iterable[bytes]) -> int:
-    """Write an ArrayRecord file at ``tmp``: directly on a local output, else locally and then copied.
+def _write_local_file(how: FileAdapter, data_dir: str, tmp: str, records: Iterable[bytes]) -> int:
+    """Write a file with the format's native writer at ``tmp``: directly on a local output, else locally, then copied.
 
-    The ArrayRecord writer (C++) writes to local paths only; object stores get the finished file.
+    Native writers (ArrayRecord's C++ one) write to local paths only; object stores get the finished file.
     """
     if is_local(data_dir):
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        return arrayrecord.write_records(tmp, records)
+        return how.write_file(tmp, records)
     with tempfile.TemporaryDirectory(prefix="vidshard-") as local:
-        local_file = os.path.join(local, "shard.array_record")
-        count = arrayrecord.write_records(local_file, records)
+        local_file = os.path.join(local, "shard" + how.suffix("none"))
+        count = how.write_file(local_file, records)
         with open(local_file, "rb") as src, FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as dst:
             shutil.copyfileobj(src, dst, 8 << 20)
     return count

@@ -41,6 +41,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from vidshard.pipelines import shardio
 from vidshard.errors import VidshardError
+from vidshard.format.naming import shard_key
 
 STAGED_DIR = "staged"
 SUMMARIES_DIR = "summaries"
@@ -64,7 +65,7 @@ def _write_atomically(path: str, data: bytes) -> str:
 
 
 def _place(split: str, shard: int, position: int) -> str:
-    return f"{split}-{shard:05d}-{position:06d}"
+    return f"{shard_key(split, shard)}-{position:06d}"
 
 
 def stage_example(data_dir: str, split: str, shard: int, position: int, data: bytes) -> str:
@@ -186,7 +187,7 @@ def remove(paths: list[str]) -> None:
 
 def write_summary(data_dir: str, summary: dict[str, Any]) -> str:
     """Record one written shard (split, shard, file, count, bytes, video_ids, errors, bytes_fetched)."""
-    name = f"{summary['split']}-{summary['shard']:05d}.json"
+    name = f"{shard_key(summary['split'], summary['shard'])}.json"
     return _write_atomically(_folder(data_dir, SUMMARIES_DIR, name), json.dumps(summary, sort_keys=True).encode("utf-8"))
 
 

@@ -270,7 +270,8 @@ class WriteShardFn(beam.DoFn):
         else:
             name = self._names[(split, shard)]
         count, size = shardio.write_shard(
-            self._data_dir, name, (shardio.read_bytes(outcome.path) for outcome in examples), self._compression)
+            self._data_dir, name, (shardio.read_bytes(outcome.path) for outcome in examples), self._compression,
+            self._file_format)
         self._examples_written.inc(count)
         self._shards_written.inc()
         self._bytes_written.inc(size)
@@ -362,11 +363,12 @@ class WriteShards(beam.PTransform):
 
     def __init__(self, data_dir: str, slots: Iterable[ShardSlot], compression: str,
                  reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None,
-                 audit: Audit | None = None) -> None:
+                 audit: Audit | None = None, file_format: str = "tfrecord") -> None:
         super().__init__()
         self._data_dir = data_dir
         self._slots = tuple(slots)
         self._compression = compression
+        self._file_format = file_format
         self._reused = tuple(reused)
         self._sized = sized
         self._audit = audit
@@ -378,13 +380,13 @@ class WriteShards(beam.PTransform):
                 [((slot.split, slot.shard), None) for slot in self._slots] + list(self._reused))
             names = {(slot.split, slot.shard): slot.name for slot in self._slots}
             every = (outcomes, known) | "WithPlanned" >> beam.Flatten()
-            write = WriteShardFn(self._data_dir, names, self._compression, audit=self._audit)
+            write = WriteShardFn(self._data_dir, names, self._compression, self._file_format, self._audit)
         else:  # no slots planned: the shards per split follow the real bytes (:class:`PlaceByBytes`)
             reused = outcomes.pipeline | "ReusedOutcomes" >> beam.Create(list(self._reused))
             placed, counts = ((outcomes, reused) | "WithReused" >> beam.Flatten()
                               | "PlaceByBytes" >> PlaceByBytes(self._sized))
             every = (placed, counts | "PlannedShards" >> beam.FlatMap(_planned_shards)) | "WithPlanned" >> beam.Flatten()
-            write = WriteShardFn(self._data_dir, None, self._compression, self._sized.file_format, self._audit)
+            write = WriteShardFn(self._data_dir, None, self._compression, self._file_format, self._audit)
             side_inputs["num_shards"] = beam.pvalue.AsDict(counts)
         if self._audit is not None and self._audit.pair_exclusions:
             # Near-duplicates need every video's hashes: one list of all rows, the pairs found once, as a side input.
@@ -423,9 +425,11 @@ class ShardVideos(beam.PTransform):
 
     def __init__(self, items: Iterable[WorkItem], slots: Iterable[ShardSlot], data_dir: str,
                  source_uri: str, source_options: SourceOptions, settings: EncodeSettings, compression: str,
-                 reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None) -> None:
+                 reused: Iterable[tuple[tuple[str, int], Outcome]] = (), sized: SizedLayout | None = None,
+                 file_format: str = "tfrecord") -> None:
         super().__init__()
         self._sized = sized
+        self._file_format = file_format
         self._items = tuple(items)
         self._slots = tuple(slots)
         self._data_dir = data_dir
@@ -445,4 +449,4 @@ class ShardVideos(beam.PTransform):
                 FetchDecodeEncode(self._source_uri, self._source_options, self._settings, self._data_dir))
         )
         return outcomes | "WriteShards" >> WriteShards(self._data_dir, self._slots, self._compression, self._reused,
-                                                       self._sized, self._settings.audit)
+                                                       self._sized, self._settings.audit, self._file_format)

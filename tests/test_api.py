@@ -99,8 +99,8 @@ def test_grain_reads_a_slice_of_an_array_record_output(tmp_path):
     write_tagged_shards(tmp_path, SIZES, file_format="array_record")
     dataset = vidshard.load(tmp_path, "train[-20%:]", "grain", shuffle=False)
     elements = list(dataset)
-    assert [int(e["frames"][0, 0, 0, 0]) for e in elements] == [10, 11, 12]
-    assert [int(e["key"]) for e in elements] == [0, 1, 2] and elements[0]["label"].dtype == np.int64
+    assert [int(frames[0, 0, 0, 0]) for frames, _ in elements] == [10, 11, 12]
+    assert [int(label) for _, label in elements] == [1, 2, 0] and elements[0][1].dtype == np.int64
 
 
 def test_torch_reads_a_slice_in_its_layout(tmp_path):

@@ -17,9 +17,9 @@ from PIL import Image
 from vidshard.cli import main
 from vidshard.errors import ShardFormatError
 from vidshard.format.info import INFO_FILE, load_info
-from vidshard.format.shardfiles import iter_shard, read_shard_record
+from vidshard.format.file_adapters import iter_shard, read_shard_record
 from vidshard.format.tfrecord import iter_records
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 
 pytest.importorskip("array_record.python.array_record_module",
                     reason="ArrayRecord shards need the grain extra: pip install 'vidshard[grain]'")
@@ -138,7 +138,7 @@ def test_numpy_reader_gives_the_same_clips_from_both_formats(outputs):
 
 
 def test_tf_data_reader_refuses_array_record(outputs):
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
     with pytest.raises(ShardFormatError, match="array_record shards, which tf.data does not read"):
         make_dataset(outputs["array_record"], "train")

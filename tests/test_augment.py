@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from vidshard import augment
 from vidshard.cli import main
 from vidshard.errors import VidshardError
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 from vidshard.testing.shards import make_shards
 
 H, W = 24, 32
@@ -36,7 +36,7 @@ def numpy_clips(data_dir, augment_names=(), seed=5, epoch=0, split="train"):
 
 
 def tf_clips(data_dir, augment_names=(), seed=5, epochs=1):
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
     ds = make_dataset(data_dir, "train", 4, shuffle=True, seed=seed, augment=augment_names)
     return [[clip for batch, _ in ds.as_numpy_iterator() for clip in batch] for _ in range(epochs)]
@@ -166,7 +166,7 @@ def test_tf_data_augmentation_is_seeded_and_new_every_epoch(shards):
 
 def test_training_inputs_augment_the_train_split_only(shards, tmp_path):
     from vidshard.models.inputs import tf_data, tf_free_data
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
     _, val, _ = tf_data(shards, "train", "val", 3, shuffle_buffer=10, seed=1, cache="memory",
                         cache_dir=str(tmp_path), augment=("crop", "flip"))

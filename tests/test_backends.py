@@ -34,7 +34,7 @@ from vidshard.models.backend import run_backend, use_backend
 from vidshard.models.resnet21d import build_model
 from vidshard.models.inputs import ReaderEpoch, ShardSequence
 from vidshard.models.train import TrainConfig, train
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 
 CLASSES = 3
 SPLITS = {"train": 6, "val": 2, "test": 3}  # per class; a colour cast per class makes them separable
@@ -54,7 +54,7 @@ for args in json.loads(sys.argv[1]):
 logits = None
 if len(sys.argv) > 3:
     import keras
-    from vidshard.numpy_reader import ShardReader
+    from vidshard.readers.numpy_reader import ShardReader
     model = keras.models.load_model(sys.argv[2])
     frames, _ = next(iter(ShardReader(sys.argv[3], "test", batch_size=64, shuffle=False, clips=0)))
     logits = model.predict_on_batch(frames).tolist()
@@ -76,7 +76,7 @@ from vidshard.cli import main
 evaluated = CliRunner().invoke(main, ["evaluate", sys.argv[1]])
 import keras
 import vidshard.models.resnet21d
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 model = keras.models.load_model(os.path.join(sys.argv[1], "model.keras"))
 last = keras.models.load_model(os.path.join(sys.argv[1], "checkpoints", "last.keras"))
 frames, _ = next(iter(ShardReader(sys.argv[2], "test", batch_size=64, shuffle=False, clips=0)))

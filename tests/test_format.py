@@ -93,7 +93,7 @@ def test_parse_follows_the_declared_encoding(encoding):
     assert np.array_equal(parsed.frames, record.frames) and np.array_equal(parsed.frame_indices, record.frame_indices)
     assert (parsed.video_id, parsed.label, parsed.label_name) == (record.video_id, 1, "Archery")
     out = np.zeros((3, 8, 6, 3), np.uint8)
-    assert parse_clip_into(serialized, encoding, out, clip=1) == 1 and np.array_equal(out, record.frames[1])
+    assert parse_clip_into(serialized, encoding, out, clip=1) == (1, record.video_id) and np.array_equal(out, record.frames[1])
     other = "png" if encoding == "raw" else "raw"
     with pytest.raises(ShardFormatError, match=f"{other} frame entries"):
         parse_example(serialized, other)  # never guessed from the payload

@@ -15,12 +15,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from vidshard import numpy_reader
+from vidshard.readers import numpy_reader
 from vidshard.errors import ShardFormatError
 from vidshard.format import tfrecord
 from vidshard.format.info import load_info
 from vidshard.format.schema import ClipRecord, encode_example
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 from vidshard.parts import Part
 from vidshard.testing import tfrecords
 from vidshard.testing.shards import TAGGED_CLASSES as CLASSES
@@ -43,8 +43,8 @@ def ids_and_clips(batches) -> list[tuple[int, int]]:
 
 def test_the_tf_free_modules_import_neither_tensorflow_nor_beam_nor_torch():
     formats = ", ".join(f"vidshard.format.{name}" for name in
-                        ("schema", "codec", "info", "splits", "naming", "tfrecord", "arrayrecord", "shardfiles"))
-    code = (f"import sys, vidshard.numpy_reader, vidshard.parts, {formats}; "
+                        ("schema", "codec", "info", "splits", "naming", "tfrecord", "arrayrecord", "file_adapters"))
+    code = (f"import sys, vidshard.readers.numpy_reader, vidshard.parts, {formats}; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -175,21 +175,33 @@ def test_reader_arrays_equal_tf_decoding(tmp_path, encoding, compression):
             np.testing.assert_array_equal(frames, np.stack([r.frames[clip] for r in records]))
 
 
-def test_reader_equals_tf_data_reader_when_it_exists(tmp_path):
-    """Against the project's tf.data reader (vidshard.reader), once it is in the tree."""
-    pytest.importorskip("tensorflow")
-    try:
-        from vidshard.reader import make_dataset
-    except ImportError:
-        pytest.skip("vidshard.reader is not in the tree yet; test_reader_arrays_equal_tf_decoding covers tf.data")
+def test_reader_yields_the_element_of_the_tf_data_reader(tmp_path):
+    """The same element as the tf.data reader: frames, an int64 label and the video id, example for example."""
+    tf = pytest.importorskip("tensorflow")
+    from vidshard.readers.tf_data import make_dataset
+
     write_shards(tmp_path, [3, 2, 2], encoding="jpeg", clips=2, tagged=False)
-    ours = [(f.tobytes(), int(l)) for fr, lb in ShardReader(tmp_path, "train", 2, shuffle=False, clips="all")
-            for f, l in zip(fr, lb)]
-    theirs = [(np.asarray(f, np.uint8).tobytes(), int(l))
-              for fr, lb in make_dataset(str(tmp_path), "train", 2, shuffle=False, clips="all") for f, l in zip(fr, lb)]
+    ours, theirs = [], []
+    for frames, labels, ids in ShardReader(tmp_path, "train", 2, shuffle=False, clips="all", with_ids=True):
+        assert frames.dtype == np.uint8 and labels.dtype == np.int64 and ids.dtype == object
+        ours += [(f.tobytes(), int(l), i) for f, l, i in zip(frames, labels, ids)]
+    for frames, labels, ids in make_dataset(str(tmp_path), "train", 2, shuffle=False, clips="all", with_ids=True):
+        assert frames.dtype == tf.uint8 and labels.dtype == tf.int64 and ids.dtype == tf.string
+        theirs += [(f.tobytes(), int(l), i.decode()) for f, l, i in zip(frames.numpy(), labels.numpy(), ids.numpy())]
     # Identical arrays per example; the two readers may visit the shards in different orders.
-    assert len(ours) == 14 and len(set(ours)) == 14
+    assert len(ours) == 14 and len(set(ours)) == 14 and all(isinstance(i, str) for _, _, i in ours)
     assert sorted(ours) == sorted(theirs)
+
+
+def test_channels_first_layout_is_the_stored_clip_scaled_to_unit_floats(tmp_path):
+    write_shards(tmp_path, [3, 2], encoding="jpeg", clips=2, tagged=False)
+    stored = [frames for frames, _ in ShardReader(tmp_path, "train", 5, shuffle=False, clips=1)][0]
+    for layout, order in (("CTHW", (0, 4, 1, 2, 3)), ("TCHW", (0, 1, 4, 2, 3))):
+        frames, labels = next(iter(ShardReader(tmp_path, "train", 5, shuffle=False, clips=1, layout=layout)))
+        assert frames.dtype == np.float32 and frames.flags.c_contiguous and labels.dtype == np.int64
+        np.testing.assert_array_equal(frames, stored.transpose(order).astype(np.float32) / np.float32(255))
+    with pytest.raises(ValueError, match="layout must be one of THWC, TCHW, CTHW"):
+        ShardReader(tmp_path, "train", layout="NCHW")
 
 
 # -- order, epochs, clips, parts -------------------------------------------------------------

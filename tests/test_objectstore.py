@@ -25,7 +25,7 @@ import boto3  # noqa: E402
 from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import arrayrecord, storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402
-from vidshard.numpy_reader import ShardReader  # noqa: E402
+from vidshard.readers.numpy_reader import ShardReader  # noqa: E402
 from vidshard.sources import use_options  # noqa: E402
 from vidshard.sources.objectstore import ZIP_BUFFER  # noqa: E402
 from vidshard.testing.objectstores import (  # noqa: E402
@@ -196,9 +196,9 @@ def test_readers_and_tools_read_the_s3_output_in_place(server, s3_output, local_
 
 
 def test_tf_data_refuses_s3_naming_the_tf_free_reader_and_array_record_is_refused(s3_output):
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
-    with pytest.raises(ShardFormatError, match="vidshard.numpy_reader.ShardReader"):
+    with pytest.raises(ShardFormatError, match="vidshard.readers.numpy_reader.ShardReader"):
         make_dataset(f"s3://{BUCKET}/out", "train")
     with pytest.raises(ShardFormatError, match="opens local files and gs:// objects only"):
         arrayrecord.open_reader(f"s3://{BUCKET}/out/train-00000-of-00002.array_record")

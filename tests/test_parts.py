@@ -11,7 +11,7 @@ import os
 import pytest
 
 from vidshard.format.info import load_info
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 from vidshard.parts import Part
 from vidshard.testing.shards import write_tagged_shards
 

@@ -24,7 +24,7 @@ from vidshard.testing.shards import write_tagged_shards
 pytest.importorskip("array_record.python.array_record_module",
                     reason="random access needs the grain extra: pip install 'vidshard[grain]'")
 
-from vidshard.random_access import ClipDecoder, SplitSource  # noqa: E402
+from vidshard.readers.random_access import ClipDecoder, SplitSource  # noqa: E402
 
 CLIPS = 3
 SEED = 7
@@ -44,13 +44,16 @@ def test_split_source_reads_any_key_and_checks_counts(tmp_path):
     write_array_record_shards(tmp_path, [4, 0, 7])  # an empty shard too, as vidshard writes for all-failed shards
     source = SplitSource(tmp_path, "train")
     assert len(source) == 11
-    decoder = ClipDecoder(source.info, source.split, len(source), seed=SEED)
+    decoder = ClipDecoder(source.info, source.split, len(source), seed=SEED, with_ids=True)
     for key in (10, 0, 4, 3):
-        element = decoder(2 * len(source) + key, source[key])  # epoch 2
-        assert element["key"] == key and element["label"] == key % len(CLASSES)
-        assert element["frames"].shape == (T, H, W, 3)
-        assert (element["frames"][0, 0, 0, 0], element["frames"][0, 0, 0, 1]) == (key, expected_clip(SEED, 2, key))
-    assert [int(decoder(k, r)["key"]) for k, r in zip([5, 1], source.__getitems__([5, 1]))] == [5, 1]
+        frames, label, video_id = decoder(2 * len(source) + key, source[key])  # epoch 2
+        assert label == key % len(CLASSES) and label.dtype == np.int64 and video_id.endswith(f"_c{key:02d}.avi")
+        assert frames.shape == (T, H, W, 3) and frames.dtype == np.uint8
+        assert (frames[0, 0, 0, 0], frames[0, 0, 0, 1]) == (key, expected_clip(SEED, 2, key))
+    assert [int(decoder(k, r)[0][0, 0, 0, 0]) for k, r in zip([5, 1], source.__getitems__([5, 1]))] == [5, 1]
+    plain = ClipDecoder(source.info, source.split, len(source), seed=SEED, layout="CTHW")(3, source[3])
+    assert len(plain) == 2 and plain[0].shape == (3, T, H, W) and plain[0].dtype == np.float32
+    assert plain[0][0, 0, 0, 0] == np.float32(3) / np.float32(255)
 
     info = json.loads((tmp_path / "dataset_info.json").read_text())
     info["splits"]["train"]["shard_lengths"] = [4, 0, 6]
@@ -66,7 +69,7 @@ def test_split_source_refuses_tfrecord_outputs(tmp_path):
 
 
 def test_random_access_modules_import_no_ml_framework():
-    code = ("import sys, vidshard.random_access, vidshard.format.shardfiles, vidshard.format.arrayrecord; "
+    code = ("import sys, vidshard.readers.random_access, vidshard.format.file_adapters, vidshard.format.arrayrecord; "
             "print(sorted(m for m in ('tensorflow', 'apache_beam', 'torch', 'jax', 'grain') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -76,29 +79,35 @@ def test_random_access_modules_import_no_ml_framework():
 GRAIN_SCRIPT = """
 import json, sys
 import grain
-from vidshard.grain_data import make_dataset
+from vidshard.readers.grain_data import make_dataset
 
 out, seed = sys.argv[1], int(sys.argv[2])
 
-def ids(elements):
-    return [(int(e["key"]), int(e["frames"][0, 0, 0, 0]), int(e["frames"][0, 0, 0, 1]), int(e["label"]))
-            for e in elements]
+def key_of(video_id):  # the tagged videos are named ..._cNN.avi, NN their number
+    return int(str(video_id)[-6:-4])
 
-result = {"length": len(make_dataset(out, "train", seed=seed, num_epochs=3)),
-          "run": ids(make_dataset(out, "train", seed=seed, num_epochs=3)),
-          "again": ids(make_dataset(out, "train", seed=seed, num_epochs=3)),
-          "other_seed": ids(make_dataset(out, "train", seed=seed + 1, num_epochs=1)),
-          "ordered": ids(make_dataset(out, "train", shuffle=False, clips=1, num_epochs=1))}
-iterator = iter(make_dataset(out, "train", seed=seed, num_epochs=3))
+def ids(elements):
+    return [(key_of(video_id), int(frames[0, 0, 0, 0]), int(frames[0, 0, 0, 1]), int(label))
+            for frames, label, video_id in elements]
+
+def dataset(**options):
+    return make_dataset(out, "train", with_ids=True, **options)
+
+result = {"length": len(dataset(seed=seed, num_epochs=3)),
+          "run": ids(dataset(seed=seed, num_epochs=3)),
+          "again": ids(dataset(seed=seed, num_epochs=3)),
+          "other_seed": ids(dataset(seed=seed + 1, num_epochs=1)),
+          "ordered": ids(dataset(shuffle=False, clips=1, num_epochs=1))}
+iterator = iter(dataset(seed=seed, num_epochs=3))
 result["head"] = ids(next(iterator) for _ in range(15))  # 11 per epoch: stop 4 elements into epoch 1
 state = iterator.get_state()
 result["tail"] = ids(iterator)
-resumed = iter(make_dataset(out, "train", seed=seed, num_epochs=3))  # a fresh process would do the same
+resumed = iter(dataset(seed=seed, num_epochs=3))  # a fresh process would do the same
 resumed.set_state(json.loads(json.dumps(state)))                     # (the state survives JSON)
 result["resumed"] = ids(resumed)
-batches = make_dataset(out, "train", seed=seed, num_epochs=2, batch_size=4)
-result["batches"] = [(list(batch["frames"].shape), batch["key"].tolist(), batch["frames"][:, 0, 0, 0, 1].tolist())
-                     for batch in batches.to_iter_dataset(grain.ReadOptions(num_threads=2))]
+batches = dataset(seed=seed, num_epochs=2, batch_size=4)
+result["batches"] = [(list(frames.shape), [key_of(v) for v in video_ids], frames[:, 0, 0, 0, 1].tolist())
+                     for frames, labels, video_ids in batches.to_iter_dataset(grain.ReadOptions(num_threads=2))]
 print(json.dumps(result))
 """
 
@@ -140,7 +149,7 @@ TORCH_SCRIPT = """
 import json, sys
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
-from vidshard.torch_data import ArrayRecordDataset
+from vidshard.readers.torch_data import ArrayRecordDataset
 
 out, seed, context = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
 dataset = ArrayRecordDataset(out, "train", seed=seed)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from vidshard.testing.shards import corrupt_shard, make_shards, read_records
 from vidshard.errors import ShardFormatError
-from vidshard.reader import data_error, make_dataset
+from vidshard.readers.tf_data import data_error, make_dataset
 
 
 def _examples(dataset) -> list[tuple[str, int, np.ndarray]]:

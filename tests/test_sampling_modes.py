@@ -186,8 +186,8 @@ def test_segment_sampling_end_to_end(counters, tmp_path):
 def test_eval_clips_reach_every_reader(counters, tmp_path):
     import tensorflow as tf  # noqa: F401 (the tf.data reader)
 
-    from vidshard.numpy_reader import ShardReader
-    from vidshard.reader import make_dataset
+    from vidshard.readers.numpy_reader import ShardReader
+    from vidshard.readers.tf_data import make_dataset
 
     out = tmp_path / "eval"
     assert shard(str(counters), str(out), "--n-frames", "4", "--frame-step", "5", "--eval-clips", "3").exit_code == 0
@@ -206,8 +206,8 @@ def test_time_sampled_outputs_with_frame_times_reach_every_reader(counters, tmp_
     """Version 5 (records with frame_times) reads in tf.data, the NumPy reader and inspect --verify."""
     import tensorflow as tf  # noqa: F401 (the tf.data reader)
 
-    from vidshard.numpy_reader import ShardReader
-    from vidshard.reader import make_dataset
+    from vidshard.readers.numpy_reader import ShardReader
+    from vidshard.readers.tf_data import make_dataset
 
     out = tmp_path / "v5"
     assert shard(str(counters), str(out), "--fps", "5", "--n-frames", "4").exit_code == 0

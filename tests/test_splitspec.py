@@ -12,7 +12,7 @@ import pytest
 
 from vidshard.errors import ShardFormatError, VidshardError
 from vidshard.format.info import load_info
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 from vidshard.splitspec import Slice, resolve, select
 from vidshard.testing.shards import write_tagged_shards
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from vidshard.cli import main
 from vidshard.format.info import INFO_FILE, load_info
 from vidshard.format.schema import parse_example
-from vidshard.format.shardfiles import iter_shard
+from vidshard.format.file_adapters import iter_shard
 
 pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install 'vidshard[tfds]'")
 

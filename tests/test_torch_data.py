@@ -22,7 +22,7 @@ def test_without_torch_the_import_error_names_the_extra():
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("PyTorch is installed")
     with pytest.raises(ImportError, match=r"vidshard\[torch\]"):
-        import vidshard.torch_data  # noqa: F401
+        import vidshard.readers.torch_data  # noqa: F401
 
 
 def _ids(loader) -> list[tuple[int, int]]:
@@ -50,7 +50,7 @@ def test_dataloader_with_two_workers_yields_each_example_once(tmp_path, shard_si
     torch = pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
-    from vidshard.torch_data import ShardIterableDataset
+    from vidshard.readers.torch_data import ShardIterableDataset
 
     write_shards(tmp_path, shard_sizes, clips=2)
     dataset = ShardIterableDataset(tmp_path, "train", shuffle_buffer=4, seed=1)
@@ -73,7 +73,7 @@ def test_worker_batches_and_ranks_cover_the_split_once(tmp_path):
     pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
-    from vidshard.torch_data import ShardIterableDataset
+    from vidshard.readers.torch_data import ShardIterableDataset
 
     write_shards(tmp_path, [3, 3, 2])
     seen = []
@@ -90,7 +90,7 @@ def test_augment_reaches_the_reader_in_every_worker(tmp_path):
     torch = pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
-    from vidshard.torch_data import ShardIterableDataset
+    from vidshard.readers.torch_data import ShardIterableDataset
 
     write_shards(tmp_path, [4, 3, 4], clips=1)
     plain = ShardIterableDataset(tmp_path, "train", shuffle=False, seed=3)
@@ -111,7 +111,7 @@ def test_ranks_run_the_same_number_of_batches_over_unevenly_divided_files(tmp_pa
     pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
-    from vidshard.torch_data import ShardIterableDataset
+    from vidshard.readers.torch_data import ShardIterableDataset
 
     write_shards(tmp_path, [5, 1, 4, 2, 3])
     size = 15 // ranks if drop_last else -(-15 // ranks)
@@ -130,7 +130,7 @@ def test_ranks_run_the_same_number_of_batches_over_unevenly_divided_files(tmp_pa
 
 def test_len_is_unknown_when_the_workers_batch(tmp_path):
     pytest.importorskip("torch", reason=NO_TORCH)
-    from vidshard.torch_data import ShardIterableDataset
+    from vidshard.readers.torch_data import ShardIterableDataset
 
     write_shards(tmp_path, [3, 2])
     with pytest.raises(TypeError, match="num_workers"):
@@ -142,7 +142,7 @@ def test_channels_first_float_layouts_for_torchvision(tmp_path, layout, shape):
     torch = pytest.importorskip("torch", reason=NO_TORCH)
     from torch.utils.data import DataLoader
 
-    from vidshard.torch_data import ShardIterableDataset
+    from vidshard.readers.torch_data import ShardIterableDataset
 
     write_shards(tmp_path, [3, 2])
     stored = ShardIterableDataset(tmp_path, "train", shuffle=False)
@@ -154,3 +154,17 @@ def test_channels_first_float_layouts_for_torchvision(tmp_path, layout, shape):
         assert torch.equal(torch.round(back * 255).to(torch.uint8), a)  # [0, 1] floats of the same pixels
     with pytest.raises(ValueError, match="layout"):
         ShardIterableDataset(tmp_path, "train", layout="NHWC")
+
+
+def test_with_ids_yields_the_video_id_of_every_example(tmp_path):
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
+    from torch.utils.data import DataLoader
+
+    from vidshard.readers.torch_data import ShardIterableDataset
+
+    written = write_shards(tmp_path, [3, 2])
+    loader = DataLoader(ShardIterableDataset(tmp_path, "train", shuffle=False, with_ids=True), batch_size=2)
+    seen = [(video_id, int(label), int(frames[i, 0, 0, 0, 0]))
+            for frames, labels, ids in loader for i, (label, video_id) in enumerate(zip(labels, ids))]
+    assert all(labels.dtype == torch.int64 for _, labels, _ in loader)
+    assert seen == [(r.video_id, r.label, v) for v, r in enumerate(written)]  # the id names the example yielded

@@ -26,7 +26,7 @@ from vidshard.models.plots import history_figure
 from vidshard.models.resnet21d import build_model
 from vidshard.models.callbacks import ResumableEarlyStopping
 from vidshard.models.train import TrainConfig, train
-from vidshard.reader import make_dataset
+from vidshard.readers.tf_data import make_dataset
 
 CLASSES = 3
 EPOCHS = 12

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from vidshard.cli import main
 from vidshard.format.info import load_info
-from vidshard.numpy_reader import ShardReader
+from vidshard.readers.numpy_reader import ShardReader
 from vidshard.sampling import ClipSpec, draw_stored, whole_indices
 from vidshard.testing.shards import read_records
 
@@ -122,7 +122,7 @@ def test_sampling_all_end_to_end_through_the_cli_the_numpy_and_tf_data_readers(c
         assert clip[0] == 3 * ((stored - 4) // 2)  # the middle of the valid starts, every epoch
 
     # tf.data: the same rules, drawn after the cache every epoch; evaluation clips equal the NumPy reader's.
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
     ds = make_dataset(str(out), "train", 2, shuffle=False, seed=5, cache=True)
     tf_epochs = [[clip_sources(clip) for batch, _ in ds for clip in batch.numpy()] for _ in range(4)]
@@ -190,10 +190,10 @@ def test_sampling_all_options_that_do_not_fit_are_usage_errors(counters, tmp_pat
 #: Grain in a subprocess (a second framework): each epoch's clips as the mean grey level of each frame.
 GRAIN_SCRIPT = """
 import json, sys
-from vidshard.grain_data import make_dataset
+from vidshard.readers.grain_data import make_dataset
 
 def levels(dataset):
-    return [[float(f[12:20, 12:20].mean()) if f.any() else -1.0 for f in e["frames"]] for e in dataset]
+    return [[float(f[12:20, 12:20].mean()) if f.any() else -1.0 for f in frames] for frames, _ in dataset]
 
 out = sys.argv[1]
 print(json.dumps({"epochs": levels(make_dataset(out, "train", seed=4, shuffle=False, num_epochs=3)),
@@ -224,7 +224,7 @@ def test_sampling_all_in_array_record_reads_in_grain_with_a_fresh_clip_per_epoch
     assert len(epochs) == 3 * 4 and all(np.all(np.diff(c) == 2) and c[0] % 2 == 0 for c in epochs)
     assert len({tuple(map(tuple, epochs[e * 4:(e + 1) * 4])) for e in range(3)}) > 1  # new clips per epoch
     from vidshard.format.schema import parse_example
-    from vidshard.random_access import SplitSource
+    from vidshard.readers.random_access import SplitSource
 
     source = SplitSource(out, "train")
     lengths = [parse_example(source[i], "jpeg").frames.shape[1] for i in range(len(source))]
@@ -282,7 +282,7 @@ import sys
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from vidshard.torch_data import ShardIterableDataset
+from vidshard.readers.torch_data import ShardIterableDataset
 
 data, workers, save = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 dataset = ShardIterableDataset(data, "train", shuffle=False, seed=3)

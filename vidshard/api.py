@@ -8,9 +8,9 @@ imported by :func:`shard`, TensorFlow or PyTorch by :func:`load` with that backe
   with the command's defaults, and returns its :class:`~vidshard.pipelines.launch.ShardResult`.
 - :func:`load` reads a split string (TFDS's syntax: ``"train[:10%]"``, ``"train+val"``,
   ``"test[-20%:]"``, ``"train[:100]"``, see :mod:`vidshard.splitspec`) with one of the readers:
-  ``numpy`` (:class:`~vidshard.numpy_reader.ShardReader`), ``torch``
-  (:class:`~vidshard.torch_data.ShardIterableDataset`), ``tf`` (a ``tf.data.Dataset`` from
-  :func:`vidshard.reader.make_dataset`) or ``grain`` (a ``grain.MapDataset``, ArrayRecord outputs).
+  ``numpy`` (:class:`~vidshard.readers.numpy_reader.ShardReader`), ``torch``
+  (:class:`~vidshard.readers.torch_data.ShardIterableDataset`), ``tf`` (a ``tf.data.Dataset`` from
+  :func:`vidshard.readers.tf_data.make_dataset`) or ``grain`` (a ``grain.MapDataset``, ArrayRecord outputs).
 """
 from __future__ import annotations
 
@@ -130,14 +130,15 @@ def load(data_dir: str | os.PathLike, split: str = "train", backend: str = "nump
     ``drop_last`` (PyTorch's ``DistributedSampler`` conventions) give each data-parallel rank an
     equal share of the selection (:meth:`vidshard.parts.Part.for_rank`; ``numpy`` and ``torch``).
     ``options`` go to the backend's reader (``batch_size``, ``shuffle``, ``seed``, ``clips``,
-    ``augment``; ``layout="CTHW"`` for torch; ``cache`` for tf; ...).  Every backend yields
-    uint8 frames ``[T, H, W, 3]`` (torch: or its ``layout``) and int64 labels:
+    ``augment``, ``with_ids``; ``layout="CTHW"`` for numpy, torch and grain; ``cache`` for tf; ...).
+    Every backend yields the same element (:mod:`vidshard.readers.records`): ``(frames, labels)``
+    (``with_ids=True``: ``(frames, labels, video_ids)``), uint8 frames ``[T, H, W, 3]`` (or the
+    ``layout``'s float32), int64 labels:
 
-    - ``numpy``: a :class:`~vidshard.numpy_reader.ShardReader` of ``(frames, labels)`` batches;
-    - ``torch``: a :class:`~vidshard.torch_data.ShardIterableDataset` (``pip install 'vidshard[torch]'``);
-    - ``tf``: a ``tf.data.Dataset`` of ``(frames, labels)`` batches (TensorFlow);
-    - ``grain``: a ``grain.MapDataset`` of ``{"frames", "label", "key"}`` over an ArrayRecord output
-      (``pip install 'vidshard[grain]'``); ``key`` is the element's position in the selection.
+    - ``numpy``: a :class:`~vidshard.readers.numpy_reader.ShardReader`;
+    - ``torch``: a :class:`~vidshard.readers.torch_data.ShardIterableDataset` (``pip install 'vidshard[torch]'``);
+    - ``tf``: a ``tf.data.Dataset`` (TensorFlow; ids as ``tf.string``);
+    - ``grain``: a ``grain.MapDataset`` over an ArrayRecord output (``pip install 'vidshard[grain]'``).
 
     A split string naming several splits needs them to store the same number of clips per
     video (with ``eval_clips``, train and the other splits differ).
@@ -156,20 +157,20 @@ def load(data_dir: str | os.PathLike, split: str = "train", backend: str = "nump
     if backend in ("tf", "grain") and (num_replicas, rank) != (1, 0):
         raise VidshardError(f"`num_replicas`/`rank` apply to the numpy and torch backends, not {backend}")
     if backend == "numpy":
-        from vidshard.numpy_reader import ShardReader
+        from vidshard.readers.numpy_reader import ShardReader
 
         if (num_replicas, rank) != (1, 0):
             part = part.for_rank(rank, num_replicas, drop_last)
         return ShardReader(data_dir, names[0], part=part, **options)
     if backend == "torch":
-        from vidshard.torch_data import ShardIterableDataset
+        from vidshard.readers.torch_data import ShardIterableDataset
 
         return ShardIterableDataset(data_dir, names[0], part=part, num_replicas=num_replicas, rank=rank,
                                     drop_last=drop_last, **options)
     if backend == "tf":
-        from vidshard.reader import make_dataset
+        from vidshard.readers.tf_data import make_dataset
 
         return make_dataset(data_dir, names[0], part=part, **options)
-    from vidshard.grain_data import make_dataset as grain_dataset
+    from vidshard.readers.grain_data import make_dataset as grain_dataset
 
     return grain_dataset(data_dir, names[0], part=part, **options)

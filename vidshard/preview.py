@@ -19,7 +19,7 @@ from PIL import Image
 from vidshard.errors import ShardFormatError, VidshardError
 from vidshard.format.info import DatasetInfo
 from vidshard.format.schema import ClipRecord, parse_example
-from vidshard.format.shardfiles import read_shard_record
+from vidshard.format.file_adapters import read_shard_record
 from vidshard.format.splits import split_files
 
 GIF_FPS = 10  #: the tutorial's to_gif frame rate

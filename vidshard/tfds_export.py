@@ -130,7 +130,7 @@ def export_tfds(data_dir: str, to: str | None = None) -> str:
         raise VidshardError(f"{to if to is not None and storage.is_remote(to) else data_dir}: export-tfds writes "
                             "beside a local output only: TFDS reads the shards from the folder of its own "
                             "dataset_info.json, which links to them, and object stores have no links; read an "
-                            "output in object storage with vidshard.numpy_reader.ShardReader (or Grain, PyTorch, "
+                            "output in object storage with vidshard.readers.numpy_reader.ShardReader (or Grain, PyTorch, "
                             "tf.data on gs://), or copy it to a local folder first")
     info = load_info(data_dir)
     if info.compression != "none":

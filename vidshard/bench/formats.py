@@ -9,9 +9,9 @@ records, which is checked), and prints a Markdown table:
   checked; ArrayRecord: chunk hash checked and chunk decompressed), MiB/s of records;
 - **shuffled read** (ArrayRecord only): every record of the split once, in a random order, by
   key, one record at a time: what an exact global shuffle costs (TFRecord cannot read by key);
-- **decode**: one pass of the split through :class:`~vidshard.numpy_reader.ShardReader`
+- **decode**: one pass of the split through :class:`~vidshard.readers.numpy_reader.ShardReader`
   (shuffled, one clip per video, one thread) for both, and for ArrayRecord the global-shuffle
-  order through :class:`~vidshard.random_access.ClipDecoder`: clips/s.
+  order through :class:`~vidshard.readers.random_access.ClipDecoder`: clips/s.
 
 Each figure is the best of ``--passes`` passes, which alternate between the formats.  The files are read from the page cache (they
 were just written, or read by the first pass), so this compares the formats' CPU cost, not disks.
@@ -26,9 +26,9 @@ from typing import Callable
 import numpy as np
 
 from vidshard.format.info import load_info
-from vidshard.format.shardfiles import iter_shard
-from vidshard.numpy_reader import ShardReader
-from vidshard.random_access import ClipDecoder, SplitSource
+from vidshard.format.file_adapters import iter_shard
+from vidshard.readers.numpy_reader import ShardReader
+from vidshard.readers.random_access import ClipDecoder, SplitSource
 
 
 def _files(out: str) -> list[str]:

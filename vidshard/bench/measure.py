@@ -210,7 +210,7 @@ def _iterate(dataset, min_seconds: float = 0.0, max_epochs: int = 1, warmup_batc
 def _input_rates(shards: Path, folder: Path, config: BenchConfig) -> dict[str, float]:
     """Training-input clips/s without a model: vidshard's reader (uncached, cached) and the tutorial's."""
     from vidshard.bench.tutorial import tutorial_dataset
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
     uncached = make_dataset(str(shards), "train", config.batch_size, shuffle=True, cache=False)
     clips, seconds = _iterate(uncached)
@@ -230,7 +230,7 @@ def _training_epochs(shards: Path, folder: Path, config: BenchConfig, num_classe
 
     from vidshard.bench.tutorial import tutorial_dataset
     from vidshard.models.resnet21d import build_model
-    from vidshard.reader import make_dataset
+    from vidshard.readers.tf_data import make_dataset
 
     steps = max(1, config.train_videos // config.batch_size)
     model = build_model(config.n_frames, config.height, config.width, num_classes)

@@ -7,7 +7,7 @@ it) fed two ways, and reports clips per second of each and their ratio:
 * **synthetic**: one batch of random uint8 clips and labels, put on the device once and fed
   again and again, so the step never waits for input: the step's own rate;
 * **from shards**: batches of the split, read, shuffled and decoded by
-  :class:`~vidshard.numpy_reader.ShardReader` in its decode threads while the step runs, and
+  :class:`~vidshard.readers.numpy_reader.ShardReader` in its decode threads while the step runs, and
   put on the device ahead of use by :func:`~vidshard.bench.prefetch.prefetch_to_device`, epoch
   after epoch.
 
@@ -55,7 +55,10 @@ from vidshard.errors import VidshardError
 from vidshard.format.splits import split_files
 from vidshard.models.backend import BACKENDS, DEFAULT_BACKEND, tensorflow_kept_out, use_backend
 from vidshard.bench.prefetch import prefetch_to_device
-from vidshard.numpy_reader import Batch, ShardReader
+from vidshard.readers.numpy_reader import ShardReader
+
+#: One batch of a ShardReader: ``(frames, labels)``.
+Batch = tuple[Any, Any]
 
 #: ``--dtypes`` name -> ``TrainConfig.mixed_precision`` (the policies ``vidshard train`` uses).
 DTYPES: dict[str, str | None] = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}

@@ -53,7 +53,7 @@ def shard(source: Path, out: Path, *options: str) -> dict[str, Any]:
         raise RuntimeError(f"vidshard shard failed:\n{done.stderr[-2000:]}")
     from vidshard.format.info import load_info
     from vidshard.format.schema import parse_example
-    from vidshard.format.shardfiles import iter_shard
+    from vidshard.format.file_adapters import iter_shard
 
     info = load_info(str(out))
     real = padding = 0

@@ -17,7 +17,7 @@ from vidshard.cli.quality_options import audit_from_options, audit_options
 from vidshard.cli.selection import catalog_options, check_split_options, selection_from_options, selection_options
 from vidshard.cli.wording import bad_value, cli_wording
 from vidshard.errors import VidshardError
-from vidshard.format.info import FILE_FORMATS
+from vidshard.format.file_adapters import FILE_FORMATS
 from vidshard.format.schema import ENCODINGS
 from vidshard.format.tfrecord import COMPRESSIONS
 from vidshard.sampling import DRAWS, SAMPLINGS, ClipSpec, EncodeSettings

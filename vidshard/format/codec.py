@@ -1,8 +1,14 @@
-"""The image codec of stored frames: one RGB frame to JPEG/PNG bytes and back, with OpenCV.
+"""The image codec of stored frames: one RGB frame to JPEG/PNG bytes and back, with OpenCV (and TensorFlow's ops).
 
 Deterministic (the same pixels give the same bytes), so shards are byte-identical across runs.
+The one place that decodes a stored frame: :func:`decode_frame` for the TF-free readers and
+:func:`tf_frame_decoder` for tf.data, which give the same pixels (JPEG with TensorFlow's
+``INTEGER_ACCURATE`` IDCT, the one OpenCV's libjpeg uses; TensorFlow's default differs by up to
+~20 levels per pixel).
 """
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -29,3 +35,17 @@ def decode_frame(data: bytes) -> np.ndarray:
     if bgr is None:
         raise ShardFormatError("a stored frame is not a decodable JPEG/PNG image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def tf_frame_decoder(encoding: str) -> Callable[[Any], Any]:
+    """TensorFlow's decode of one stored frame (a ``tf.string`` -> uint8 ``[H, W, 3]``), equal to :func:`decode_frame`.
+
+    Imports TensorFlow only when called; for the tf.data reader, whose parallel map runs it.
+    """
+    import tensorflow as tf
+
+    if encoding == "jpeg":
+        return lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+    if encoding == "png":
+        return lambda data: tf.io.decode_png(data, channels=3, dtype=tf.uint8)
+    raise ValueError(f"unknown image encoding {encoding!r}; expected jpeg or png")

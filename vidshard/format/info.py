@@ -21,13 +21,13 @@ from typing import Any
 
 from vidshard.errors import ShardFormatError
 from vidshard.format import storage
+from vidshard.format.file_adapters import FILE_FORMATS
 from vidshard.format.schema import features_of
 from vidshard.sampling import ClipSpec
 
 INFO_FILE = "dataset_info.json"
 ERRORS_FILE = "errors.jsonl"
 #: Shard file formats: TFRecord (the default; sequential reads) or ArrayRecord (random access).
-FILE_FORMATS = ("tfrecord", "array_record")
 #: The newest ``format_version``: 5 is 4 plus ``frame_times`` in the records of time-sampled clips.
 #: Version 4: 3 plus the clip spec's ``sampling``, ``fps`` and ``eval_clips``,
 #: and records that store their video's timing (``source_fps``, ``source_frames``) when the clips

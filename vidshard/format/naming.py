@@ -11,6 +11,7 @@ import hashlib
 import math
 from typing import Sequence
 
+from vidshard.format.file_adapters import adapter
 from vidshard.sampling import ClipSpec
 
 #: ``auto`` aims at shards of about this size (TFDS keeps shards between 64 MiB and 1 GiB).
@@ -24,24 +25,19 @@ _BYTES_PER_VALUE = {"raw": 1.0, "png": 0.5, "jpeg": 1 / 6}
 
 
 def shard_name(split: str, index: int, num_shards: int, compression: str = "none", file_format: str = "tfrecord") -> str:
-    """``{split}-SSSSS-of-NNNNN.tfrecord``, plus ``.gz`` when gzip-compressed; ``.array_record`` for ArrayRecord."""
-    if file_format == "array_record":
-        if compression != "none":
-            raise ValueError("ArrayRecord files compress their own chunks; compression must be none")
-        suffix = ".array_record"
-    else:
-        suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
-    return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
+    """``{split}-SSSSS-of-NNNNN`` and the file format's suffix (:data:`~vidshard.format.file_adapters.FILE_ADAPTERS`):
+    ``.tfrecord``, ``.tfrecord.gz`` when gzip-compressed, ``.array_record``."""
+    return f"{shard_key(split, index)}-of-{num_shards:05d}{adapter(file_format).suffix(compression)}"
+
+
+def shard_key(split: str, index: int) -> str:
+    """``{split}-SSSSS``: a shard's key in its file name and in the staging folder's names."""
+    return f"{split}-{index:05d}"
 
 
 def num_shards_of(name: str) -> int:
     """The ``NNNNN`` of a name from :func:`shard_name` (``{split}-SSSSS-of-NNNNN...``): the split's shard count."""
     return int(name.rsplit("-of-", 1)[1][:5])
-
-
-def file_format_of(name: str) -> str:
-    """``array_record`` or ``tfrecord``: the format a shard name (from :func:`shard_name`) stands for."""
-    return "array_record" if name.endswith(".array_record") else "tfrecord"
 
 
 def order_key(seed: int, video_id: str) -> tuple[str, str]:

@@ -226,8 +226,8 @@ def parse_example(serialized: bytes, encoding: str) -> ClipRecord:
 
 
 def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: int | None = None,
-                    clip_draw: float = 0.0, whole: ClipSpec | None = None) -> int:
-    """Decode one clip of one Example into ``out`` (uint8 ``[T, H, W, 3]``, preallocated); return its label.
+                    clip_draw: float = 0.0, whole: ClipSpec | None = None) -> tuple[int, str]:
+    """Decode one clip of one Example into ``out`` (uint8 ``[T, H, W, 3]``, preallocated); return its label and video id.
 
     The parse of :func:`parse_example` for readers that need one clip per epoch: only that clip's
     frames are decoded.  ``clip`` picks a stored clip; ``None`` picks ``int(clip_draw * num_clips)``
@@ -244,14 +244,15 @@ def parse_clip_into(serialized: bytes, encoding: str, out: np.ndarray, *, clip: 
             raise ShardFormatError(f"stores {parsed.clips} sequences of {(parsed.n_frames, parsed.h, parsed.w)} frames, "
                                    f"dataset_info.json says one sequence of {tuple(out.shape[1:3])} frames")
         key = None if clip is not None else int(clip_draw * 2**53)
-        parsed.decode_positions(draw_stored(parsed.text("video_id"), parsed.n_frames, whole, key), out)
-        return parsed.scalar("label")
+        video_id = parsed.text("video_id")
+        parsed.decode_positions(draw_stored(video_id, parsed.n_frames, whole, key), out)
+        return parsed.scalar("label"), video_id
     if (parsed.n_frames, parsed.h, parsed.w) != out.shape[:3] or parsed.clips < 1:
         raise ShardFormatError(f"stores {parsed.clips} clips of {(parsed.n_frames, parsed.h, parsed.w)} frames, "
                                f"dataset_info.json says clips of {tuple(out.shape[:3])}")
     chosen = min(int(clip_draw * parsed.clips), parsed.clips - 1) if clip is None else clip
     parsed.decode_clip(chosen, out)
-    return parsed.scalar("label")
+    return parsed.scalar("label"), parsed.text("video_id")
 
 
 def tf_feature_spec(names: Iterable[str] = tuple(FEATURES)) -> dict[str, Any]:

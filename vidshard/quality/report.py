@@ -25,7 +25,7 @@ from vidshard.errors import ShardFormatError
 from vidshard.format import storage
 from vidshard.format.info import ERRORS_FILE, DatasetInfo, load_info
 from vidshard.format.schema import parse_example
-from vidshard.format.shardfiles import iter_shard
+from vidshard.format.file_adapters import iter_shard
 from vidshard.format.splits import split_files
 from vidshard.quality.flags import FLAGS, RULES, Thresholds
 from vidshard.quality.table import QUALITY_FILE, SUMMARISED

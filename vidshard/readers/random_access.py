@@ -1,14 +1,15 @@
 """Random access to an ArrayRecord output: a split as ``len`` + ``[key]``, and per-epoch clip choice.
 
-The pieces Grain (:mod:`vidshard.grain_data`) and map-style PyTorch (:mod:`vidshard.torch_data`)
+The pieces Grain (:mod:`vidshard.readers.grain_data`) and map-style PyTorch (:mod:`vidshard.readers.torch_data`)
 share, with neither of them imported here:
 
 - :class:`SplitSource` is Grain's ``RandomAccessDataSource`` protocol (``__len__``,
   ``__getitem__``, ``__getitems__``) over one split's ArrayRecord files, in the order of
   ``dataset_info.json``: key ``k`` is the ``k``-th example of the split, the same example
-  :mod:`vidshard.numpy_reader` reads ``k``-th without shuffling.  It returns the serialized
+  :mod:`vidshard.readers.numpy_reader` reads ``k``-th without shuffling.  It returns the serialized
   Example; it pickles without its open files (for loader worker processes).
-- :class:`ClipDecoder` turns ``(index, serialized)`` into ``{"frames", "label", "key"}``, where
+- :class:`ClipDecoder` turns ``(index, serialized)`` into the element every reader yields,
+  ``(frames, label)`` or ``(frames, label, video_id)`` (:mod:`vidshard.readers.records`), where
   ``index = epoch * len(split) + key`` (Grain's convention for indices past the first epoch).
   With ``clips="random"`` the clip is drawn from a generator seeded by ``(seed, epoch, key)``:
   a different clip each epoch, the same one whenever that epoch is read again (resume).
@@ -25,7 +26,7 @@ import numpy as np
 from vidshard.errors import ShardFormatError
 from vidshard.format import arrayrecord
 from vidshard.format.info import DatasetInfo, load_info
-from vidshard.numpy_reader import check_clip_choice, decode_one
+from vidshard.readers.records import check_clip_choice, check_layout, decode_one
 from vidshard.parts import Part
 
 
@@ -78,15 +79,17 @@ class SplitSource:
 
 
 class ClipDecoder:
-    """``(index, serialized) -> {"frames": uint8 [T, H, W, 3], "label": int64, "key": int64}``.
+    """``(index, serialized) -> (frames uint8 [T, H, W, 3], label int64[, video_id str])``.
 
     ``index`` is ``epoch * length + key``; ``clips="random"`` draws the clip from
     ``np.random.default_rng([seed, epoch, key])``, an int always takes that stored clip.
+    ``with_ids`` and ``layout`` as for every reader (:mod:`vidshard.readers.records`).
     """
 
     def __init__(self, info: DatasetInfo, split: str, length: int, *, seed: int = 0, clips: str | int = "random",
-                 where: str = "") -> None:
+                 where: str = "", with_ids: bool = False, layout: str = "THWC") -> None:
         check_clip_choice(clips, info.clip.clips_in(split), ("random",))
+        check_layout(layout)
         if seed < 0 or length < 1:
             raise ValueError("seed must be >= 0 and the split not empty")
         self.info = info
@@ -94,12 +97,14 @@ class ClipDecoder:
         self.seed = seed
         self.clips = clips
         self.where = where
+        self.with_ids = with_ids
+        self.layout = layout
 
-    def __call__(self, index: int, serialized: bytes) -> dict[str, np.ndarray]:
+    def __call__(self, index: int, serialized: bytes) -> tuple:
         epoch, key = divmod(int(index), self.length)
         if self.clips == "random":
-            frames, label = decode_one(serialized, self.info, clip_draw=float(np.random.default_rng([self.seed, epoch, key]).random()),
-                                       where=self.where, index=key)
+            batch = decode_one(serialized, self.info, clip_draw=float(np.random.default_rng([self.seed, epoch, key]).random()),
+                               where=self.where, index=key)
         else:
-            frames, label = decode_one(serialized, self.info, clip=int(self.clips), where=self.where, index=key)
-        return {"frames": frames, "label": np.int64(label), "key": np.int64(key)}
+            batch = decode_one(serialized, self.info, clip=int(self.clips), where=self.where, index=key)
+        return batch.element(self.layout, self.with_ids, single=True)

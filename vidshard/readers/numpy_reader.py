@@ -1,6 +1,6 @@
 """A shard reader without TensorFlow: NumPy batches for JAX, PyTorch or plain Python loops.
 
-It reads the same shards as :mod:`vidshard.reader` and yields the same frames and labels, but
+It reads the same shards as :mod:`vidshard.readers.tf_data` and yields the same frames and labels, but
 needs only NumPy, protobuf, OpenCV and google-crc32c, so it runs where TensorFlow is absent
 (the GPU machine) or unwanted (a PyTorch ``DataLoader`` worker).
 
@@ -23,7 +23,6 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -31,42 +30,31 @@ import numpy as np
 from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
 from vidshard.format import storage
-from vidshard.format.info import DatasetInfo, load_info
-from vidshard.format.schema import parse_clip_into
-from vidshard.format.shardfiles import iter_shard
+from vidshard.format.file_adapters import iter_shard
+from vidshard.format.info import load_info
 from vidshard.parts import Part, Segment
+from vidshard.readers.records import Batch, Item, check_clip_choice, check_layout, decode_into
 
 #: Files read at once when shuffling (as tf.data's ``interleave(cycle_length=...)``), so the shuffle
 #: buffer mixes examples of several shards rather than of one.  Unshuffled, files are read one
 #: after the other: the canonical order of ``dataset_info.json``.
 CYCLE_LENGTH = 4
 
-Batch = tuple[np.ndarray, np.ndarray]
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One record on its way from the sequential stage to a decode thread."""
-
-    path: str
-    index: int  # record index within its file, for error messages
-    serialized: bytes
-    clip: int | None  # the clip to decode, or None: pick one with ``clip_draw``
-    clip_draw: float  # uniform in [0, 1)
-    augment: augmentation.Draw | None = None  # applied after decoding (training only)
-
 
 class ShardReader:
     """Iterable of NumPy batches ``(frames uint8 [B, T, H, W, 3], labels int64 [B])`` of one split.
 
     ``batch_size=None`` yields single examples ``(frames [T, H, W, 3], label int64 scalar)``.
+    ``with_ids=True`` adds the video ids (``str``; an object array ``[B]`` in a batch) as a third
+    element, and ``layout="TCHW"`` or ``"CTHW"`` gives float32 frames in [0, 1], channels first:
+    the element every reader yields (:mod:`vidshard.readers.records`).
     Every pass yields every example of this reader's part exactly once.  Passes are numbered
     from ``epoch`` on: each ``iter()`` uses the current epoch and advances it, so successive
     passes see new orders (and new clips), as tf.data's ``reshuffle_each_iteration``;
     ``set_epoch(n)`` makes the next pass epoch ``n`` (to resume, or to keep data-parallel
     workers in step).  Order and clips depend only on ``(seed, epoch)`` and the part read.
 
-    ``clips`` as in :func:`vidshard.reader.make_dataset`: ``"random"`` picks one stored clip per
+    ``clips`` as in :func:`vidshard.readers.tf_data.make_dataset`: ``"random"`` picks one stored clip per
     video per epoch, ``"all"`` yields every stored clip as its own example (evaluation); an int
     always takes that clip (exact comparisons).  ``num_workers`` decode threads run
     ahead of the consumer by up to ``prefetch`` batches; ``num_workers=0`` does everything in the
@@ -74,7 +62,7 @@ class ShardReader:
     ``shard_index``/``num_shards`` give this reader one disjoint, contiguous part of the split (see
     :meth:`vidshard.parts.Part.split`); ``part`` passes a part made by the caller instead: a slice
     (:func:`vidshard.load`), a data-parallel rank's equal share (:meth:`vidshard.parts.Part.for_rank`), or a
-    share of it for one loader worker (:mod:`vidshard.torch_data`).  ``split`` names the split whose
+    share of it for one loader worker (:mod:`vidshard.readers.torch_data`).  ``split`` names the split whose
     stored clip count applies (a part of several splits needs the same count in each).
 
     ``augment`` names train-time augmentations (``("crop", "flip")``, see :mod:`vidshard.augment`),
@@ -101,6 +89,8 @@ class ShardReader:
         clips: str | int = "random",
         verify: bool = True,
         augment: str | Iterable[str] | None = (),
+        with_ids: bool = False,
+        layout: str = "THWC",
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
@@ -128,6 +118,9 @@ class ShardReader:
         self.epoch = epoch
         self.clips = clips
         self.verify = verify
+        check_layout(layout)
+        self.with_ids = with_ids
+        self.layout = layout
 
     @property
     def frame_shape(self) -> tuple[int, int, int, int]:
@@ -152,7 +145,7 @@ class ShardReader:
             raise ValueError("epoch must be >= 0")
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[tuple]:
         epoch, self.epoch = self.epoch, self.epoch + 1
         items = self._items(epoch)
         if self.num_workers == 0:
@@ -161,7 +154,7 @@ class ShardReader:
 
     # -- the sequential stage ---------------------------------------------------------------
 
-    def _items(self, epoch: int) -> Iterator[_Item]:
+    def _items(self, epoch: int) -> Iterator[Item]:
         """Records of this reader's part in this epoch's order, each with its clip draw."""
         rng = np.random.default_rng([self.seed, epoch, *self.part.key])
         segments = list(self.part.segments)
@@ -177,14 +170,14 @@ class ShardReader:
         for path, index, serialized in stream:
             if self.clips == "all":
                 for clip in range(self.info.clip.clips_in(self.split)):
-                    yield _Item(path, index, serialized, clip, 0.0)
+                    yield Item(path, index, serialized, clip, 0.0)
             else:
                 fixed = None if self.clips == "random" else int(self.clips)
                 how = None
                 if self.augment:
                     how = augmentation.draw(augment_rng.random(augmentation.UNIFORMS_PER_CLIP), self.augment,
                                             height, width)
-                yield _Item(path, index, serialized, fixed, float(rng.random()), how)
+                yield Item(path, index, serialized, fixed, float(rng.random()), how)
 
     def _interleave(self, segments: list[Segment], cycle: int) -> Iterator[tuple[str, int, bytes]]:
         """Round-robin over ``cycle`` open files at a time, reading this part's segments of them."""
@@ -218,9 +211,9 @@ class ShardReader:
     # -- decoding and batching --------------------------------------------------------------
 
     def _new_batch(self, size: int) -> Batch:
-        return np.empty((size, *self.frame_shape), np.uint8), np.empty((size,), np.int64)
+        return Batch.empty(size, self.frame_shape)
 
-    def _batches_of(self, items: Iterator[_Item]) -> Iterator[list[_Item]]:
+    def _batches_of(self, items: Iterator[Item]) -> Iterator[list[Item]]:
         size = self.batch_size or 1
         while True:
             chunk = list(itertools.islice(items, size))
@@ -228,18 +221,17 @@ class ShardReader:
                 return
             yield chunk
 
-    def _finish(self, batch: Batch) -> Batch:
-        frames, labels = batch
-        return (frames[0], labels[0]) if self.batch_size is None else (frames, labels)
+    def _finish(self, batch: Batch) -> tuple:
+        return batch.element(self.layout, self.with_ids, single=self.batch_size is None)
 
-    def _run_inline(self, items: Iterator[_Item]) -> Iterator[Batch]:
+    def _run_inline(self, items: Iterator[Item]) -> Iterator[tuple]:
         for chunk in self._batches_of(items):
             batch = self._new_batch(len(chunk))
             for slot, item in enumerate(chunk):
                 decode_into(item, self.info, batch, slot)
             yield self._finish(batch)
 
-    def _run_threaded(self, items: Iterator[_Item]) -> Iterator[Batch]:
+    def _run_threaded(self, items: Iterator[Item]) -> Iterator[tuple]:
         """Run the sequential stage in a thread that feeds the decode pool; yield finished batches."""
         done: queue.Queue = queue.Queue(self.prefetch)
         stop = threading.Event()
@@ -311,44 +303,3 @@ def _shuffle_buffer(stream: Iterator, size: int, rng: np.random.Generator) -> It
         buffer[slot] = element
     for slot in rng.permutation(len(buffer)):
         yield buffer[slot]
-
-
-def check_clip_choice(clips: str | int, stored: int, modes: tuple[str, ...]) -> None:
-    """Refuse a reader's ``clips`` that is neither one of ``modes`` nor a stored clip's index."""
-    if clips not in modes and not (isinstance(clips, int) and 0 <= clips < stored):
-        raise ValueError(f"clips must be {' or '.join(map(repr, modes))} or a clip index in [0, {stored}), "
-                         f"not {clips!r}")
-
-
-def decode_into(item: _Item, info: DatasetInfo, batch: Batch, slot: int) -> None:
-    """Parse one Example and decode one of its clips into ``batch[slot]``.
-
-    :func:`vidshard.format.schema.parse_clip_into` decodes only the chosen clip's frames (a
-    video stored with 3 clips costs one clip's decode per epoch; of a whole sequence, ``all``
-    sampling, the drawn clip's frames) and checks its shape against ``dataset_info.json``; a bad record raises :class:`ShardFormatError` naming its file and record.
-    The item's augmentation, if any, is applied to the decoded clip in place.
-    """
-    frames_out, labels_out = batch
-    try:
-        label = parse_clip_into(item.serialized, info.encoding, frames_out[slot], clip=item.clip, clip_draw=item.clip_draw,
-                                whole=info.clip if info.whole else None)
-        if not 0 <= label < info.num_classes:
-            raise ShardFormatError(f"label {label} is not in [0, {info.num_classes})")
-        labels_out[slot] = label
-        if item.augment is not None:
-            augmentation.apply(frames_out[slot], item.augment)
-    except ShardFormatError as exc:
-        raise ShardFormatError(f"{item.path}: record {item.index}: {exc}") from None
-
-
-def decode_one(serialized: bytes, info: DatasetInfo, *, clip: int | None = None, clip_draw: float = 0.0,
-               where: str = "", index: int = 0) -> tuple[np.ndarray, np.int64]:
-    """One Example's clip as ``(frames uint8 [T, H, W, 3], label)``: :func:`decode_into` for one record.
-
-    ``clip`` picks a stored clip; ``None`` picks ``int(clip_draw * num_clips)`` (``clip_draw`` in
-    [0, 1)).  ``where`` and ``index`` name the record in errors.  For random-access readers
-    (:mod:`vidshard.random_access`), which decode one record at a time.
-    """
-    batch = (np.empty((1, *info.clip_shape), np.uint8), np.empty((1,), np.int64))
-    decode_into(_Item(where, index, serialized, clip, clip_draw), info, batch, 0)
-    return batch[0][0], batch[1][0]

@@ -9,9 +9,8 @@ With several clips per video the cache holds all of them and a clip is drawn per
 *after* the cache, every epoch anew; the tutorial cached its one random clip, so every epoch saw
 the same one.  Evaluation uses ``clips="all"``: every stored clip is one example, in a fixed order.
 
-JPEG frames are decoded with ``dct_method="INTEGER_ACCURATE"``, the same IDCT as OpenCV's
-decoder, so this reader and the TF-free one (:func:`vidshard.format.schema.parse_example`) yield
-identical pixels; TensorFlow's default method differs by up to ~20 levels per pixel.
+Frames are decoded by :func:`vidshard.format.codec.tf_frame_decoder` (JPEG with the IDCT of
+OpenCV's decoder), so this reader and the TF-free ones yield identical pixels.
 
 An output of ``all`` sampling (format version 6) stores each video's frames as one sequence of
 its own length: it is decoded (and cached) whole, and every epoch a clip of ``n_frames``
@@ -19,8 +18,9 @@ consecutive stored frames is drawn from it after the cache (:func:`vidshard.samp
 keyed by the example's random value; ``clips="all"`` takes the centred clip).
 
 Train-time augmentation (``augment``, see :mod:`vidshard.augment`) runs after the cache, with
-the clip draw: each example's random value picks its clip and keys the stateless ops that draw
-its crop box and flip, so the same seed gives the same augmented batches.
+the clip draw: each example's random value picks its clip and keys the stateless op that draws
+its uniforms; :func:`vidshard.augment.draw` turns them into the crop box and flip (the rule of
+every reader), and TensorFlow's ops apply them, so the same seed gives the same augmented batches.
 """
 from __future__ import annotations
 
@@ -30,9 +30,12 @@ from typing import Iterable
 
 import tensorflow as tf
 
+import numpy as np
+
 from vidshard import augment as augmentation
 from vidshard.errors import ShardFormatError
 from vidshard.format import storage
+from vidshard.format.codec import tf_frame_decoder
 from vidshard.format.info import DatasetInfo, load_info
 from vidshard.format.schema import tf_feature_spec
 from vidshard.format.splits import split_files
@@ -61,13 +64,7 @@ def _decoder(info: DatasetInfo, split: str):
         def decode_frames(encoded):
             return tf.io.decode_raw(encoded[0], tf.uint8)
     elif info.encoding in ("jpeg", "png"):
-        if info.encoding == "jpeg":
-            def decode_one(data):
-                return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
-        else:
-            def decode_one(data):
-                return tf.io.decode_png(data, channels=3, dtype=tf.uint8)
-
+        decode_one = tf_frame_decoder(info.encoding)
         frames_per_example = info.clip.clips_in(split) * info.clip.n_frames
 
         def decode_sequence(encoded):
@@ -132,29 +129,25 @@ _AUGMENT_STREAM = 0x617567
 def _augmenter(augment: tuple[str, ...], height: int, width: int, pick=_pick_random_clip):
     """A map function ``(element, random_value) -> element`` that picks the clip and augments it.
 
-    The formulas are :func:`vidshard.augment.draw`'s, on uniforms drawn by
-    ``stateless_uniform`` keyed by the example's random value.
+    The uniforms come from ``stateless_uniform`` keyed by the example's random value; the crop box
+    and the flip from them are :func:`vidshard.augment.draw`'s (run as a NumPy function: the rule
+    is written once), applied with TensorFlow's crop, bilinear resize and reverse.
     """
-    low, high = augmentation.CROP_AREA
-
-    def crop_and_resize(clip, u):
-        side = tf.sqrt(low + (high - low) * u[0])
-        h = tf.maximum(1, tf.cast(tf.round(height * side), tf.int32))
-        w = tf.maximum(1, tf.cast(tf.round(width * side), tf.int32))
-        top = tf.minimum(tf.cast(u[1] * tf.cast(height - h + 1, tf.float32), tf.int32), height - h)
-        left = tf.minimum(tf.cast(u[2] * tf.cast(width - w + 1, tf.float32), tf.int32), width - w)
-        box = clip[:, top:top + h, left:left + w]
-        resized = tf.image.resize(box, (height, width), method="bilinear")
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    def box_and_flip(uniforms):
+        how = augmentation.draw(uniforms, augment, height, width)
+        return np.array([*(how.box or (0, 0, height, width)), how.flip], np.int32)
 
     def pick_and_augment(element, random_value):
         clip, label, video_id = pick(element, random_value)
         u = tf.random.stateless_uniform([augmentation.UNIFORMS_PER_CLIP],
                                         seed=tf.stack([random_value, tf.constant(_AUGMENT_STREAM, tf.int64)]))
+        drawn = tf.ensure_shape(tf.numpy_function(box_and_flip, [u], tf.int32, stateful=False), (5,))
+        top, left, h, w, flip = (drawn[i] for i in range(5))
         if "crop" in augment:
-            clip = crop_and_resize(clip, u)
+            resized = tf.image.resize(clip[:, top:top + h, left:left + w], (height, width), method="bilinear")
+            clip = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
         if "flip" in augment:
-            clip = tf.cond(u[3] < 0.5, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+            clip = tf.cond(flip > 0, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
         return clip, label, video_id
 
     return pick_and_augment
@@ -216,11 +209,11 @@ def make_dataset(
     data_dir = os.fspath(data_dir)
     if storage.scheme_of(data_dir) == "s3":  # TensorFlow dropped its S3 filesystem (tensorflow-io has it)
         raise ShardFormatError(f"{data_dir}: tf.data does not read s3://; read it with the TF-free reader, "
-                               "vidshard.numpy_reader.ShardReader (training with `backend` jax or torch reads with it), or use gs://")
+                               "vidshard.readers.numpy_reader.ShardReader (training with `backend` jax or torch reads with it), or use gs://")
     info = load_info(data_dir)
     if info.file_format != "tfrecord":
         raise ShardFormatError(f"{data_dir} holds {info.file_format} shards, which tf.data does not read: use "
-                               f"vidshard.numpy_reader or vidshard.grain_data, or shard with `file_format` tfrecord")
+                               f"vidshard.readers.numpy_reader or vidshard.readers.grain_data, or shard with `file_format` tfrecord")
     whole = part is None
     if whole:
         part = Part.whole(data_dir, info, split)
