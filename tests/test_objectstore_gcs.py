@@ -27,7 +27,9 @@ from vidshard.numpy_reader import ShardReader  # noqa: E402
 from vidshard.testing.objectstores import Faults, GcsEmulator, StoreProxy  # noqa: E402
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip  # noqa: E402
 
-from objectstore_checks import assert_one_line_error, assert_same_output, kill_after_staging, vidshard  # noqa: E402
+from objectstore_checks import (  # noqa: E402
+    assert_one_line_error, assert_same_output, check_export_tfds, kill_after_staging, vidshard,
+)
 
 BUCKET = "vidshard-gcs"
 CLASSES = MOTION_CLASSES[:3]
@@ -115,6 +117,27 @@ def test_overwrite_replaces_a_gs_output_and_its_absence_is_refused(emulator, loc
     result = vidshard("shard", SOURCE, f"gs://{BUCKET}/out", *OPTIONS, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert_same_output(objects(bucket, "out/"), local_reference, SOURCE)
+
+
+def test_export_tfds_has_the_store_copy_the_shards_and_writes_a_local_exports_files(emulator, gs_output, tmp_path):
+    """export-tfds of a gs:// output: TFDS's folder (DATA_DIR/tfds) holds a local export's files, the shards
+    copied by the store (GCS's objects.copy), none read by the client; twice is the same; bad input is one line."""
+    pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install -e '.[tfds]'")
+    bucket, _, proxy = emulator
+    for blob in bucket.list_blobs(prefix="out/"):  # an output of its own, so out/ stays as the other tests expect
+        bucket.copy_blob(blob, bucket, "tfdsout/" + blob.name[len("out/"):])
+    check_export_tfds(f"gs://{BUCKET}/tfdsout", lambda uri: objects(bucket, uri.split("/", 3)[3] + "/"), proxy,
+                      tmp_path / "local")
+    before = objects(bucket, "tfdsout/")
+    for args, fragment in ((["gs://no-such-bucket/out"], "bucket no-such-bucket does not exist"),
+                           ([f"gs://{BUCKET}/tfdsout", "--to", "gs://no-such-bucket/t"], "bucket no-such-bucket"),
+                           ([f"gs://{BUCKET}/tfdsout", "--to", f"s3://{BUCKET}/t"], "is not in the store of gs://"),
+                           ([f"gs://{BUCKET}/tfdsout", "--to", f"gs://{BUCKET}/in"], "holds other objects")):
+        result = CliRunner().invoke(main, ["export-tfds", *args])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+        assert fragment in lines[0] and args[-1] in lines[0], lines[0]
+    assert objects(bucket, "tfdsout/") == before
 
 
 @pytest.mark.parametrize("faults", [
