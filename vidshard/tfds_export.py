@@ -131,7 +131,7 @@ def export_tfds(data_dir: str, to: str | None = None) -> str:
     - locally, one relative symbolic link per shard file (``train-00000-of-00002.tfrecord ->
       ../train-00000-of-00002.tfrecord``), so the two folders can move together, not apart;
     - in object storage (``s3://``, ``gs://``), which has no links, a copy of each shard object
-      made by the store itself (S3 CopyObject, GCS copy, through Beam's ``FileSystems.copy``):
+      made by the store itself (:func:`vidshard.format.storage.copy`: S3 CopyObject, GCS rewrite):
       no shard byte passes through this machine, but the store then holds the shards twice.
 
     The metadata is written by TFDS's public ``tfds.folder_dataset.write_metadata`` (for a store:
@@ -215,26 +215,15 @@ def _export_in_store(data_dir: str, to: str | None) -> str:
     found = storage.list_names(to)
     if any(name not in METADATA_FILES and name not in names for name in found):
         raise VidshardError(f"{to} holds other objects than an earlier TFDS export; choose another `to`")
-    from apache_beam.io.filesystem import BeamIOError, CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    try:
+    with tempfile.TemporaryDirectory(prefix="vidshard-tfds-") as local:
+        for name in names:  # empty stand-ins, for write_metadata's listing; never uploaded
+            open(os.path.join(local, name), "wb").close()
+        _write_metadata(local, info)  # first: it checks that TFDS's template names the shards
         if INFO_NAME in found:  # until the new one is written, the folder reads as unfinished
-            FileSystems.delete([storage.join(to, INFO_NAME)])
-        with ThreadPoolExecutor(COPY_THREADS) as pool:  # every copy is one request the store carries out
-            list(pool.map(lambda pair: FileSystems.copy([pair[0]], [pair[1]]),
-                          [(source, storage.join(to, name)) for source, name in zip(sources, names)]))
-        with tempfile.TemporaryDirectory(prefix="vidshard-tfds-") as local:
-            for name in names:  # empty stand-ins, for write_metadata's listing; never uploaded
-                open(os.path.join(local, name), "wb").close()
-            _write_metadata(local, info)
-            written = sorted(set(os.listdir(local)) - set(names), key=lambda name: (name == INFO_NAME, name))
-            for name in written:
-                with open(os.path.join(local, name), "rb") as src, FileSystems.create(
-                        storage.join(to, name), compression_type=CompressionTypes.UNCOMPRESSED) as dst:
-                    dst.write(src.read())
-    except BeamIOError as exc:
-        details = getattr(exc, "exception_details", None) or {}
-        reason = "; ".join(f"{key}: {value}" for key, value in details.items()) or str(exc)
-        raise VidshardError(f"{to}: export-tfds failed: {' '.join(reason.split())}") from None
+            storage.delete(storage.join(to, INFO_NAME))
+        with ThreadPoolExecutor(COPY_THREADS) as pool:  # every copy is a request the store carries out
+            list(pool.map(storage.copy, sources, [storage.join(to, name) for name in names]))
+        for name in sorted(set(os.listdir(local)) - set(names), key=lambda name: (name == INFO_NAME, name)):
+            with open(os.path.join(local, name), "rb") as fh:
+                storage.write_bytes(storage.join(to, name), fh.read())
     return to

@@ -12,7 +12,7 @@ from vidshard.format.info import load_info
 
 @click.command("export-tfds")
 @click.argument("data_dir", type=DATA_DIR)
-@object_store_options(beam_too=True)  # Beam's FileSystems copy shards in a store
+@object_store_options()
 @click.option("--to", "to", default=None, metavar="DIR",
               help="Folder for TFDS's dataset_info.json and features.json  [default: DATA_DIR/tfds]")
 def export_tfds_command(data_dir: str, to: str | None) -> None:
