@@ -14,7 +14,8 @@ from vidshard.format.info import load_info
 @click.argument("data_dir", type=DATA_DIR)
 @object_store_options()
 @click.option("--to", "to", default=None, metavar="DIR",
-              help="Folder for TFDS's dataset_info.json and features.json  [default: DATA_DIR/tfds]")
+              help="Folder for TFDS's dataset_info.json and features.json, in DATA_DIR's store  "
+                   "[default: DATA_DIR/tfds]")
 def export_tfds_command(data_dir: str, to: str | None) -> None:
     """Make vidshard output DATA_DIR loadable with tfds.builder_from_directory (needs vidshard[tfds]).
 

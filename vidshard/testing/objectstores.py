@@ -20,8 +20,9 @@ response, which is how tests measure that a zip is read by ranges, never whole.
 :class:`TensorFlowGcsFront` puts TensorFlow's own GCS filesystem, which ignores
 ``STORAGE_EMULATOR_HOST``, in front of the emulator: an HTTPS proxy that answers as Google's hosts::
 
-    with GcsEmulator() as gcs, StoreProxy(gcs.endpoint, api="gcs") as proxy, TensorFlowGcsFront(proxy.endpoint) as front:
-        subprocess.run([...], env={**os.environ, **front.environment})  # tf.io.gfile / tf.data on gs://
+    with GcsEmulator() as gcs, StoreProxy(gcs.endpoint, api="gcs") as proxy:
+        with TensorFlowGcsFront(proxy.endpoint) as front:
+            subprocess.run([...], env={**os.environ, **front.environment})  # tf.io.gfile / tf.data on gs://
 
 Standard library only (plus the servers' own packages, started as subprocesses, and ``cryptography``
 for the front's certificate).
