@@ -21,7 +21,9 @@ pytest.importorskip("boto3", reason="object-storage tests need the s3 extra: pip
 pytest.importorskip("moto.server", reason="object-storage tests need the s3 extra: pip install -e '.[s3]'")
 
 import boto3  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
 
+from vidshard.cli import main  # noqa: E402
 from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import arrayrecord, storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402
@@ -33,7 +35,9 @@ from vidshard.testing.objectstores import (  # noqa: E402
 )
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip  # noqa: E402
 
-from objectstore_checks import assert_one_line_error, assert_same_output, kill_after_staging, vidshard  # noqa: E402
+from objectstore_checks import (  # noqa: E402
+    assert_one_line_error, assert_same_output, check_export_tfds, kill_after_staging, vidshard,
+)
 
 BUCKET = "vidshard-test"
 CLASSES = MOTION_CLASSES[:3]
@@ -195,6 +199,32 @@ def test_readers_and_tools_read_the_s3_output_in_place(server, s3_output, local_
     assert all(record.range for record in proxy.log if record.method == "GET" and record.path.endswith(".tfrecord"))
 
 
+def test_export_tfds_has_the_store_copy_the_shards_and_writes_a_local_exports_files(server, s3_output, tmp_path):
+    """export-tfds of an s3:// output: TFDS's folder (DATA_DIR/tfds) holds a local export's files, the
+    shards copied by the store (CopyObject), none read by the client; twice is the same; bad input is one line."""
+    pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install -e '.[tfds]'")
+    client, proxy = server
+    for name in objects(client, "out/"):  # a copy of the output of its own, so out/ stays as the other tests expect
+        client.copy_object(Bucket=BUCKET, Key=f"tfdsout/{name}", CopySource={"Bucket": BUCKET, "Key": f"out/{name}"})
+    options = s3_options(proxy.endpoint)
+    check_export_tfds(f"s3://{BUCKET}/tfdsout", lambda uri: objects(client, uri.split("/", 3)[3] + "/"), proxy,
+                      tmp_path / "local", options)
+    before = objects(client, "tfdsout/")
+    for args, fragments in (
+            (["s3://no-such-bucket/out"], ["s3://no-such-bucket/out", "bucket no-such-bucket"]),
+            ([f"s3://{BUCKET}/tfdsout", "--to", "s3://no-such-bucket/t"], ["s3://no-such-bucket/t", "bucket no-such"]),
+            ([f"s3://{BUCKET}/tfdsout", "--to", str(tmp_path / "here")], ["is not in the store of s3://"]),
+            ([str(tmp_path / "local"), "--to", f"s3://{BUCKET}/up"], [f"s3://{BUCKET}/up is not in the store of"]),
+            ([f"s3://{BUCKET}/tfdsout", "--to", f"s3://{BUCKET}/folders"], ["holds other objects than an earlier"]),
+            ([f"s3://{BUCKET}/tfdsout", "--to", f"s3://{BUCKET}/tfdsout/"], ["is the output itself"])):
+        result = CliRunner().invoke(main, ["export-tfds", *args, *options])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+        assert all(fragment in lines[0] for fragment in fragments), lines[0]
+    assert objects(client, "tfdsout/") == before and not (tmp_path / "here").exists()
+    assert not objects(client, "up/")
+
+
 def test_tf_data_refuses_s3_naming_the_tf_free_reader_and_array_record_is_refused(s3_output):
     from vidshard.readers.tf_data import make_dataset
 
@@ -276,8 +306,6 @@ def test_bad_object_storage_input_is_one_line_before_any_work(server, tmp_path):
         (["inspect", "s3://no-such-bucket/out", *endpoint], ["s3://no-such-bucket/out", "bucket no-such-bucket"]),
         (["inspect", f"s3://{BUCKET}/in", *endpoint], [f"s3://{BUCKET}/in has no dataset_info.json"]),
     ]
-    if importlib.util.find_spec("tensorflow_datasets") is not None:  # not done yet: refused in one line
-        cases.append((["export-tfds", f"s3://{BUCKET}/out", *endpoint], ["export-tfds writes beside a local output"]))
     for args, fragments in cases:
         assert_one_line_error(vidshard(*args), *fragments)
     assert not objects(client, "never/") and not objects(client, "folders/out")

@@ -24,10 +24,12 @@ from vidshard.errors import ShardFormatError  # noqa: E402
 from vidshard.format import storage  # noqa: E402
 from vidshard.format.info import ERRORS_FILE, INFO_FILE  # noqa: E402
 from vidshard.readers.numpy_reader import ShardReader  # noqa: E402
-from vidshard.testing.objectstores import Faults, GcsEmulator, StoreProxy  # noqa: E402
+from vidshard.testing.objectstores import Faults, GcsEmulator, StoreProxy, TensorFlowGcsFront  # noqa: E402
 from vidshard.testing.synthetic import MOTION_CLASSES, VideoSpec, make_ucf_zip  # noqa: E402
 
-from objectstore_checks import assert_one_line_error, assert_same_output, kill_after_staging, vidshard  # noqa: E402
+from objectstore_checks import (  # noqa: E402
+    assert_one_line_error, assert_same_output, check_export_tfds, kill_after_staging, vidshard,
+)
 
 BUCKET = "vidshard-gcs"
 CLASSES = MOTION_CLASSES[:3]
@@ -115,6 +117,81 @@ def test_overwrite_replaces_a_gs_output_and_its_absence_is_refused(emulator, loc
     result = vidshard("shard", SOURCE, f"gs://{BUCKET}/out", *OPTIONS, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert_same_output(objects(bucket, "out/"), local_reference, SOURCE)
+
+
+def test_export_tfds_has_the_store_copy_the_shards_and_writes_a_local_exports_files(emulator, gs_output, tmp_path):
+    """export-tfds of a gs:// output: TFDS's folder (DATA_DIR/tfds) holds a local export's files, the shards
+    copied by the store (GCS's objects.copy), none read by the client; twice is the same; bad input is one line."""
+    pytest.importorskip("tensorflow_datasets", reason="export-tfds needs the tfds extra: pip install -e '.[tfds]'")
+    bucket, _, proxy = emulator
+    for blob in bucket.list_blobs(prefix="out/"):  # an output of its own, so out/ stays as the other tests expect
+        bucket.copy_blob(blob, bucket, "tfdsout/" + blob.name[len("out/"):])
+    check_export_tfds(f"gs://{BUCKET}/tfdsout", lambda uri: objects(bucket, uri.split("/", 3)[3] + "/"), proxy,
+                      tmp_path / "local")
+    before = objects(bucket, "tfdsout/")
+    for args, fragment in ((["gs://no-such-bucket/out"], "bucket no-such-bucket does not exist"),
+                           ([f"gs://{BUCKET}/tfdsout", "--to", "gs://no-such-bucket/t"], "bucket no-such-bucket"),
+                           ([f"gs://{BUCKET}/tfdsout", "--to", f"s3://{BUCKET}/t"], "is not in the store of gs://"),
+                           ([f"gs://{BUCKET}/tfdsout", "--to", f"gs://{BUCKET}/in"], "holds other objects")):
+        result = CliRunner().invoke(main, ["export-tfds", *args])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+        assert fragment in lines[0] and args[-1] in lines[0], lines[0]
+    assert objects(bucket, "tfdsout/") == before
+
+
+#: Run in a subprocess with TensorFlowGcsFront's environment: tf.data (vidshard.readers.tf_data) and TFDS read the
+#: gs:// output and its TFDS export through TensorFlow's own GCS filesystem, and the same on local disk;
+#: prints a digest of every element, per reader, place and split.
+_TF_GCS = r"""
+import hashlib, json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from vidshard.readers.tf_data import make_dataset
+out_gs, out_local, tfds_gs, tfds_local = sys.argv[1:5]
+digest = lambda *arrays: hashlib.sha256(b"".join(np.asarray(a).tobytes() for a in arrays)).hexdigest()
+found = {"exists": tf.io.gfile.exists(out_gs + "/dataset_info.json")}
+for where, uri in (("gs", out_gs), ("local", out_local)):
+    for split in ("train", "val", "test"):
+        batches = make_dataset(uri, split, batch_size=2, shuffle=False, cache=False)
+        found[f"tf.data {where} {split}"] = [digest(c.numpy(), l.numpy()) for c, l in batches]
+for where, folder in (("gs", tfds_gs), ("local", tfds_local)):
+    builder = tfds.builder_from_directory(folder)
+    for split in builder.info.splits:
+        examples = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))
+        found[f"tfds {where} {split}"] = [digest(e["frames"], e["label"], e["video_id"]) for e in examples]
+print(json.dumps(found))
+"""
+
+
+def test_tf_data_and_tfds_read_gs_in_place_through_tensorflows_gcs_filesystem(emulator, gs_output, local_reference,
+                                                                               tmp_path):
+    """TensorFlow's own GCS filesystem, pointed at the emulator by TensorFlowGcsFront (an HTTPS proxy answering as
+    Google's hosts): tf.data reads the gs:// output and TFDS its gs:// export, by ranged GETs, each element equal to
+    the one read from the same output on disk."""
+    pytest.importorskip("tensorflow_datasets", reason="TFDS needs the tfds extra: pip install -e '.[tfds]'")
+    _, _, proxy = emulator
+    exported = CliRunner().invoke(main, ["export-tfds", f"gs://{BUCKET}/out", "--to", f"gs://{BUCKET}/out-tfds"])
+    assert exported.exit_code == 0, exported.output
+    local_tfds = tmp_path / "local-tfds"
+    exported = CliRunner().invoke(main, ["export-tfds", str(local_reference), "--to", str(local_tfds)])
+    assert exported.exit_code == 0, exported.output
+    proxy.set_faults(Faults())
+    with TensorFlowGcsFront(proxy.endpoint) as front:
+        run = subprocess.run([sys.executable, "-c", _TF_GCS, f"gs://{BUCKET}/out", str(local_reference),
+                              f"gs://{BUCKET}/out-tfds", str(local_tfds)], capture_output=True, text=True,
+                             timeout=600, env={**os.environ, **front.environment, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found.pop("exists") is True
+    for key in [key for key in found if " gs " in key]:
+        assert found[key] == found[key.replace(" gs ", " local ")] and found[key], key
+    assert len([key for key in found if key.startswith("tfds gs")]) == 3
+    # TensorFlow read the shards itself, from storage.googleapis.com, by ranged GETs (XML API paths).
+    reads = [record for record in proxy.log if record.method == "GET" and record.path.startswith(f"/{BUCKET}/")
+             and ".tfrecord" in record.path]
+    assert reads and all(record.range for record in reads), reads
 
 
 @pytest.mark.parametrize("faults", [

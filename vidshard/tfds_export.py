@@ -3,10 +3,12 @@
 TFDS reads a dataset from a folder that holds *its* ``dataset_info.json`` and ``features.json``.
 vidshard's output already has a ``dataset_info.json`` of another schema (the shard contract other
 tools read), so the TFDS metadata goes into a folder of its own, by default ``DATA_DIR/tfds``.
-TFDS's public ``tfds.folder_dataset.write_metadata`` writes it, and finds the data files in the
-folder it writes to, so that folder holds a relative symbolic link to each shard file (nothing
-is copied), and the TFDS features are declared over the Example keys the shards already hold,
-so TFDS parses the existing bytes:
+TFDS's public ``tfds.folder_dataset.write_metadata`` writes it, and TFDS finds the data files in
+the folder of its metadata, so that folder holds each shard under its name: locally a relative
+symbolic link (nothing is copied); in ``s3://`` or ``gs://``, which have no links, a copy the
+store makes itself (no shard byte passes through this machine; the store holds the shards twice).
+The TFDS features are declared over the Example keys the shards already hold, so TFDS parses the
+existing bytes:
 
 ============== ===================================================================================
 feature        TFDS feature
@@ -33,6 +35,8 @@ this module imports TensorFlow Datasets (an optional extra: ``pip install 'vidsh
 from __future__ import annotations
 
 import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -52,6 +56,11 @@ DEFAULT_FOLDER = "tfds"
 DATASET_NAME = "vidshard"
 #: vidshard's shard names, ``{split}-SSSSS-of-NNNNN.{suffix}``, in TFDS's template language.
 SHARD_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"
+#: What ``write_metadata`` writes into the folder: TFDS's metadata, and the one ClassLabel's names.
+INFO_NAME = "dataset_info.json"
+METADATA_FILES = (INFO_NAME, "features.json", "label.labels.txt")
+#: Shard copies requested at once from an object store (each one a single request the store carries out).
+COPY_THREADS = 8
 #: TFDS's file suffix (which names its file format) of each vidshard file format.
 _SUFFIX = {"tfrecord": "tfrecord", "array_record": "array_record"}
 
@@ -116,32 +125,29 @@ def _description(info: DatasetInfo) -> str:
 def export_tfds(data_dir: str, to: str | None = None) -> str:
     """Write TFDS's metadata for the vidshard output ``data_dir`` into ``to``; return that folder.
 
-    ``to`` defaults to ``data_dir/tfds``.  The shards stay where they are: ``to`` holds, beside
-    TFDS's metadata, one relative symbolic link per shard file (``train-00000-of-00002.tfrecord ->
-    ../train-00000-of-00002.tfrecord``), so the two folders can move together, not apart.  The
-    metadata is written by TFDS's public ``tfds.folder_dataset.write_metadata``, which finds the
-    data files in the folder it writes to.  Refuses (:class:`VidshardError`, one line)
-    gzip-compressed outputs, which TFDS cannot read, and an existing ``to`` that holds anything
-    but an earlier export.
+    ``to`` defaults to ``data_dir/tfds``.  TFDS reads the data files from the folder of its own
+    metadata, so that folder must hold the shards under their names:
+
+    - locally, one relative symbolic link per shard file (``train-00000-of-00002.tfrecord ->
+      ../train-00000-of-00002.tfrecord``), so the two folders can move together, not apart;
+    - in object storage (``s3://``, ``gs://``), which has no links, a copy of each shard object
+      made by the store itself (:func:`vidshard.format.storage.copy`: S3 CopyObject, GCS rewrite):
+      no shard byte passes through this machine, but the store then holds the shards twice.
+
+    The metadata is written by TFDS's public ``tfds.folder_dataset.write_metadata`` (for a store:
+    into a local temporary folder, then uploaded, ``dataset_info.json`` last).  Refuses
+    (:class:`VidshardError`, one line, before any work) gzip-compressed outputs, which TFDS cannot
+    read, an existing ``to`` that holds anything but an earlier export, and a ``to`` in another
+    store than ``data_dir``.  Running it again gives the same folder.
     """
     if storage.is_remote(data_dir) or (to is not None and storage.is_remote(to)):
-        # TFDS reads the data files from the folder of its own dataset_info.json; the output's is vidshard's, so
-        # the TFDS folder is another one that links to the shards, and object stores have no links (see sources.md).
-        raise VidshardError(f"{to if to is not None and storage.is_remote(to) else data_dir}: export-tfds writes "
-                            "beside a local output only: TFDS reads the shards from the folder of its own "
-                            "dataset_info.json, which links to them, and object stores have no links; read an "
-                            "output in object storage with vidshard.readers.numpy_reader.ShardReader (or Grain, PyTorch, "
-                            "tf.data on gs://), or copy it to a local folder first")
-    info = load_info(data_dir)
-    if info.compression != "none":
-        raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "
-                            f"shard again with `compression` none")
+        return _export_in_store(data_dir, to)
+    info = _checked_info(data_dir)
     to = to if to is not None else os.path.join(data_dir, DEFAULT_FOLDER)
-    paths = {split: split_files(data_dir, split, info)[1] for split in info.splits}
-    links = {os.path.basename(path): os.path.relpath(path, to) for split_paths in paths.values() for path in split_paths}
+    paths = _shard_paths(data_dir, info)
+    links = {os.path.basename(path): os.path.relpath(path, to) for path in paths}
     if os.path.isdir(to):
-        earlier = {"dataset_info.json", "features.json", "label.labels.txt"}
-        others = [name for name in os.listdir(to) if name not in earlier
+        others = [name for name in os.listdir(to) if name not in METADATA_FILES
                   and not (name in links and os.path.islink(os.path.join(to, name)))]
         if others:
             raise VidshardError(f"{to} holds other files than an earlier TFDS export; choose another `to`")
@@ -151,18 +157,73 @@ def export_tfds(data_dir: str, to: str | None = None) -> str:
         if os.path.islink(link):
             os.remove(link)
         os.symlink(target, link)
-    template = tfds.core.ShardedFileTemplate(data_dir=to, template=SHARD_TEMPLATE, dataset_name=DATASET_NAME)
+    _write_metadata(to, info)
+    return to
+
+
+def _checked_info(data_dir: str) -> DatasetInfo:
+    info = load_info(data_dir)
+    if info.compression != "none":
+        raise VidshardError(f"{data_dir} has {info.compression}-compressed shards, which TFDS cannot read: "
+                            f"shard again with `compression` none")
+    return info
+
+
+def _shard_paths(data_dir: str, info: DatasetInfo) -> list[str]:
+    """Every shard file of every split (checked to exist)."""
+    return [path for split in info.splits for path in split_files(data_dir, split, info)[1]]
+
+
+def _write_metadata(folder: str, info: DatasetInfo) -> None:
+    """TFDS's metadata files into the local ``folder``, which holds a file named as each shard
+    (``write_metadata`` lists the folder for the files its template names)."""
+    template = tfds.core.ShardedFileTemplate(data_dir=folder, template=SHARD_TEMPLATE, dataset_name=DATASET_NAME)
     split_infos = []
     for split, spl in info.splits.items():
         # TFDS finds the files by its template: it must name exactly vidshard's files, in order.
         split_template = template.replace(split=split, filetype_suffix=_SUFFIX[info.file_format])
         named = [os.path.basename(path) for path in split_template.sharded_filepaths(len(spl.shards))]
-        if named != [os.path.basename(path) for path in paths[split]]:
+        if named != list(spl.shards):
             raise VidshardError(f"split {split}: TFDS would look for {named[0]}..., the shards are {spl.shards[0]}...")
         split_infos.append(tfds.core.SplitInfo(name=split, shard_lengths=list(spl.shard_lengths),
                                                num_bytes=spl.num_bytes, filename_template=split_template))
     tfds.folder_dataset.write_metadata(
-        data_dir=to, features=tfds_features(info), split_infos=split_infos, version=f"{info.format_version}.0.0",
+        data_dir=folder, features=tfds_features(info), split_infos=split_infos, version=f"{info.format_version}.0.0",
         filename_template=template, check_data=False,  # the caller reads the data; TFDS's check would start TF
         description=_description(info), supervised_keys=("frames", "label"))
+
+
+def _export_in_store(data_dir: str, to: str | None) -> str:
+    """:func:`export_tfds` for an output in object storage: the store copies the shards into ``to``.
+
+    A relative template (``../{SPLIT}-...``) cannot replace the copies: TFDS joins it to the folder
+    without normalising (``gs://b/out/tfds/../train-...``), and an object store has no folders to
+    go up from, so that is another, missing object's name.
+    """
+    to = (to if to is not None else storage.join(data_dir, DEFAULT_FOLDER)).rstrip("/")
+    if storage.scheme_of(to) != storage.scheme_of(data_dir):
+        raise VidshardError(f"{to} is not in the store of {data_dir}: TFDS reads the shards from the folder of its "
+                            "metadata, which the store fills by copying them, so the two must be in one store "
+                            "(the default is DATA_DIR/tfds)")
+    if to == data_dir.rstrip("/"):
+        raise VidshardError(f"{to} is the output itself: TFDS's dataset_info.json would replace vidshard's; "
+                            "choose another `to` (the default is DATA_DIR/tfds)")
+    info = _checked_info(data_dir)
+    sources = _shard_paths(data_dir, info)
+    names = [source.rsplit("/", 1)[1] for source in sources]
+    storage.check_bucket(to)
+    found = storage.list_names(to)
+    if any(name not in METADATA_FILES and name not in names for name in found):
+        raise VidshardError(f"{to} holds other objects than an earlier TFDS export; choose another `to`")
+    with tempfile.TemporaryDirectory(prefix="vidshard-tfds-") as local:
+        for name in names:  # empty stand-ins, for write_metadata's listing; never uploaded
+            open(os.path.join(local, name), "wb").close()
+        _write_metadata(local, info)  # first: it checks that TFDS's template names the shards
+        if INFO_NAME in found:  # until the new one is written, the folder reads as unfinished
+            storage.delete(storage.join(to, INFO_NAME))
+        with ThreadPoolExecutor(COPY_THREADS) as pool:  # every copy is a request the store carries out
+            list(pool.map(storage.copy, sources, [storage.join(to, name) for name in names]))
+        for name in sorted(set(os.listdir(local)) - set(names), key=lambda name: (name == INFO_NAME, name)):
+            with open(os.path.join(local, name), "rb") as fh:
+                storage.write_bytes(storage.join(to, name), fh.read())
     return to

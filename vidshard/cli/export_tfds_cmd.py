@@ -1,4 +1,4 @@
-"""``vidshard export-tfds``: TensorFlow Datasets metadata beside a vidshard output, no data copied."""
+"""``vidshard export-tfds``: TensorFlow Datasets metadata beside a vidshard output (local, ``s3://`` or ``gs://``)."""
 from __future__ import annotations
 
 import os
@@ -14,12 +14,14 @@ from vidshard.format.info import load_info
 @click.argument("data_dir", type=DATA_DIR)
 @object_store_options()
 @click.option("--to", "to", default=None, metavar="DIR",
-              help="Folder for TFDS's dataset_info.json and features.json  [default: DATA_DIR/tfds]")
+              help="Folder for TFDS's dataset_info.json and features.json, in DATA_DIR's store  "
+                   "[default: DATA_DIR/tfds]")
 def export_tfds_command(data_dir: str, to: str | None) -> None:
     """Make vidshard output DATA_DIR loadable with tfds.builder_from_directory (needs vidshard[tfds]).
 
-    Writes TFDS's metadata only; it names the existing shard files by a path relative to the
-    metadata folder, so keep the two folders together.
+    Writes TFDS's metadata, and makes the shards appear in its folder: a relative link per shard
+    for a local output (keep the two folders together), a copy made by the store for an s3:// or
+    gs:// output (nothing passes through this machine; the store holds the shards twice).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow C++ INFO/WARNING logs
     try:

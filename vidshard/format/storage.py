@@ -9,6 +9,8 @@ Beam's gcsio uses), imported only when an ``s3://`` or ``gs://`` path is read.
 
 Reads stream: :func:`open_read` returns a seekable file whose every fill is one ranged GET of
 :data:`READ_CHUNK` bytes, so a shard is never copied to local disk and memory stays bounded.
+The few writes a tool makes beside an output (``export-tfds``: :func:`copy`, :func:`write_bytes`,
+:func:`delete`) go through the same clients; :func:`copy` is done by the store itself.
 
 Configuration takes Beam's option names (``s3_endpoint_url``, ``s3_access_key_id``,
 ``s3_secret_access_key``, ``s3_session_token``, ``s3_region_name``, ``s3_verify``,
@@ -219,6 +221,51 @@ def check_bucket(uri: str) -> None:
         _call(uri, lambda: _client("s3", CHECK_ATTEMPTS).head_bucket(Bucket=bucket))
     elif _call(uri, lambda: _client("gs").lookup_bucket(bucket)) is None:
         raise StorageError(f"{uri}: bucket {bucket} does not exist")
+
+
+def copy(source: str, destination: str) -> None:
+    """Copy one object to ``destination`` in the same store, done by the store: no byte of it passes
+    through this machine (S3: CopyObject, or UploadPartCopy parts for a big object, as boto3's managed
+    copy chooses; GCS: objects.rewrite, repeated until the store says it is done)."""
+    if not is_remote(source) or scheme_of(source) != scheme_of(destination):
+        raise ValueError(f"copy within one object store only, not {source} -> {destination}")
+    (source_bucket, source_key), (bucket, key) = _split(source), _split(destination)
+    if scheme_of(source) == "s3":
+        _call(destination, lambda: _client("s3").copy({"Bucket": source_bucket, "Key": source_key}, bucket, key))
+        return
+
+    def gcs_rewrite() -> None:
+        client = _client("gs")
+        original, target = client.bucket(source_bucket).blob(source_key), client.bucket(bucket).blob(key)
+        token, _, _ = target.rewrite(original)
+        while token is not None:  # a big object, or one moved between locations, takes several calls
+            token, _, _ = target.rewrite(original, token=token)
+    _call(destination, gcs_rewrite)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write one small object in one request (it appears whole, or not at all)."""
+    bucket, key = _split(uri)
+    if scheme_of(uri) == "s3":
+        _call(uri, lambda: _client("s3").put_object(Bucket=bucket, Key=key, Body=data))
+    else:
+        _call(uri, lambda: _client("gs").bucket(bucket).blob(key).upload_from_string(data))
+
+
+def delete(uri: str) -> None:
+    """Delete one object (S3 answers a missing one as deleted; so does this, on GCS too)."""
+    bucket, key = _split(uri)
+    if scheme_of(uri) == "s3":
+        _call(uri, lambda: _client("s3").delete_object(Bucket=bucket, Key=key))
+        return
+    from google.api_core.exceptions import NotFound
+
+    def gcs_delete() -> None:
+        try:
+            _client("gs").bucket(bucket).blob(key).delete()
+        except NotFound:
+            pass
+    _call(uri, gcs_delete)
 
 
 def _get_range(uri: str, start: int, end: int) -> bytes:

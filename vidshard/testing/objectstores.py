@@ -15,17 +15,30 @@ load: answer every Nth request with the store's retryable error (S3: ``503 SlowD
 Nth connection without an answer, or wait before answering.  It passes the client's ``Host`` on,
 so the URLs the GCS emulator hands out (an object's ``mediaLink``, a resumable upload's
 ``Location``) point at the proxy, not past it.  Its log counts the body bytes of every
-response, which is how tests measure that a zip is read by ranges, never whole.  Standard library
-only (plus the servers' own packages, started as subprocesses).
+response, which is how tests measure that a zip is read by ranges, never whole.
+
+:class:`TensorFlowGcsFront` puts TensorFlow's own GCS filesystem, which ignores
+``STORAGE_EMULATOR_HOST``, in front of the emulator: an HTTPS proxy that answers as Google's hosts::
+
+    with GcsEmulator() as gcs, StoreProxy(gcs.endpoint, api="gcs") as proxy:
+        with TensorFlowGcsFront(proxy.endpoint) as front:
+            subprocess.run([...], env={**os.environ, **front.environment})  # tf.io.gfile / tf.data on gs://
+
+Standard library only (plus the servers' own packages, started as subprocesses, and ``cryptography``
+for the front's certificate).
 """
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import select
 import socket
+import socketserver
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -308,5 +321,138 @@ class StoreProxy:
         self._thread.join()
 
 
-__all__ = ["Faults", "GcsEmulator", "MotoServer", "ProxyRecord", "StoreProxy", "TEST_ACCESS_KEY",
-           "TEST_SECRET_KEY", "free_port"]
+class _FrontServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _FrontHandler(socketserver.BaseRequestHandler):
+    """One client connection: ``CONNECT host:443``, then TLS as ``host``, relayed to the upstream in plain HTTP."""
+
+    server: "_FrontServer"
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.request.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        method, target = (head.split(b"\r\n", 1)[0].decode("latin-1").split() + ["", ""])[:2]
+        if method != "CONNECT" or target.rsplit(":", 1)[0] not in GOOGLE_HOSTS:
+            self.request.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            return
+        self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        try:
+            tls = self.server.context.wrap_socket(self.request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        with tls, socket.create_connection(self.server.upstream, timeout=60) as upstream:
+            _relay(tls, upstream)
+
+
+def _relay(tls: ssl.SSLSocket, upstream: socket.socket) -> None:
+    """Copy bytes both ways until either side closes (one thread: an SSL socket is not shared between threads)."""
+    while True:
+        ready = [tls] if tls.pending() else select.select([tls, upstream], [], [], 60)[0]
+        if not ready:
+            return
+        for source in ready:
+            try:
+                data = source.recv(1 << 16)
+            except (OSError, ssl.SSLError):
+                return
+            if not data:
+                return
+            (upstream if source is tls else tls).sendall(data)
+
+
+#: The hosts TensorFlow's GCS filesystem talks to (compiled into TSL's ``gcs_file_system.cc``).
+GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
+
+
+class TensorFlowGcsFront:
+    """An HTTPS proxy on 127.0.0.1 that answers TensorFlow's GCS filesystem as ``www.googleapis.com``
+    and ``storage.googleapis.com``, relaying every request to ``upstream`` (the GCS emulator, or a
+    :class:`StoreProxy` in front of it).
+
+    TensorFlow's GCS filesystem has its endpoints compiled in and ignores ``STORAGE_EMULATOR_HOST``.
+    Its HTTP client, libcurl, takes a proxy from ``https_proxy``, and TensorFlow takes the CA bundle
+    from ``CURL_CA_BUNDLE`` and a bearer token from ``GOOGLE_AUTH_TOKEN_FOR_TESTING``, so a process
+    started with :attr:`environment` sends ``CONNECT www.googleapis.com:443`` here; the proxy ends
+    TLS with a certificate made for the two names (self-signed, valid one day, in a temporary folder)
+    and relays the plain HTTP, ``Host`` header and all, to ``upstream``.  It refuses every other
+    host.  Reads only: the emulator hands out ``http://`` resumable-upload URLs, which libcurl would
+    then fetch past this proxy.  Needs ``cryptography`` (installed with apache-beam).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        parts = urllib.parse.urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._server: _FrontServer | None = None
+        self._thread: threading.Thread | None = None
+        self.ca_bundle = ""
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None, "start the front first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a TensorFlow process needs to reach the emulator through this front."""
+        return {"https_proxy": self.endpoint, "HTTPS_PROXY": self.endpoint, "CURL_CA_BUNDLE": self.ca_bundle,
+                "GOOGLE_AUTH_TOKEN_FOR_TESTING": "vidshard-test-token", "NO_GCE_CHECK": "True",
+                "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+
+    def _certificate(self, folder: str) -> tuple[str, str]:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vidshard test front of the GCS emulator")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                       .serial_number(x509.random_serial_number())
+                       .not_valid_before(now - datetime.timedelta(minutes=5))
+                       .not_valid_after(now + datetime.timedelta(days=1))
+                       .add_extension(x509.SubjectAlternativeName([x509.DNSName(host) for host in GOOGLE_HOSTS]),
+                                      critical=False)
+                       .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                       .sign(key, hashes.SHA256()))
+        cert_path, key_path = os.path.join(folder, "front.pem"), os.path.join(folder, "front.key")
+        with open(cert_path, "wb") as fh:
+            fh.write(certificate.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+        return cert_path, key_path
+
+    def __enter__(self) -> "TensorFlowGcsFront":
+        self._folder = tempfile.TemporaryDirectory(prefix="vidshard-front-")
+        self.ca_bundle, key_path = self._certificate(self._folder.name)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_bundle, key_path)
+        self._server = _FrontServer(("127.0.0.1", 0), _FrontHandler)
+        self._server.context, self._server.upstream = context, self._upstream
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        if self._folder is not None:
+            self._folder.cleanup()
+
+
+__all__ = ["Faults", "GOOGLE_HOSTS", "GcsEmulator", "MotoServer", "ProxyRecord", "StoreProxy", "TEST_ACCESS_KEY",
+           "TEST_SECRET_KEY", "TensorFlowGcsFront", "free_port"]
