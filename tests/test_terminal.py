@@ -55,7 +55,9 @@ def test_shard_hides_workers_and_decoders_unless_verbose(source, tmp_path):
 
     verbose = _vidshard("-v", "shard", str(source), str(tmp_path / "verbose"), *options)
     assert verbose.returncode == 0, verbose.stderr
-    assert "Logging handler created" in verbose.stderr  # each DirectRunner worker process logs its start-up
+    # What quiet hid comes through: the decoder's warning on the broken file (OpenCV, native, in a worker), and
+    # where the worker's root logger has a stream handler (it depends on the installed extras) Beam's start-up line.
+    assert _noise(verbose.stderr), verbose.stderr
 
 
 def test_tensorflow_start_up_lines_only_with_verbose(tmp_path):
