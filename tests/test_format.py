@@ -10,7 +10,7 @@ import pytest
 
 from vidshard.errors import ShardFormatError
 from vidshard.format.info import INFO_FILE, DatasetInfo, load_info
-from vidshard.format.schema import FEATURES, ClipRecord, encode_example, parse_clip_into, parse_example
+from vidshard.format.schema import FEATURES, ClipRecord, encode_example, parse_clip_into, parse_example, video_id_of
 from vidshard.format.splits import split_files
 from vidshard.sampling import ClipSpec
 
@@ -94,6 +94,9 @@ def test_parse_follows_the_declared_encoding(encoding):
     assert (parsed.video_id, parsed.label, parsed.label_name) == (record.video_id, 1, "Archery")
     out = np.zeros((3, 8, 6, 3), np.uint8)
     assert parse_clip_into(serialized, encoding, out, clip=1) == (1, record.video_id) and np.array_equal(out, record.frames[1])
+    assert video_id_of(serialized) == record.video_id
+    with pytest.raises(ShardFormatError, match="not a valid tf.train.Example"):
+        video_id_of(b"\xff" * 9)
     other = "png" if encoding == "raw" else "raw"
     with pytest.raises(ShardFormatError, match=f"{other} frame entries"):
         parse_example(serialized, other)  # never guessed from the payload

@@ -265,6 +265,8 @@ def test_audit_report_is_one_self_contained_page(mixed, tmp_path):
         assert counts["all"][column] == f"{videos} ({videos * 4 / 60:.1f} min)"
     # Histograms: one per summarised signal; thumbnails: one per stored flagged video and per pair member.
     assert len([src for src in page.images if src.startswith("data:image/png")]) == 11
+    pairs = len(page.tables["pairs"]) - 1
+    assert len([src for src in page.images if src.startswith("data:image/jpeg")]) == len(flagged) - len(black) + 2 * pairs
     # Not audited: one line, no traceback.
     plain = subprocess.run([sys.executable, "-m", "vidshard.cli", "audit", str(tmp_path / "nothing")],
                            capture_output=True, text=True)

@@ -8,10 +8,12 @@ as a share of the job's; plus the CPU of :func:`vidshard.quality.video.audit_row
 videos of 4 random 64-bit hashes each, with planted near-copies (random flips within the
 threshold), searched by :func:`vidshard.quality.hashing.near_duplicates`; wall time, candidate
 pairs compared against the n^2/2 of a full comparison, and whether every planted pair was found.
-``python -m vidshard.bench.quality report [--videos 13320]``: the ``vidshard audit`` page of that
-many synthetic rows (jittered copies of a real audited output's rows, about 3% flagged): its
-size, the time to render it, and headless Chromium's time to load it less its time for an empty
-page.  Each prints one JSON object.
+``python -m vidshard.bench.quality report [--videos 13320] [--stored-pairs P]``: the ``vidshard audit``
+page of that many rows: a real audited output's (by default a small one; with P, one of P
+cross-split copies and about P videos with injected defects, 40 frames each, so the page carries
+thumbnails up to its caps) and synthetic rows up to N (jittered copies of its clean rows, about 3%
+flagged, not stored): its size and thumbnails, the time to render it, and headless Chromium's time
+to load it less its time for an empty page.  Each prints one JSON object.
 """
 from __future__ import annotations
 
@@ -99,14 +101,16 @@ def duplicates(videos: int, planted: int, bits: int, seed: int = 0) -> dict:
 
 def _synthetic_rows(template: list[dict], videos: int, seed: int = 0) -> list[dict]:
     """``videos`` quality rows shaped like UCF101's (101 classes, train/test), signals jittered from real rows:
-    about 3% flagged and 1% in near-duplicate pairs."""
+    about 3% flagged and 1% in near-duplicate pairs.  Their ids (``split/ClassNNN/...``) sort after the
+    mixed set's (``split/Alpha/...``), so a page's first pairs are the stored ones."""
     rng = np.random.default_rng(seed)
     clean = [row for row in template if not row["flags"]] or template
     rows = []
     for number in range(videos):
         base = dict(clean[number % len(clean)])
         name = f"v_Class{number % 101:03d}_g{number // 101 % 25 + 1:02d}_c{number % 7 + 1:02d}_{number}.avi"
-        base.update(video_id=f"UCF101/{name}", split="test" if number % 25 < 7 else "train",
+        split = "test" if number % 25 < 7 else "train"
+        base.update(video_id=f"{split}/Class{number % 101:03d}/{name}", split=split,
                     class_name=f"Class{number % 101:03d}", duplicates=[], flags={}, excluded=None)
         for key in ("luma_mean", "noise", "blur", "sharpness", "blockiness", "motion"):
             base[key] = round(float(base[key]) * float(rng.lognormal(0, 0.2)), 3)
@@ -130,31 +134,38 @@ def _chromium_seconds(chromium: str, page: str, profile: str) -> float:
     return time.perf_counter() - started
 
 
-def report(videos: int, repeats: int) -> dict:
-    """The audit page of ``videos`` synthetic rows (a real small audited output with its quality.jsonl
-    replaced): render time, size, and headless Chromium's load time less its time for an empty page."""
+def report(videos: int, repeats: int, stored_pairs: int = 0) -> dict:
+    """The audit page of ``videos`` rows: a real audited output's (``stored_pairs`` cross-split copies and
+    about as many injected defects, or a small set) and synthetic rows after them in its quality.jsonl;
+    size, thumbnails, render time, and headless Chromium's load time less its time for an empty page."""
     import shutil
 
     from vidshard.quality.report import write_report
     from vidshard.quality.table import QUALITY_FILE, to_jsonl
-    from vidshard.testing.defects import write_mixed_set
+    from vidshard.testing.defects import DEFECT_FLAGS, write_mixed_set
 
     with tempfile.TemporaryDirectory(prefix="vidshard-bench-") as folder:
         source, out = os.path.join(folder, "source"), os.path.join(folder, "out")
-        write_mixed_set(source, per_defect=1, clean=4, copies=2)
+        if stored_pairs:
+            write_mixed_set(source, per_defect=-(-stored_pairs // len(DEFECT_FLAGS)), clean=2 * stored_pairs,
+                            copies=2 * stored_pairs, frames=40)
+        else:
+            write_mixed_set(source, per_defect=1, clean=4, copies=2)
         subprocess.run([sys.executable, "-m", "vidshard.cli", "shard", source, out, "--split-by", "folder", "--audit",
                         "--quiet"], check=True, capture_output=True)
         with open(os.path.join(out, QUALITY_FILE), encoding="utf-8") as fh:
             template = [json.loads(line) for line in fh]
-        rows = _synthetic_rows(template, videos)
+        rows = template + _synthetic_rows(template, videos - len(template))
         with open(os.path.join(out, QUALITY_FILE), "w", encoding="utf-8") as fh:
             fh.write(to_jsonl(rows))
         page = os.path.join(folder, "audit.html")
         started = time.perf_counter()
         size = write_report(out, page)
         render = time.perf_counter() - started
-        result = {"videos": videos, "flagged": sum(bool(row["flags"]) for row in rows), "page_bytes": size,
-                  "render_seconds": round(render, 2)}
+        with open(page, encoding="utf-8") as fh:
+            thumbnails = fh.read().count('<img class="strip"')
+        result = {"videos": len(rows), "stored": len(template), "flagged": sum(bool(row["flags"]) for row in rows),
+                  "page_bytes": size, "thumbnails": thumbnails, "render_seconds": round(render, 2)}
         chromium = shutil.which("chromium")
         if chromium:
             empty = os.path.join(folder, "empty.html")
@@ -182,13 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     three = sub.add_parser("report")
     three.add_argument("--videos", type=int, default=13320)
     three.add_argument("--repeats", type=int, default=3)
+    three.add_argument("--stored-pairs", type=int, default=0)
     args = parser.parse_args(argv)
     if args.what == "cost":
         result = cost(args.videos, args.size, args.repeats)
     elif args.what == "duplicates":
         result = duplicates(args.videos, args.planted, args.bits)
     else:
-        result = report(args.videos, args.repeats)
+        result = report(args.videos, args.repeats, args.stored_pairs)
     print(json.dumps(result))
 
 

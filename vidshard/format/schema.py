@@ -209,6 +209,18 @@ class _Parsed:
             out[i] = frame
 
 
+def video_id_of(serialized: bytes) -> str:
+    """The video id of one serialized Example, no frame decoded: a protobuf parse, about 4 us for a
+    120 KB record here (a byte search per wanted id cost 8 ms a record with 600 ids wanted)."""
+    try:
+        values = Example.FromString(serialized).features.feature["video_id"].bytes_list.value
+    except ProtoDecodeError as exc:
+        raise ShardFormatError(f"record is not a valid tf.train.Example: {exc}") from None
+    if len(values) != 1:
+        raise ShardFormatError(f"record holds {len(values)} values of 'video_id', expected 1")
+    return values[0].decode("utf-8")
+
+
 def parse_example(serialized: bytes, encoding: str) -> ClipRecord:
     """Parse one serialized Example of an output stored with ``encoding`` into a :class:`ClipRecord`."""
     parsed = _Parsed(serialized, encoding)

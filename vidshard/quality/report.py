@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from vidshard.errors import ShardFormatError
 from vidshard.format import storage
 from vidshard.format.info import ERRORS_FILE, DatasetInfo, load_info
-from vidshard.format.schema import parse_example
+from vidshard.format.schema import parse_example, video_id_of
 from vidshard.format.file_adapters import iter_shard
 from vidshard.format.splits import split_files
 from vidshard.quality.flags import FLAGS, RULES, Thresholds
@@ -74,7 +74,7 @@ def histograms(rows: Sequence[Mapping[str, Any]], thresholds: Thresholds) -> lis
 
 def strips(data_dir: str, info: DatasetInfo, wanted: Iterable[str]) -> dict[str, str]:
     """``video_id -> JPEG data URI``: up to :data:`STRIP_FRAMES` stored frames side by side, for the wanted
-    videos found in the shards (a cheap byte test before a record is parsed)."""
+    videos found in the shards (each record's id read first; only the wanted ones are decoded)."""
     wanted = set(wanted)
     found: dict[str, str] = {}
     for split in info.splits:
@@ -83,12 +83,9 @@ def strips(data_dir: str, info: DatasetInfo, wanted: Iterable[str]) -> dict[str,
         _, paths = split_files(data_dir, split)
         for path in paths:
             for serialized in iter_shard(path, info, verify=False):
-                candidates = [video for video in wanted - found.keys() if video.encode("utf-8") in serialized]
-                if not candidates:
+                if video_id_of(serialized) not in wanted:
                     continue
                 record = parse_example(serialized, info.encoding)
-                if record.video_id not in wanted:
-                    continue
                 frames = record.frames.reshape(-1, *record.frames.shape[-3:])
                 picks = frames[np.linspace(0, len(frames) - 1, min(STRIP_FRAMES, len(frames))).round().astype(int)]
                 width = round(STRIP_HEIGHT * picks.shape[2] / picks.shape[1])
