@@ -195,6 +195,43 @@ def test_audit_options_are_checked(mixed, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_python_api_shard_takes_the_audit(mixed, tmp_path):
+    """``vidshard.shard(..., exclude=..., thresholds=...)`` runs the audit the command's options would: the
+    thresholds reach the job, excluded videos are recorded in errors.jsonl, nothing is ignored."""
+    import vidshard
+
+    source, truth = mixed
+    out = tmp_path / "out"
+    result = vidshard.shard(source, out, split_by="folder", size=112, exclude=["frozen"],
+                            thresholds={"noise_sigma": 3.0}, progress=False)
+    errors = [json.loads(line) for line in (out / ERRORS_FILE).read_text().splitlines()]
+    frozen = {video for video, flags in truth.items() if "frozen" in flags}
+    assert {error["video_id"] for error in errors} == frozen
+    assert all(error["stage"] == "quality" and error["flag"] == "frozen" for error in errors)
+    assert sum(result.written.values()) == len(truth) - len(frozen)
+    quality = load_info(str(out)).extra["quality"]
+    assert quality["exclude"] == ["frozen"] and quality["thresholds"]["noise_sigma"] == 3.0
+    assert set(_rows(out)) == set(truth)
+
+
+def test_python_api_checks_the_audit_arguments(mixed, tmp_path):
+    import vidshard
+    from vidshard.errors import VidshardError
+
+    source, _ = mixed
+    for kwargs, message in [
+        ({"thresholds": {"noise_sigma": 3.0}}, "`thresholds` are the quality audit's: pass `audit=True`"),
+        ({"exclude": "frozen,bogus"}, "`exclude`: unknown quality flag.*bogus"),
+        ({"audit": True, "thresholds": {"noise": 3.0}}, "`thresholds`: unknown threshold.*noise"),
+        ({"audit": True, "thresholds": Thresholds(black_share=1.5)}, "black_share=1.5: must be a number from 0 to 1"),
+        ({"audit": Audit(), "exclude": "black"}, "`audit` is a whole Audit"),
+        ({"audit": "yes"}, "`audit` must be True, False or an Audit"),
+    ]:
+        with pytest.raises(VidshardError, match=message):
+            vidshard.shard(source, tmp_path / "out", split_by="folder", progress=False, **kwargs)
+        assert not (tmp_path / "out").exists()
+
+
 def test_audio_track_is_read_from_the_container_header(tmp_path):
     pytest.importorskip("av", reason="pip install 'vidshard[dev]' (PyAV writes the test videos)")
     from vidshard.quality.video import has_audio

@@ -17,13 +17,14 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from vidshard.errors import VidshardError
 from vidshard.sources.base import DEFAULT_MAX_MEMBER_BYTES
 
 if TYPE_CHECKING:
     from vidshard.pipelines.launch import ShardResult
+    from vidshard.quality.flags import Audit, Thresholds
 
 #: The readers :func:`load` can return, by name.
 BACKENDS = ("numpy", "torch", "tf", "grain")
@@ -54,6 +55,9 @@ def shard(
     shards: int | None = None,
     compression: str = "none",
     file_format: str = "tfrecord",
+    audit: "bool | Audit" = False,
+    exclude: str | Sequence[str] | None = None,
+    thresholds: "Thresholds | Mapping[str, float] | None" = None,
     overwrite: bool = False,
     resume: bool = False,
     timeout: float = 30.0,
@@ -70,6 +74,11 @@ def shard(
     file).  ``seed`` seeds the group order and the clips.  ``beam_args`` are Beam pipeline options
     (``["--runner", "DaskRunner"]``); without them the DirectRunner.  ``progress`` shows a
     ``tqdm.auto`` bar (a widget in Jupyter).  The plan's warnings are Python ``UserWarning`` s.
+    ``audit``, ``exclude`` and ``thresholds`` are ``--audit``, ``--exclude`` and the threshold
+    options (docs/quality.md): ``exclude`` is ``"frozen,black"`` or a list of flags and turns the
+    audit on; ``thresholds`` is a :class:`~vidshard.quality.flags.Thresholds` or a dict of some of
+    its fields and needs ``audit=True`` or ``exclude``; ``audit`` may also be a whole
+    :class:`~vidshard.quality.flags.Audit` (:func:`~vidshard.quality.flags.audit_settings`).
     Bad arguments raise before the source is opened and before anything is written; returns
     the job's result: ``result.info`` is the ``dataset_info.json`` written,
     ``result.summary(data_dir)`` the command's summary lines.
@@ -77,10 +86,12 @@ def shard(
     from vidshard.pipelines.job import shard as run  # Beam: imported only now
     from vidshard.pipelines.options import check_beam_args
     from vidshard.planning import Selection
+    from vidshard.quality.flags import audit_settings
     from vidshard.sampling import ClipSpec, EncodeSettings
     from vidshard.sources import SourceOptions
 
     _check_ipython_needs()
+    audited = audit_settings(audit, exclude, thresholds)
     height, width = (size, size) if isinstance(size, int) else size
     clip = ClipSpec(n_frames=n_frames, frame_step=frame_step, height=height, width=width,
                     clips_per_video=clips_per_video, seed=seed, sampling=sampling, fps=fps, eval_clips=eval_clips)
@@ -97,7 +108,7 @@ def shard(
     if quiet:
         beam_logger.setLevel(logging.ERROR)
     try:
-        return run(os.fspath(source), os.fspath(data_dir), selection, EncodeSettings(clip, encoding, quality),
+        return run(os.fspath(source), os.fspath(data_dir), selection, EncodeSettings(clip, encoding, quality, audited),
                    compression=compression, shards=shards, file_format=file_format, source_options=options,
                    overwrite=overwrite, resume=resume, beam_args=beam_args, progress=progress)
     finally:

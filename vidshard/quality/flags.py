@@ -8,8 +8,10 @@ by ``--exclude`` is listed in ``errors.jsonl`` with why.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
+
+from vidshard.errors import VidshardError
 
 #: Flags from one video's own signals, in report order.
 VIDEO_FLAGS: tuple[str, ...] = ("black", "blank", "dark", "frozen", "noisy", "blurry", "blocky")
@@ -35,6 +37,28 @@ class Thresholds:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+#: Threshold field -> (lowest, highest, whether the lowest itself is refused): the values that mean something.
+#: The command's options take the same ranges (:mod:`vidshard.cli.quality_options`).
+THRESHOLD_RANGES: dict[str, tuple[float, float, bool]] = {
+    "black_share": (0, 1, False), "blank_share": (0, 1, False), "dark_luma": (0, 255, False),
+    "frozen_seconds": (0, float("inf"), True), "noise_sigma": (0, float("inf"), True),
+    "sharpness": (0, float("inf"), True), "blockiness": (1, float("inf"), True), "duplicate_bits": (0, 15, False),
+}
+
+
+def check_thresholds(thresholds: Thresholds) -> None:
+    """Raise a one-line :class:`VidshardError` naming the first threshold outside :data:`THRESHOLD_RANGES`."""
+    for field in fields(thresholds):
+        value = getattr(thresholds, field.name)
+        low, high, open_low = THRESHOLD_RANGES[field.name]
+        kind = int if field.name == "duplicate_bits" else (int, float)
+        number = isinstance(value, kind) and not isinstance(value, bool)
+        if not number or not (low < value if open_low else low <= value) or value > high:
+            bound = f"above {low:g}" if open_low else f"from {low:g}"
+            raise VidshardError(f"`thresholds` {field.name}={value!r}: must be a number {bound}"
+                                + (f" to {high:g}" if high != float("inf") else ""))
 
 
 #: flag -> (signal, comparison, threshold field): the rule each video flag applies.
@@ -101,3 +125,47 @@ class Audit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"thresholds": self.thresholds.to_dict(), "exclude": list(self.exclude)}
+
+
+def audit_settings(audit: bool | Audit = False, exclude: str | Sequence[str] | None = None,
+                   thresholds: Thresholds | Mapping[str, float] | None = None) -> Audit | None:
+    """The :class:`Audit` the Python API's ``audit``, ``exclude`` and ``thresholds`` arguments ask for; None for none.
+
+    The same rules as ``vidshard shard``'s options: ``exclude`` (``"frozen,black"`` or a list of
+    flags) turns the audit on, and thresholds without ``audit`` or ``exclude`` are refused (they
+    would be ignored).  ``audit`` may be a whole :class:`Audit`, and then neither of the others.
+    ``thresholds`` is a :class:`Thresholds` or a mapping of some of its fields (the rest default).
+    Raises a one-line :class:`VidshardError` naming the argument.
+    """
+    if isinstance(audit, Audit):
+        if exclude is not None or thresholds is not None:
+            raise VidshardError("`audit` is a whole Audit (thresholds and exclusions): pass `exclude` and "
+                                "`thresholds` inside it, not beside it")
+        unknown = [flag for flag in audit.exclude if flag not in FLAGS]
+        if unknown:
+            raise VidshardError(f"`audit` excludes unknown quality flag(s) {', '.join(unknown)}: choose from "
+                                f"{', '.join(FLAGS)}")
+        check_thresholds(audit.thresholds)
+        return audit
+    if not isinstance(audit, bool):
+        raise VidshardError(f"`audit` must be True, False or an Audit, not {audit!r}")
+    flags: tuple[str, ...] = ()
+    if exclude is not None:
+        try:
+            flags = parse_exclude(exclude if isinstance(exclude, str) else ",".join(exclude))
+        except ValueError as exc:
+            raise VidshardError(f"`exclude`: {exc}") from None
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        known = {field.name for field in fields(Thresholds)}
+        unknown = sorted(set(thresholds) - known)
+        if unknown:
+            raise VidshardError(f"`thresholds`: unknown threshold(s) {', '.join(unknown)}: choose from "
+                                f"{', '.join(sorted(known))}")
+        thresholds = Thresholds(**thresholds)
+    if not audit and not flags:
+        if thresholds is not None:
+            raise VidshardError("`thresholds` are the quality audit's: pass `audit=True` (or `exclude`) too")
+        return None
+    thresholds = thresholds or Thresholds()
+    check_thresholds(thresholds)
+    return Audit(thresholds, flags)
