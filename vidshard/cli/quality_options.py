@@ -11,24 +11,30 @@ from typing import Any, Callable
 import click
 
 from vidshard.cli.wording import bad_value
-from vidshard.quality.flags import FLAGS, Audit, Thresholds, parse_exclude
+from vidshard.quality.flags import FLAGS, THRESHOLD_RANGES, Audit, Thresholds, parse_exclude
 
 _DEFAULTS = Thresholds()
+
+
+def _range(field: str) -> click.ParamType:
+    """The click type of a threshold: its range from :data:`~vidshard.quality.flags.THRESHOLD_RANGES` (stated once)."""
+    low, high, open_low = THRESHOLD_RANGES[field]
+    if field == "duplicate_bits":
+        return click.IntRange(int(low), int(high), min_open=open_low)
+    return click.FloatRange(low, None if high == float("inf") else high, min_open=open_low)
+
+
 #: option name -> (Thresholds field, click type, help)
-THRESHOLD_OPTIONS: dict[str, tuple[str, Any, str]] = {
-    "--black-share": ("black_share", click.FloatRange(0, 1), "black: share of seen frames near-black at least"),
-    "--blank-share": ("blank_share", click.FloatRange(0, 1), "blank: share of seen frames near-uniform at least"),
-    "--dark-luma": ("dark_luma", click.FloatRange(0, 255), "dark: mean luma (0-255) below"),
-    "--frozen-seconds": ("frozen_seconds", click.FloatRange(min=0, min_open=True),
-                         "frozen: seconds of unchanged consecutive seen frames at least"),
-    "--noise-sigma": ("noise_sigma", click.FloatRange(min=0, min_open=True),
-                      "noisy: Immerkaer noise sigma (luma levels) at least"),
-    "--sharpness": ("sharpness", click.FloatRange(min=0, min_open=True),
-                    "blurry: Laplacian variance over luma variance below"),
-    "--blockiness": ("blockiness", click.FloatRange(min=1, min_open=True),
-                     "blocky: 8x8 block-boundary steps over other steps at least"),
-    "--duplicate-bits": ("duplicate_bits", click.IntRange(0, 15), "duplicate: video pHash distance (bits of 64) at most"),
-}
+THRESHOLD_OPTIONS: dict[str, tuple[str, Any, str]] = {option: (field, _range(field), text) for option, field, text in (
+    ("--black-share", "black_share", "black: share of seen frames near-black at least"),
+    ("--blank-share", "blank_share", "blank: share of seen frames near-uniform at least"),
+    ("--dark-luma", "dark_luma", "dark: mean luma (0-255) below"),
+    ("--frozen-seconds", "frozen_seconds", "frozen: seconds of unchanged consecutive seen frames at least"),
+    ("--noise-sigma", "noise_sigma", "noisy: Immerkaer noise sigma (luma levels) at least"),
+    ("--sharpness", "sharpness", "blurry: Laplacian variance over luma variance below"),
+    ("--blockiness", "blockiness", "blocky: 8x8 block-boundary steps over other steps at least"),
+    ("--duplicate-bits", "duplicate_bits", "duplicate: video pHash distance (bits of 64) at most"),
+)}
 
 
 def _param(option: str) -> str:

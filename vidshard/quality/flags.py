@@ -40,7 +40,7 @@ class Thresholds:
 
 
 #: Threshold field -> (lowest, highest, whether the lowest itself is refused): the values that mean something.
-#: The command's options take the same ranges (:mod:`vidshard.cli.quality_options`).
+#: The command's options take their click types from it (:mod:`vidshard.cli.quality_options`).
 THRESHOLD_RANGES: dict[str, tuple[float, float, bool]] = {
     "black_share": (0, 1, False), "blank_share": (0, 1, False), "dark_luma": (0, 255, False),
     "frozen_seconds": (0, float("inf"), True), "noise_sigma": (0, float("inf"), True),
