@@ -12,7 +12,8 @@ from vidshard.errors import VidshardError
 @click.command("demo")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Where the zip, shards and run go (default: a new folder under the system temp dir, kept).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (default: the demo's 40).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training epochs (default: the demo's, 40 for motion, 50 for noise).")
 @click.option("--task", type=click.Choice(("motion", "noise")), default="motion", show_default=True,
               help="motion: classify the direction of motion (UCF101-shaped zip over HTTP); noise: the seed's own task, "
                    "detect noisy videos (clean and noisy videos made from clean ones; docs/quality.md).")
