@@ -1,9 +1,9 @@
 """One video's quality row: its pixel signals (from the decoded clips) and its stream facts.
 
 Called by the sharding pipeline on the frames it has just decoded (:mod:`vidshard.decode`), so
-no video is decoded twice.  Whether a stream carries audio is read from the container's header
-with PyAV when it is installed (``pip install 'vidshard[quality]'``); OpenCV cannot tell, so
-without PyAV ``audio`` is None (unknown).
+no video is decoded twice.  Whether a stream carries audio, which OpenCV cannot tell, is read from
+the container's header bytes (:func:`has_audio`); for containers not read there ``audio`` is None
+(unknown).
 """
 from __future__ import annotations
 
